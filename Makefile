@@ -1,0 +1,39 @@
+# The two commands of the README: `make dev` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: dev test lint typecheck crds e2e clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+## dev: set everything up and run the embedded system on this machine
+dev: $(STAMP)
+	$(BIN)/recluster dev
+
+## test: set everything up and run lint, type checks and the test suite
+test: $(STAMP) lint typecheck
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check operator tests benchmarks
+	$(BIN)/ruff format --check operator tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+## crds: regenerate crds/ and charts/recluster/crds/ from the models
+crds: $(STAMP)
+	$(BIN)/recluster crds
+
+## e2e: end-to-end tests on a kind cluster (needs Docker and kind)
+e2e: $(STAMP)
+	$(BIN)/pytest -m e2e
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
