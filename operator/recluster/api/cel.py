@@ -1,0 +1,108 @@
+"""CEL rules of the CRDs, generated from the same tables the pydantic validators read.
+
+Each rule is what the apiserver evaluates at admission (`x-kubernetes-validations`).
+Rules only test presence (`has`) and compare enum strings, so their cost is
+constant and far inside the apiserver's budget.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .clustering import ALGORITHM_PARAMETERS, COMMON_PARAMETERS, ClusteringConfig
+from .schedule import SCHEDULE_FIELDS
+
+Rule = dict[str, Any]
+
+MAX_TRIGGER_NAME = 52
+"""ClusterTrigger names are capped like CronJob names: Job names append a suffix."""
+
+
+def _quoted(values: list[str]) -> str:
+    return "[" + ", ".join(f"'{v}'" for v in values) + "]"
+
+
+def trigger_spec_rules() -> list[Rule]:
+    """Rules on ClusterTrigger.spec: the seed's cross-field requirements."""
+    rules: list[Rule] = [
+        {
+            "rule": "has(self.cluster_id) || has(self.execution_config)",
+            "message": "one of cluster_id or execution_config is required",
+            "fieldPath": ".execution_config",
+            "reason": "FieldValueRequired",
+        },
+        {
+            "rule": "!has(self.cluster_id) || !has(self.execution_config)",
+            "message": "cluster_id and execution_config are mutually exclusive: give one",
+            "fieldPath": ".cluster_id",
+            "reason": "FieldValueForbidden",
+        },
+    ]
+    for trigger_type, fields in SCHEDULE_FIELDS.items():
+        for name in fields:
+            rules.append(
+                {
+                    "rule": (
+                        f"self.trigger_type != '{trigger_type}' || has(self.schedule_config.{name})"
+                    ),
+                    "message": (
+                        f"schedule_config.{name} is required when trigger_type is {trigger_type}"
+                    ),
+                    "fieldPath": f".schedule_config.{name}",
+                    "reason": "FieldValueRequired",
+                }
+            )
+    for trigger_type, fields in SCHEDULE_FIELDS.items():
+        for name in fields:
+            rules.append(
+                {
+                    "rule": (
+                        f"!has(self.schedule_config.{name}) || "
+                        f"self.trigger_type == '{trigger_type}'"
+                    ),
+                    "message": (
+                        f"schedule_config.{name} belongs to trigger_type {trigger_type} only"
+                    ),
+                    "fieldPath": f".schedule_config.{name}",
+                    "reason": "FieldValueForbidden",
+                }
+            )
+    return rules
+
+
+def clustering_config_rules() -> list[Rule]:
+    """Rules on execution_config.config: which parameters each algorithm takes."""
+    rules: list[Rule] = []
+    for algorithm, rule in ALGORITHM_PARAMETERS.items():
+        for name in rule.required:
+            rules.append(
+                {
+                    "rule": f"self.algorithm != '{algorithm}' || has(self.{name})",
+                    "message": f"{name} is required when algorithm is {algorithm}",
+                    "fieldPath": f".{name}",
+                    "reason": "FieldValueRequired",
+                }
+            )
+    parameters = [name for name in ClusteringConfig.model_fields if name not in COMMON_PARAMETERS]
+    for name in parameters:
+        owners = [a for a, r in ALGORITHM_PARAMETERS.items() if name in r.allowed]
+        rules.append(
+            {
+                "rule": f"!has(self.{name}) || self.algorithm in {_quoted(owners)}",
+                "message": f"{name} is a parameter of {', '.join(owners)} only",
+                "fieldPath": f".{name}",
+                "reason": "FieldValueForbidden",
+            }
+        )
+    rules.append(
+        {
+            "rule": (
+                "self.algorithm != 'agglomerative' || "
+                "has(self.n_clusters) != has(self.distance_threshold)"
+            ),
+            "message": "agglomerative needs exactly one of n_clusters and distance_threshold",
+            "fieldPath": ".n_clusters",
+            "reason": "FieldValueInvalid",
+        }
+    )
+    return rules

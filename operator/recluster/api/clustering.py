@@ -1,0 +1,216 @@
+"""What a firing runs: collections plus the clustering algorithm and its parameters.
+
+The parameters are flat, as in the seed's examples
+(`{"algorithm": "kmeans", "n_clusters": 5}`). Which parameters an algorithm
+takes, and which it requires, is one table (`ALGORITHM_PARAMETERS`): the
+pydantic validator, the CRD's CEL rules and the engine all read it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from .base import MAX_COLLECTIONS, Identifier, Loc, Model, reject
+
+Algorithm = Literal[
+    "kmeans",
+    "hdbscan",
+    "dbscan",
+    "agglomerative",
+    "spectral",
+    "gaussian_mixture",
+    "mean_shift",
+    "optics",
+]
+ALGORITHMS: tuple[str, ...] = Algorithm.__args__  # type: ignore[attr-defined]
+
+
+class ParameterRule:
+    """Which parameters one algorithm accepts and which of them it needs."""
+
+    def __init__(self, required: tuple[str, ...], optional: tuple[str, ...]) -> None:
+        self.required = required
+        self.optional = optional
+
+    @property
+    def allowed(self) -> tuple[str, ...]:
+        return self.required + self.optional
+
+
+# Parameters every algorithm accepts (preprocessing and determinism).
+COMMON_PARAMETERS: tuple[str, ...] = ("algorithm", "normalize", "reduction", "random_state")
+
+ALGORITHM_PARAMETERS: dict[str, ParameterRule] = {
+    "kmeans": ParameterRule(("n_clusters",), ("max_iter", "n_init")),
+    "hdbscan": ParameterRule(
+        (),
+        (
+            "min_cluster_size",
+            "min_samples",
+            "cluster_selection_epsilon",
+            "cluster_selection_method",
+        ),
+    ),
+    "dbscan": ParameterRule((), ("eps", "min_samples")),
+    "agglomerative": ParameterRule((), ("n_clusters", "linkage", "distance_threshold")),
+    "spectral": ParameterRule(("n_clusters",), ("affinity", "n_neighbors")),
+    "gaussian_mixture": ParameterRule(("n_clusters",), ("covariance_type", "max_iter")),
+    "mean_shift": ParameterRule((), ("bandwidth",)),
+    "optics": ParameterRule((), ("min_samples", "max_eps", "xi")),
+}
+
+
+class Reduction(Model):
+    """Dimensionality reduction applied before clustering."""
+
+    method: Literal["pca", "umap"] = Field(
+        description="Reduction method: 'pca' (fast, linear) or 'umap' (non-linear, slower)."
+    )
+    n_components: int = Field(
+        ge=1, le=4096, description="Number of dimensions to reduce the embeddings to."
+    )
+
+
+class ClusteringConfig(Model):
+    """Clustering configuration: the algorithm and its parameters, flat."""
+
+    algorithm: Algorithm = Field(
+        description=(
+            "Clustering algorithm: kmeans, hdbscan, dbscan, agglomerative, spectral, "
+            "gaussian_mixture, mean_shift or optics."
+        )
+    )
+    normalize: bool | None = Field(
+        default=None,
+        description="L2-normalise embeddings before clustering (cosine geometry). Default false.",
+    )
+    reduction: Reduction | None = Field(
+        default=None, description="Optional dimensionality reduction before clustering."
+    )
+    random_state: int | None = Field(
+        default=None,
+        ge=0,
+        le=2**31 - 1,
+        description="Seed for deterministic results. Default 42.",
+    )
+    n_clusters: int | None = Field(
+        default=None,
+        ge=2,
+        le=100_000,
+        description=(
+            "Number of clusters (kmeans, spectral, gaussian_mixture: required; "
+            "agglomerative: this or distance_threshold)."
+        ),
+    )
+    max_iter: int | None = Field(
+        default=None, ge=1, le=10_000, description="Maximum iterations (kmeans, gaussian_mixture)."
+    )
+    n_init: int | None = Field(
+        default=None, ge=1, le=100, description="Number of k-means restarts (kmeans)."
+    )
+    min_cluster_size: int | None = Field(
+        default=None, ge=2, le=1_000_000, description="Smallest cluster size (hdbscan). Default 5."
+    )
+    min_samples: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description="Neighbourhood size for core points (hdbscan, dbscan, optics).",
+    )
+    cluster_selection_epsilon: float | None = Field(
+        default=None, ge=0, description="Merge clusters closer than this distance (hdbscan)."
+    )
+    cluster_selection_method: Literal["eom", "leaf"] | None = Field(
+        default=None, description="How hdbscan selects flat clusters: 'eom' (default) or 'leaf'."
+    )
+    eps: float | None = Field(
+        default=None, gt=0, description="Neighbourhood radius (dbscan). Default 0.5."
+    )
+    linkage: Literal["ward", "complete", "average", "single"] | None = Field(
+        default=None, description="Linkage criterion (agglomerative). Default 'ward'."
+    )
+    distance_threshold: float | None = Field(
+        default=None,
+        gt=0,
+        description="Linkage distance above which clusters are not merged (agglomerative).",
+    )
+    affinity: Literal["rbf", "nearest_neighbors"] | None = Field(
+        default=None, description="Affinity matrix construction (spectral). Default 'rbf'."
+    )
+    n_neighbors: int | None = Field(
+        default=None,
+        ge=2,
+        le=10_000,
+        description="Neighbours for the affinity graph (spectral with nearest_neighbors).",
+    )
+    covariance_type: Literal["full", "tied", "diag", "spherical"] | None = Field(
+        default=None, description="Covariance parameterisation (gaussian_mixture). Default 'full'."
+    )
+    bandwidth: float | None = Field(
+        default=None, gt=0, description="Kernel bandwidth (mean_shift). Estimated when absent."
+    )
+    max_eps: float | None = Field(
+        default=None, gt=0, description="Largest neighbourhood radius considered (optics)."
+    )
+    xi: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="Minimum steepness of a cluster boundary, between 0 and 1 (optics).",
+    )
+
+    @model_validator(mode="after")
+    def _parameters_fit_algorithm(self) -> ClusteringConfig:
+        reject("ClusteringConfig", parameter_problems(self.algorithm, set(self.model_fields_set)))
+        return self
+
+
+def parameter_problems(algorithm: str, given: set[str]) -> list[tuple[Loc, str]]:
+    """Why the given parameter names do not fit the algorithm (empty when they do)."""
+    rule = ALGORITHM_PARAMETERS[algorithm]
+    problems: list[tuple[Loc, str]] = []
+    for name in rule.required:
+        if name not in given:
+            problems.append(((name,), f"required when algorithm is {algorithm}"))
+    for name in sorted(given - set(COMMON_PARAMETERS) - set(rule.allowed)):
+        takes = ", ".join(rule.allowed)
+        problems.append(((name,), f"not a parameter of {algorithm} (it takes {takes})"))
+    if algorithm == "agglomerative" and ("n_clusters" in given) == ("distance_threshold" in given):
+        problems.append(
+            (
+                ("n_clusters",),
+                "agglomerative needs exactly one of n_clusters and distance_threshold",
+            )
+        )
+    return problems
+
+
+CollectionIds = Annotated[
+    list[Identifier],
+    Field(
+        min_length=1,
+        max_length=MAX_COLLECTIONS,
+        description="IDs of the collections to cluster together (at least one).",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    ),
+]
+
+
+class ExecutionConfig(Model):
+    """TriggerExecutionConfig: collections and algorithm to use when the trigger fires."""
+
+    collection_ids: CollectionIds
+    config: ClusteringConfig = Field(
+        description="Clustering configuration including algorithm and parameters."
+    )
+
+    @model_validator(mode="after")
+    def _unique_collections(self) -> ExecutionConfig:
+        seen: set[str] = set()
+        for cid in self.collection_ids:
+            if cid in seen:
+                reject("ExecutionConfig", [(("collection_ids",), f"lists {cid!r} twice")])
+            seen.add(cid)
+        return self
