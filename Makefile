@@ -12,9 +12,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-## dev: set everything up and run the embedded system on this machine
+## dev: set everything up and run the embedded system on this machine.
+## Until the operator lands (issue 4) it checks the examples offline and
+## previews when each of them fires.
 dev: $(STAMP)
-	$(BIN)/recluster dev
+	$(BIN)/recluster validate examples/
+	$(BIN)/recluster next examples/ --count 3
 
 ## test: set everything up and run lint, type checks and the test suite
 test: $(STAMP) lint typecheck
