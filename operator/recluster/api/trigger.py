@@ -155,13 +155,20 @@ class Condition(Model):
 class HistoryEntry(Model):
     """One execution, as the original API's execution history reports it."""
 
-    job_id: ShortText
+    job_id: ShortText | None = Field(
+        default=None, description="Name of the Job; empty for a skipped firing."
+    )
     triggered_at: datetime
     scheduled_at: datetime | None = Field(
         default=None, description="When the firing was due (cron/interval)."
     )
     finished_at: datetime | None = None
-    status: Literal["running", "succeeded", "failed"]
+    status: Literal["running", "succeeded", "failed", "skipped", "cancelled"] = Field(
+        description=(
+            "running, succeeded, failed; skipped (Forbid while another ran) or cancelled "
+            "(deleted by Replace, or by hand)."
+        )
+    )
     reason: Literal["schedule", "event", "condition", "manual", "catch_up"] | None = Field(
         default=None, description="What made the trigger fire."
     )
@@ -209,6 +216,10 @@ class ClusterTriggerStatus(Model):
     )
     schedule: ShortText | None = Field(
         default=None, description="Human summary of when the trigger fires (for kubectl get)."
+    )
+    last_manual_execution: ShortText | None = Field(
+        default=None,
+        description="The last value of the recluster.io/execute-now annotation acted upon.",
     )
     observedGeneration: int | None = Field(
         default=None, description="The metadata.generation this status reflects."

@@ -1,0 +1,274 @@
+"""Jobs of a firing: their names, their manifests, and what a finished Job tells.
+
+Pure functions. The name of a firing's Job is derived from the trigger's uid
+and what the firing is (a scheduled instant, a manual request value, the n-th
+event firing), so an operator that crashes after creating a Job and retries
+the same firing computes the same name and adopts the Job it finds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from ..api.clustering import ExecutionConfig
+from ..api.jobtemplate import JobTemplate
+from ..api.trigger import GROUP_VERSION
+
+LABEL_TRIGGER = "recluster.io/trigger"
+LABEL_EXECUTION = "recluster.io/execution"
+ANNOTATION_SCHEDULED_AT = "recluster.io/scheduled-at"
+ANNOTATION_REASON = "recluster.io/reason"
+ANNOTATION_EXECUTE_NOW = "recluster.io/execute-now"
+ANNOTATION_CREATED_BY = "recluster.io/created-by"
+CONTAINER_NAME = "recluster"
+EXECUTION_CONFIG_ENV = "RECLUSTER_EXECUTION_CONFIG"
+DEFAULT_BACKOFF_LIMIT = 1
+TERMINATION_MESSAGE_LIMIT = 4096
+
+JobPhase = Literal["running", "succeeded", "failed"]
+FireReason = Literal["schedule", "catch_up", "manual", "event", "condition"]
+
+
+def execution_id(trigger_uid: str, key: str) -> str:
+    """Ten hex digits naming one firing of one trigger (same inputs, same id)."""
+    return hashlib.sha256(f"{trigger_uid}/{key}".encode()).hexdigest()[:10]
+
+
+def job_name(trigger_name: str, execution: str) -> str:
+    """The Job's name: trigger names are at most 52 characters, so this fits 63."""
+    return f"{trigger_name}-{execution}"
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """Install-wide settings of every Job (from the operator's configuration)."""
+
+    image: str
+    store_uri: str
+    image_pull_policy: str | None = None
+    service_account_name: str | None = None
+    env: Sequence[Mapping[str, Any]] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """What the state machine asks for: one Job for one firing."""
+
+    name: str
+    execution: str
+    scheduled_at: datetime | None
+    reason: FireReason
+    execution_config: ExecutionConfig
+
+
+def _security_context() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def build_job(
+    trigger: Mapping[str, Any],
+    template: JobTemplate | None,
+    request: JobRequest,
+    settings: JobSettings,
+) -> dict[str, Any]:
+    """The batch/v1 Job manifest of a firing.
+
+    `trigger` is the ClusterTrigger's metadata (name, namespace, uid).
+    """
+    template = template or JobTemplate()
+    name, namespace = trigger["name"], trigger["namespace"]
+    labels = {
+        **settings.labels,
+        "app.kubernetes.io/name": "recluster",
+        "app.kubernetes.io/component": "clustering-job",
+        "app.kubernetes.io/managed-by": "recluster-operator",
+        LABEL_TRIGGER: name,
+        LABEL_EXECUTION: request.execution,
+    }
+    annotations: dict[str, str] = {ANNOTATION_REASON: request.reason}
+    if request.scheduled_at is not None:
+        annotations[ANNOTATION_SCHEDULED_AT] = _iso(request.scheduled_at)
+    config = request.execution_config.model_dump(mode="json", exclude_none=True)
+    env: list[dict[str, Any]] = [
+        {"name": EXECUTION_CONFIG_ENV, "value": json.dumps(config, separators=(",", ":"))},
+        {"name": "RECLUSTER_STORE_URI", "value": settings.store_uri},
+        {"name": "RECLUSTER_NAMESPACE", "value": namespace},
+        {"name": "RECLUSTER_RUN_ID", "value": request.name},
+        *[dict(e) for e in settings.env],
+        *[e.model_dump(exclude_none=True) for e in template.env or []],
+    ]
+    container: dict[str, Any] = {
+        "name": CONTAINER_NAME,
+        "image": template.image or settings.image,
+        "args": ["run-job"],
+        "env": env,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": _security_context(),
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+    pull_policy = template.imagePullPolicy or settings.image_pull_policy
+    if pull_policy:
+        container["imagePullPolicy"] = pull_policy
+    if template.resources is not None:
+        container["resources"] = template.resources.model_dump(exclude_none=True)
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "containers": [container],
+        "volumes": [{"name": "tmp", "emptyDir": {}}],
+    }
+    account = template.serviceAccountName or settings.service_account_name
+    if account:
+        pod_spec["serviceAccountName"] = account
+    if template.nodeSelector:
+        pod_spec["nodeSelector"] = dict(template.nodeSelector)
+    if template.tolerations:
+        pod_spec["tolerations"] = [t.model_dump(exclude_none=True) for t in template.tolerations]
+    job_spec: dict[str, Any] = {
+        "backoffLimit": (
+            template.backoffLimit if template.backoffLimit is not None else DEFAULT_BACKOFF_LIMIT
+        ),
+        "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+    }
+    if template.activeDeadlineSeconds is not None:
+        job_spec["activeDeadlineSeconds"] = template.activeDeadlineSeconds
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": request.name,
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": annotations,
+            "ownerReferences": [
+                {
+                    "apiVersion": GROUP_VERSION,
+                    "kind": "ClusterTrigger",
+                    "name": name,
+                    "uid": trigger["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": job_spec,
+    }
+
+
+@dataclass(frozen=True)
+class JobObservation:
+    """What the operator knows of one Job of a trigger."""
+
+    name: str
+    execution: str
+    phase: JobPhase
+    created_at: datetime | None = None
+    finished_at: datetime | None = None
+    scheduled_at: datetime | None = None
+    summary: Mapping[str, Any] | None = None
+    error: str | None = None
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def _condition(job: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
+    for cond in (job.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == kind and cond.get("status") == "True":
+            return dict(cond)
+    return None
+
+
+def _terminated(pods: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The terminated state of the recluster container in the newest pod that has one."""
+    states = []
+    for pod in pods:
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            if status.get("name") != CONTAINER_NAME:
+                continue
+            terminated = (status.get("state") or {}).get("terminated") or (
+                status.get("lastState") or {}
+            ).get("terminated")
+            if terminated:
+                states.append(terminated)
+    states.sort(key=lambda t: str(t.get("finishedAt") or ""))
+    return states[-1] if states else None
+
+
+def parse_summary(message: str | None) -> dict[str, Any] | None:
+    """The JSON summary the job runner writes to its termination message, if it is one."""
+    if not message:
+        return None
+    try:
+        data = json.loads(message)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def observe_job(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]] = ()) -> JobObservation:
+    """Reduce a Job (and its pods) to what the trigger's status needs."""
+    meta = job.get("metadata") or {}
+    status = job.get("status") or {}
+    complete, failed = _condition(job, "Complete"), _condition(job, "Failed")
+    terminated = _terminated(pods)
+    message = (terminated or {}).get("message")
+    summary = parse_summary(message)
+    phase: JobPhase = "running"
+    error = None
+    finished = None
+    if complete or status.get("succeeded"):
+        phase = "succeeded"
+        finished = _time(status.get("completionTime") or (complete or {}).get("lastTransitionTime"))
+    elif failed:
+        phase = "failed"
+        finished = _time(failed.get("lastTransitionTime"))
+        error = _failure_reason(failed, terminated, summary, message)
+    return JobObservation(
+        name=str(meta.get("name")),
+        execution=str((meta.get("labels") or {}).get(LABEL_EXECUTION, "")),
+        phase=phase,
+        created_at=_time(meta.get("creationTimestamp")),
+        finished_at=finished,
+        scheduled_at=_time((meta.get("annotations") or {}).get(ANNOTATION_SCHEDULED_AT)),
+        summary=summary,
+        error=error,
+    )
+
+
+def _failure_reason(
+    failed: Mapping[str, Any],
+    terminated: Mapping[str, Any] | None,
+    summary: Mapping[str, Any] | None,
+    message: str | None,
+) -> str:
+    """One line: the runner's own reason first, then the kubelet's, then the Job's."""
+    if summary and summary.get("error"):
+        return str(summary["error"])[:TERMINATION_MESSAGE_LIMIT]
+    if terminated and terminated.get("reason") == "OOMKilled":
+        return "OOMKilled: the clustering container ran out of memory (raise its memory limit)"
+    if message and not summary:
+        last = message.strip().splitlines()[-1] if message.strip() else ""
+        if last:
+            return last[:TERMINATION_MESSAGE_LIMIT]
+    reason = failed.get("reason") or "Failed"
+    detail = failed.get("message") or ""
+    return f"{reason}: {detail}" if detail else str(reason)

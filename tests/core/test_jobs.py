@@ -1,0 +1,148 @@
+"""Job manifests of a firing, and what a finished Job tells the trigger."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from recluster.api.clustering import ExecutionConfig
+from recluster.api.jobtemplate import JobTemplate
+from recluster.core.jobs import (
+    JobRequest,
+    JobSettings,
+    build_job,
+    execution_id,
+    job_name,
+    observe_job,
+)
+
+TRIGGER = {"name": "daily-2am", "namespace": "team-a", "uid": "1234-uid"}
+CONFIG = ExecutionConfig.model_validate(
+    {"collection_ids": ["col_abc123"], "config": {"algorithm": "kmeans", "n_clusters": 5}}
+)
+SETTINGS = JobSettings(image="ghcr.io/recluster/recluster:0.1.0", store_uri="s3://bucket/store")
+
+
+def request(reason: str = "schedule") -> JobRequest:
+    ex = execution_id("1234-uid", "scheduled/2026-11-29T02:00:00Z")
+    return JobRequest(
+        job_name("daily-2am", ex),
+        ex,
+        datetime(2026, 11, 29, 2, tzinfo=UTC),
+        reason,
+        CONFIG,  # type: ignore[arg-type]
+    )
+
+
+def test_names_are_deterministic_and_fit_63_characters() -> None:
+    a = execution_id("uid", "scheduled/2026-11-29T02:00:00Z")
+    assert a == execution_id("uid", "scheduled/2026-11-29T02:00:00Z")
+    assert a != execution_id("uid", "scheduled/2026-11-30T02:00:00Z")
+    assert a != execution_id("other-uid", "scheduled/2026-11-29T02:00:00Z")
+    assert len(job_name("x" * 52, a)) == 63
+
+
+def test_job_carries_labels_owner_config_and_template() -> None:
+    template = JobTemplate.model_validate(
+        {
+            "image": "custom:1",
+            "resources": {"limits": {"memory": "4Gi", "cpu": 2}},
+            "nodeSelector": {"pool": "batch"},
+            "tolerations": [{"key": "batch", "operator": "Exists", "effect": "NoSchedule"}],
+            "serviceAccountName": "clusterer",
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": 3600,
+            "env": [{"name": "OMP_NUM_THREADS", "value": "2"}],
+        }
+    )
+    job = build_job(TRIGGER, template, request(), SETTINGS)
+    meta = job["metadata"]
+    assert meta["name"] == request().name and meta["namespace"] == "team-a"
+    assert meta["labels"]["recluster.io/trigger"] == "daily-2am"
+    assert meta["labels"]["recluster.io/execution"] == request().execution
+    assert meta["annotations"]["recluster.io/scheduled-at"] == "2026-11-29T02:00:00Z"
+    owner = meta["ownerReferences"][0]
+    assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == (
+        "ClusterTrigger", "daily-2am", "1234-uid", True,
+    )  # fmt: skip
+    spec = job["spec"]
+    assert spec["backoffLimit"] == 0 and spec["activeDeadlineSeconds"] == 3600
+    pod = spec["template"]["spec"]
+    assert pod["restartPolicy"] == "Never" and pod["serviceAccountName"] == "clusterer"
+    assert pod["nodeSelector"] == {"pool": "batch"}
+    assert pod["tolerations"] == [{"key": "batch", "operator": "Exists", "effect": "NoSchedule"}]
+    container = pod["containers"][0]
+    assert container["image"] == "custom:1" and container["args"] == ["run-job"]
+    assert container["resources"] == {"limits": {"memory": "4Gi", "cpu": 2}}
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert json.loads(env["RECLUSTER_EXECUTION_CONFIG"]) == {
+        "collection_ids": ["col_abc123"],
+        "config": {"algorithm": "kmeans", "n_clusters": 5},
+    }
+    assert env["RECLUSTER_STORE_URI"] == "s3://bucket/store"
+    assert env["RECLUSTER_NAMESPACE"] == "team-a"
+    assert env["RECLUSTER_RUN_ID"] == request().name
+    assert env["OMP_NUM_THREADS"] == "2"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_defaults_come_from_the_install() -> None:
+    job = build_job(TRIGGER, None, request("manual"), SETTINGS)
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == SETTINGS.image
+    assert job["spec"]["backoffLimit"] == 1
+    assert job["metadata"]["annotations"]["recluster.io/reason"] == "manual"
+
+
+def job_with(conditions: list[dict[str, str]], status: dict[str, object] | None = None) -> dict:
+    return {
+        "metadata": {
+            "name": "daily-2am-abc",
+            "labels": {"recluster.io/execution": "abc"},
+            "creationTimestamp": "2026-11-29T02:00:01Z",
+            "annotations": {"recluster.io/scheduled-at": "2026-11-29T02:00:00Z"},
+        },
+        "status": {"conditions": conditions, **(status or {})},
+    }
+
+
+def pod(terminated: dict[str, str]) -> dict:
+    return {
+        "status": {
+            "containerStatuses": [{"name": "recluster", "state": {"terminated": terminated}}]
+        }
+    }
+
+
+def test_success_reads_the_summary_from_the_termination_message() -> None:
+    summary = {"num_clusters": 5, "num_documents": 1000, "execution_time_ms": 812}
+    job = job_with(
+        [{"type": "Complete", "status": "True", "lastTransitionTime": "2026-11-29T02:01:00Z"}],
+        {"succeeded": 1, "completionTime": "2026-11-29T02:01:00Z"},
+    )
+    seen = observe_job(job, [pod({"exitCode": "0", "message": json.dumps(summary)})])
+    assert seen.phase == "succeeded" and seen.summary == summary and seen.error is None
+    assert seen.finished_at == datetime(2026, 11, 29, 2, 1, tzinfo=UTC)
+    assert seen.scheduled_at == datetime(2026, 11, 29, 2, tzinfo=UTC)
+    assert seen.execution == "abc"
+
+
+def test_failure_reasons_in_order_of_usefulness() -> None:
+    failed = [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded",
+               "message": "Job was active longer than specified deadline"}]  # fmt: skip
+    assert observe_job(job_with(failed)).error == (
+        "DeadlineExceeded: Job was active longer than specified deadline"
+    )
+    runner = pod({"message": json.dumps({"error": "collection 'col_x' not found"})})
+    assert observe_job(job_with(failed), [runner]).error == "collection 'col_x' not found"
+    oom = pod({"reason": "OOMKilled", "exitCode": "137"})
+    assert observe_job(job_with(failed), [oom]).error.startswith("OOMKilled")  # type: ignore[union-attr]
+    logs = pod({"message": "Traceback ...\nMemoryError: out of memory"})
+    assert observe_job(job_with(failed), [logs]).error == "MemoryError: out of memory"
+    backoff = [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]
+    assert observe_job(job_with(backoff)).error == "BackoffLimitExceeded"
+
+
+def test_running_job() -> None:
+    seen = observe_job(job_with([], {"active": 1}))
+    assert seen.phase == "running" and seen.finished_at is None
