@@ -23,9 +23,11 @@ dev: $(STAMP)
 test: $(STAMP) lint typecheck
 	$(BIN)/pytest
 
+LINTED := operator tests $(wildcard benchmarks)
+
 lint: $(STAMP)
-	$(BIN)/ruff check operator tests benchmarks
-	$(BIN)/ruff format --check operator tests benchmarks
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
