@@ -151,3 +151,41 @@ def next_(paths: tuple[str, ...], count: int, start: str | None) -> None:
             click.echo(f"{doc.file}: ClusterTrigger/{doc.name}: {exc}", err=True)
             failed = True
     sys.exit(1 if failed else 0)
+
+
+@main.command(name="operator")
+@click.option(
+    "--namespace",
+    "-n",
+    "namespaces",
+    multiple=True,
+    help="Namespace to watch (repeatable; glob patterns allowed). Default: all namespaces.",
+)
+@click.option("--liveness", default=None, help="Health endpoint, e.g. http://0.0.0.0:8080/healthz")
+@click.option("--peering", default=None, help="kopf peering name for high availability.")
+def operator_(namespaces: tuple[str, ...], liveness: str | None, peering: str | None) -> None:
+    """Run the operator (credentials: in-cluster service account, else KUBECONFIG).
+
+    Job image, store and Job service account come from RECLUSTER_IMAGE,
+    RECLUSTER_STORE_URI and RECLUSTER_JOB_SERVICE_ACCOUNT.
+    """
+    import asyncio
+
+    from .controller.kube import KubeClient
+    from .controller.runtime import run_operator
+    from .controller.settings import Settings
+
+    async def run() -> None:
+        client = KubeClient.from_environment()
+        try:
+            await run_operator(
+                Settings.from_env(),
+                client,
+                namespaces=namespaces,
+                liveness_endpoint=liveness,
+                peering_name=peering,
+            )
+        finally:
+            await client.close()
+
+    asyncio.run(run())

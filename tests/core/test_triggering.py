@@ -16,6 +16,7 @@ from recluster.core.triggering import (
     Observation,
     TriggerRef,
     describe_schedule,
+    invalid_spec,
     reconcile,
 )
 
@@ -442,3 +443,23 @@ def test_describe_schedule() -> None:
     assert describe_schedule(spec("interval", schedule={"interval_seconds": 90})) == "every 1m30s"
     assert describe_schedule(spec("event")) == "100 documents_added, cooldown 5m"
     assert describe_schedule(spec("conditional")) == "cosine_drift > 0.3 every 10m"
+
+
+def test_invalid_spec_is_reported_once_and_never_fires() -> None:
+    ref = TriggerRef("t", "default", "uid-1", 3, T0)
+    decision = invalid_spec(ref, ClusterTriggerStatus(), "spec.trigger_type: Field required", T0)
+    ready = decision.status.conditions[0]  # type: ignore[index]
+    assert (ready.status, ready.reason) == ("False", "InvalidSpec")
+    assert [e.reason for e in decision.events] == ["InvalidSpec"]
+    assert decision.create == [] and decision.status.observedGeneration == 3
+    again = invalid_spec(ref, decision.status, "spec.trigger_type: Field required", T0)
+    assert again.events == [] and again.status == decision.status
+
+
+def test_start_immediately_waits_for_a_missing_definition() -> None:
+    sim = Sim(spec("interval", schedule={"start_immediately": True}))
+    problem = ("ClusterDefinitionNotFound", "no ClusterDefinition with cluster_id 'c1'")
+    assert sim.step(config_problem=problem).create == []
+    assert sim.step(at(10, 0, 40), config_problem=problem).create == []
+    decision = sim.step(at(10, 0, 50))
+    assert len(decision.create) == 1 and decision.create[0].scheduled_at == T0

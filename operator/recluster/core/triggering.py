@@ -191,9 +191,8 @@ class _Run:
         if isinstance(summary.get("execution_time_ms"), int | float):
             entry.execution_time_ms = int(summary["execution_time_ms"])
         elif job and job.created_at and entry.finished_at:
-            entry.execution_time_ms = int(
-                (entry.finished_at - job.created_at).total_seconds() * 1000
-            )
+            elapsed = (entry.finished_at - job.created_at).total_seconds()
+            entry.execution_time_ms = max(0, int(elapsed * 1000))
         for name in ("num_clusters", "num_documents"):
             if isinstance(summary.get(name), int):
                 setattr(entry, name, summary[name])
@@ -302,7 +301,8 @@ class _Run:
         if self.spec.trigger_type == "interval":
             never_fired = self.st.execution_count == 0 and self.st.last_triggered_at is None
             if sc.start_immediately and never_fired:
-                return self.now
+                # the creation time, not now: a retried first firing gets the same Job name
+                return min(self.ref.created_at, self.now)
             return self.now + timedelta(seconds=sc.interval_seconds or 0)
         return None
 
@@ -328,8 +328,11 @@ class _Run:
         )
         return latest, int((latest - due).total_seconds() // interval) + 1
 
-    def advance_schedule(self, may_fire: bool) -> None:
-        """cron/interval: keep next_scheduled_at ahead of now, firing a due slot if allowed."""
+    def advance_schedule(self, may_fire: bool, keep_initial: bool = False) -> None:
+        """cron/interval: keep next_scheduled_at ahead of now, firing a due slot if allowed.
+
+        keep_initial: a start_immediately firing that cannot run yet stays pending.
+        """
         due = self.st.next_scheduled_at
         if due is None:
             self.st.next_scheduled_at = due = self.first_slot()
@@ -337,6 +340,9 @@ class _Run:
             if due > self.now:
                 return
         if due > self.now:
+            return
+        initial = self.st.execution_count == 0 and due <= self.ref.created_at
+        if keep_initial and not may_fire and initial:
             return
         latest, count = self.missed(due)
         self.st.next_scheduled_at = self.slot_after(due)
@@ -424,19 +430,7 @@ class _Run:
                     )
 
     def set_ready(self, ready: bool, reason: str, message: str) -> None:
-        status: Literal["True", "False"] = "True" if ready else "False"
-        old = next((c for c in self.st.conditions or [] if c.type == "Ready"), None)
-        changed = old is None or old.status != status or old.reason != reason
-        condition = Condition(
-            type="Ready",
-            status=status,
-            reason=reason,
-            message=message,
-            lastTransitionTime=self.now if changed or old is None else old.lastTransitionTime,
-            observedGeneration=self.ref.generation,
-        )
-        others = [c for c in self.st.conditions or [] if c.type != "Ready"]
-        self.st.conditions = [condition, *others]
+        changed = set_ready(self.st, ready, reason, message, self.ref.generation, self.now)
         if changed and not ready and reason not in ("Paused", "Disabled"):
             self.event("Warning", reason, message)
 
@@ -450,6 +444,47 @@ class _Run:
                 moments.append(entry.triggered_at + VANISHED_GRACE)
         if moments:
             self.decision.requeue_after = max(0.0, (min(moments) - self.now).total_seconds())
+
+
+def set_ready(
+    st: ClusterTriggerStatus,
+    ready: bool,
+    reason: str,
+    message: str,
+    generation: int,
+    now: datetime,
+) -> bool:
+    """Set the Ready condition; True when its status or reason changed."""
+    status: Literal["True", "False"] = "True" if ready else "False"
+    old = next((c for c in st.conditions or [] if c.type == "Ready"), None)
+    changed = old is None or old.status != status or old.reason != reason
+    condition = Condition(
+        type="Ready",
+        status=status,
+        reason=reason,
+        message=message,
+        lastTransitionTime=now if changed or old is None else old.lastTransitionTime,
+        observedGeneration=generation,
+    )
+    others = [c for c in st.conditions or [] if c.type != "Ready"]
+    st.conditions = [condition, *others]
+    return changed
+
+
+def invalid_spec(
+    ref: TriggerRef, status: ClusterTriggerStatus, message: str, now: datetime
+) -> Decision:
+    """A spec admission should have refused (no CRD validation, an old CRD): never fire."""
+    st = status.model_copy(deep=True)
+    st.namespace_id, st.internal_id = ref.namespace, ref.uid
+    st.next_scheduled_at = None
+    decision = Decision(status=st)
+    if set_ready(st, False, "InvalidSpec", message, ref.generation, now):
+        decision.events.append(Event("Warning", "InvalidSpec", message))
+    st.observedGeneration = ref.generation
+    if st != status:
+        st.updated_at = now
+    return decision
 
 
 def reconcile(
@@ -510,7 +545,7 @@ def reconcile(
         run.set_ready(False, config_problem[0], config_problem[1])
         if manual_new:
             run.event("Warning", "ManualExecutionRefused", config_problem[1])
-        _advance(run, may_fire=False)
+        _advance(run, may_fire=False, keep_initial=True)
     else:
         active = observed_status == "active"
         if manual_new:
@@ -532,11 +567,11 @@ def reconcile(
     return run.decision
 
 
-def _advance(run: _Run, may_fire: bool) -> None:
+def _advance(run: _Run, may_fire: bool, keep_initial: bool = False) -> None:
     kind = run.spec.trigger_type
     counting = run.spec.status != "disabled"
     if kind in ("cron", "interval"):
-        run.advance_schedule(may_fire)
+        run.advance_schedule(may_fire, keep_initial)
     elif kind == "event":
         run.advance_event(counting, may_fire)
     else:
