@@ -463,3 +463,27 @@ def test_start_immediately_waits_for_a_missing_definition() -> None:
     assert sim.step(at(10, 0, 40), config_problem=problem).create == []
     decision = sim.step(at(10, 0, 50))
     assert len(decision.create) == 1 and decision.create[0].scheduled_at == T0
+
+
+def test_outcome_waits_briefly_for_the_pods_termination_message() -> None:
+    sim = Sim(spec())
+    sim.step()
+    name = sim.step(at(10, 5)).create[0].name
+    sim.finish(name, ok=True, after=0)
+    sim.jobs[name] = replace(sim.jobs[name], terminated_seen=False, summary=None)
+    waiting = sim.step(at(10, 5, 3))
+    assert waiting.events == [] and sim.status.last_execution_status == "running"
+    assert waiting.requeue_after == pytest.approx(7.0)
+    sim.jobs[name] = replace(sim.jobs[name], terminated_seen=True, summary={"num_clusters": 4})
+    assert reasons(sim.step(at(10, 5, 4))) == ["Succeeded"]
+    assert sim.status.history[0].num_clusters == 4  # type: ignore[index]
+
+
+def test_outcome_is_recorded_without_a_pod_after_the_grace() -> None:
+    sim = Sim(spec())
+    sim.step()
+    name = sim.step(at(10, 5)).create[0].name
+    sim.finish(name, ok=False, after=0)
+    sim.jobs[name] = replace(sim.jobs[name], terminated_seen=False)
+    assert sim.step(at(10, 5, 9)).events == []
+    assert reasons(sim.step(at(10, 5, 10))) == ["Failed"]

@@ -178,6 +178,8 @@ class JobObservation:
     scheduled_at: datetime | None = None
     summary: Mapping[str, Any] | None = None
     error: str | None = None
+    terminated_seen: bool = True
+    """False while the pod's terminated state (its termination message) is not known yet."""
 
 
 def _iso(moment: datetime) -> str:
@@ -251,6 +253,7 @@ def observe_job(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]] = ()) 
         scheduled_at=_time((meta.get("annotations") or {}).get(ANNOTATION_SCHEDULED_AT)),
         summary=summary,
         error=error,
+        terminated_seen=terminated is not None,
     )
 
 

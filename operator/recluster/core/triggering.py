@@ -44,6 +44,9 @@ from .schedule import (
 HISTORY_KEPT = 20
 """Executions kept in status.history (the CRD allows up to MAX_HISTORY)."""
 VANISHED_GRACE = timedelta(seconds=60)
+OUTCOME_GRACE = timedelta(seconds=10)
+"""How long a finished Job's outcome waits for its pod's termination message
+(pods and Jobs are watched separately; either may be seen first)."""
 """A running Job missing from observations for this long is recorded as lost."""
 MAX_MISSED_COUNTED = 100
 
@@ -174,8 +177,12 @@ class _Run:
                 if self.now - entry.triggered_at >= VANISHED_GRACE:
                     self.finish(entry, "cancelled", None, "the Job was deleted before it finished")
                 continue
-            if job.phase != "running":
+            if job.phase != "running" and not self.awaiting_pod(job):
                 self.finish(entry, job.phase, job, job.error)
+
+    def awaiting_pod(self, job: JobObservation) -> bool:
+        finished = job.finished_at or self.now
+        return not job.terminated_seen and self.now < finished + OUTCOME_GRACE
 
     def finish(
         self,
@@ -442,6 +449,9 @@ class _Run:
         for entry in self.st.history or []:
             if entry.status == "running" and entry.job_id not in self.jobs:
                 moments.append(entry.triggered_at + VANISHED_GRACE)
+        for job in self.jobs.values():
+            if job.phase != "running" and self.awaiting_pod(job):
+                moments.append((job.finished_at or self.now) + OUTCOME_GRACE)
         if moments:
             self.decision.requeue_after = max(0.0, (min(moments) - self.now).total_seconds())
 

@@ -1,0 +1,319 @@
+"""Scenarios of the operator, run for real: kopf + our handlers + the emulated API."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from harness import GROUP, VERSION, Harness, trigger
+
+from recluster.controller.kube import KubeClient, KubeError
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
+
+
+def at(hour: int, minute: int, second: int = 0) -> datetime:
+    return datetime(2026, 11, 28, hour, minute, second, tzinfo=UTC)
+
+
+SUMMARY = {"num_clusters": 3, "num_documents": 500, "execution_time_ms": 1234}
+
+
+async def test_create_fires_a_job_with_the_expected_spec() -> None:
+    async with Harness() as h:
+        body = trigger(
+            "nightly",
+            job_template={
+                "image": "custom:1",
+                "resources": {"limits": {"memory": "2Gi"}},
+                "nodeSelector": {"pool": "batch"},
+                "backoffLimit": 0,
+                "activeDeadlineSeconds": 600,
+                "env": [{"name": "OMP_NUM_THREADS", "value": "2"}],
+            },
+        )
+        created = await h.create(body)
+        status = await h.until(lambda: h.status("nightly").get("next_scheduled_at"))
+        assert status == "2026-11-28T10:05:00Z"
+        assert h.jobs() == []
+        h.clock.set(at(10, 5, 1))
+        [job] = await h.until(lambda: h.jobs("nightly"), what="a Job")
+        meta = job["metadata"]
+        assert meta["labels"]["recluster.io/trigger"] == "nightly"
+        assert meta["labels"]["recluster.io/execution"] in meta["name"]
+        assert meta["annotations"]["recluster.io/scheduled-at"] == "2026-11-28T10:05:00Z"
+        owner = meta["ownerReferences"][0]
+        assert (owner["kind"], owner["name"], owner["uid"]) == (
+            "ClusterTrigger", "nightly", created["metadata"]["uid"],
+        )  # fmt: skip
+        pod = job["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        assert container["image"] == "custom:1" and container["args"] == ["run-job"]
+        assert container["resources"] == {"limits": {"memory": "2Gi"}}
+        assert pod["nodeSelector"] == {"pool": "batch"}
+        assert job["spec"]["backoffLimit"] == 0 and job["spec"]["activeDeadlineSeconds"] == 600
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert json.loads(env["RECLUSTER_EXECUTION_CONFIG"])["collection_ids"] == ["col_abc123"]
+        assert env["RECLUSTER_STORE_URI"] == "/data/store" and env["OMP_NUM_THREADS"] == "2"
+        status = await h.until(lambda: h.status("nightly").get("execution_count") == 1 and
+                               h.status("nightly"))  # fmt: skip
+        assert status["last_execution_job_id"] == meta["name"]
+        assert status["last_execution_status"] == "running"
+        assert status["next_scheduled_at"] == "2026-11-28T10:10:00Z"
+        assert status["namespace_id"] == "default"
+        assert status["internal_id"] == created["metadata"]["uid"]
+        assert await h.until(lambda: h.events("Triggered"))
+
+
+async def test_outcomes_update_counters_history_and_events() -> None:
+    async with Harness() as h:
+        await h.create(trigger("t"))
+        h.clock.set(at(10, 5))
+        [first] = await h.until(lambda: h.jobs("t"))
+        h.finish_job(first, ok=False, summary={"error": "collection 'col_abc123' not found"})
+        st = await h.until(lambda: h.status("t").get("consecutive_failures") == 1 and h.status("t"))
+        assert st["last_execution_status"] == "failed"
+        assert st["last_execution_error"] == "collection 'col_abc123' not found"
+        h.clock.set(at(10, 10))
+        second = await h.until(lambda: len(h.jobs("t")) == 2 and h.jobs("t")[1])
+        h.finish_job(second, ok=True, summary=SUMMARY)
+        st = await h.until(
+            lambda: h.status("t").get("last_execution_status") == "succeeded" and h.status("t")
+        )
+        assert st["consecutive_failures"] == 0 and st["execution_count"] == 2
+        newest = st["history"][0]
+        assert newest["job_id"] == second["metadata"]["name"]
+        assert (newest["num_clusters"], newest["num_documents"]) == (3, 500)
+        assert newest["execution_time_ms"] == 1234 and newest["status"] == "succeeded"
+        assert st["history"][1]["error"] == "collection 'col_abc123' not found"
+        assert await h.until(lambda: h.events("Succeeded") and h.events("Failed"))
+
+
+async def test_job_failure_reason_comes_from_the_job_when_the_pod_says_nothing() -> None:
+    async with Harness() as h:
+        await h.create(trigger("t"))
+        h.clock.set(at(10, 5))
+        [job] = await h.until(lambda: h.jobs("t"))
+        h.finish_job(job, ok=False, reason="DeadlineExceeded", message="too slow")
+        st = await h.until(lambda: h.status("t").get("last_execution_error") and h.status("t"))
+        assert st["last_execution_error"] == "DeadlineExceeded: too slow"
+
+
+async def test_max_failures_then_a_spec_edit_recovers() -> None:
+    async with Harness() as h:
+        await h.create(trigger("t", max_consecutive_failures=2))
+        for minute in (5, 10):
+            h.clock.set(at(10, minute))
+            job = await h.until(lambda m=minute: len(h.jobs("t")) == m // 5 and h.jobs("t")[-1])
+            h.finish_job(job, ok=False)
+        st = await h.until(lambda: h.status("t").get("status") == "failed" and h.status("t"))
+        assert "next_scheduled_at" not in st
+        ready = st["conditions"][0]
+        assert (ready["status"], ready["reason"]) == ("False", "MaxConsecutiveFailures")
+        h.clock.set(at(10, 15))
+        await h.settle()
+        assert len(h.jobs("t")) <= 2  # the failed Job may be pruned; none is created
+        assert h.status("t")["execution_count"] == 2
+        h.patch_spec("t", {"schedule_config": {"cron_expression": "*/10 * * * *"}})
+        st = await h.until(lambda: h.status("t").get("status") == "active" and h.status("t"))
+        assert st["consecutive_failures"] == 0
+        assert st["next_scheduled_at"] == "2026-11-28T10:20:00Z"
+        await h.settle()
+        assert h.status("t")["execution_count"] == 2, "no spurious run after the edit"
+        assert await h.until(lambda: h.events("Recovered"))
+
+
+async def test_restart_between_job_creation_and_status_adopts_the_job() -> None:
+    async with Harness() as h:
+        await h.create(trigger("t"))
+        await h.until(lambda: h.status("t").get("next_scheduled_at"))
+        await h.stop_operator()
+
+        class Crashing(KubeClient):
+            """Creates the Job, then dies before the status write reaches the API."""
+
+            async def patch_status(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+                raise KubeError(503, "ServiceUnavailable", "operator killed here")
+
+        crashing = Crashing(h.client.info, keep_alive=False)  # type: ignore[union-attr]
+        h.clock.set(at(10, 5, 2))
+        await h.start_operator(crashing)
+        [job] = await h.until(lambda: h.jobs("t"), what="the Job of the first operator")
+        await h.settle()
+        assert h.status("t").get("execution_count", 0) == 0, "the status write never happened"
+        await h.stop_operator()
+        await h.start_operator()
+        st = await h.until(lambda: h.status("t").get("execution_count") == 1 and h.status("t"))
+        assert [j["metadata"]["name"] for j in h.jobs("t")] == [job["metadata"]["name"]]
+        assert st["last_execution_job_id"] == job["metadata"]["name"]
+        h.finish_job(job, ok=True, summary=SUMMARY)
+        st = await h.until(
+            lambda: h.status("t").get("last_execution_status") == "succeeded" and h.status("t")
+        )
+        assert st["execution_count"] == 1 and len(h.jobs("t")) == 1
+
+
+@pytest.mark.parametrize(
+    ("deadline", "expect_job"), [(None, True), (600, True), (10, False)], ids=str
+)
+async def test_downtime_across_three_slots(deadline: int | None, expect_job: bool) -> None:
+    async with Harness() as h:
+        spec: dict[str, Any] = {} if deadline is None else {"starting_deadline_seconds": deadline}
+        await h.create(trigger("t", **spec))
+        await h.until(lambda: h.status("t").get("next_scheduled_at") == "2026-11-28T10:05:00Z")
+        await h.stop_operator()
+        h.clock.set(at(10, 15, 20))  # 10:05, 10:10 and 10:15 pass while the operator is down
+        await h.start_operator()
+        await h.until(lambda: h.status("t").get("next_scheduled_at") == "2026-11-28T10:20:00Z")
+        await h.settle()
+        jobs = h.jobs("t")
+        if expect_job:
+            [job] = jobs
+            assert job["metadata"]["annotations"]["recluster.io/scheduled-at"] == (
+                "2026-11-28T10:15:00Z"
+            )
+            assert job["metadata"]["annotations"]["recluster.io/reason"] == "catch_up"
+        else:
+            assert jobs == []
+        assert await h.until(lambda: h.events("MissedSchedule"))
+
+
+@pytest.mark.parametrize("policy", ["Forbid", "Replace"])
+async def test_concurrency_policy_while_a_job_runs(policy: str) -> None:
+    async with Harness() as h:
+        await h.create(trigger("t", concurrency_policy=policy))
+        h.clock.set(at(10, 5))
+        [first] = await h.until(lambda: h.jobs("t"))
+        h.clock.set(at(10, 10))
+        await h.until(lambda: h.status("t").get("next_scheduled_at") == "2026-11-28T10:15:00Z")
+        st = h.status("t")
+        if policy == "Forbid":
+            assert [j["metadata"]["name"] for j in h.jobs("t")] == [first["metadata"]["name"]]
+            assert st["execution_count"] == 1 and st["history"][0]["status"] == "skipped"
+            assert await h.until(lambda: h.events("SkippedConcurrent"))
+        else:
+            jobs = await h.until(
+                lambda: (
+                    len(h.jobs("t")) == 1
+                    and h.jobs("t")[0]["metadata"]["name"] != first["metadata"]["name"]
+                    and h.jobs("t")
+                )
+            )
+            assert st["execution_count"] == 2
+            statuses = {e["job_id"]: e["status"] for e in st["history"]}
+            assert statuses[first["metadata"]["name"]] == "cancelled"
+            assert statuses[jobs[0]["metadata"]["name"]] == "running"
+
+
+async def test_pause_resume_and_disable() -> None:
+    async with Harness() as h:
+        await h.create(trigger("t", status="paused"))
+        st = await h.until(lambda: h.status("t").get("status") == "paused" and h.status("t"))
+        assert st["next_scheduled_at"] == "2026-11-28T10:05:00Z"
+        assert st["conditions"][0]["reason"] == "Paused"
+        h.clock.set(at(10, 20, 1))
+        await h.until(lambda: h.status("t").get("next_scheduled_at") == "2026-11-28T10:25:00Z")
+        assert h.jobs("t") == []
+        h.patch_spec("t", {"status": "active"})
+        await h.until(lambda: h.status("t").get("status") == "active")
+        await h.settle()
+        assert h.jobs("t") == [], "resume does not replay the paused period"
+        h.clock.set(at(10, 25))
+        await h.until(lambda: h.jobs("t"))
+        h.patch_spec("t", {"status": "disabled"})
+        st = await h.until(lambda: h.status("t").get("status") == "disabled" and h.status("t"))
+        assert "next_scheduled_at" not in st
+        h.clock.set(at(11, 0))
+        await h.settle()
+        assert len(h.jobs("t")) == 1
+
+
+async def test_manual_execution_via_annotation() -> None:
+    async with Harness() as h:
+        await h.create(trigger("t", status="paused"))
+        await h.until(lambda: h.status("t").get("status") == "paused")
+        h.annotate("t", "recluster.io/execute-now", "2026-11-28T10:01:00Z")
+        [job] = await h.until(lambda: h.jobs("t"))
+        assert job["metadata"]["annotations"]["recluster.io/reason"] == "manual"
+        st = await h.until(lambda: h.status("t").get("execution_count") == 1 and h.status("t"))
+        assert st["last_manual_execution"] == "2026-11-28T10:01:00Z"
+        await h.settle()
+        assert len(h.jobs("t")) == 1, "the same value fires once"
+        h.finish_job(job, ok=True, summary=SUMMARY)
+        h.annotate("t", "recluster.io/execute-now", "second")
+        await h.until(lambda: len(h.jobs("t")) == 2)
+
+
+async def test_cluster_definition_inheritance_and_absence() -> None:
+    async with Harness() as h:
+        await h.create(trigger("t", "interval", cluster_id="cluster_xyz789",
+                        schedule={"start_immediately": True}))  # fmt: skip
+        st = await h.until(lambda: h.status("t").get("conditions") and h.status("t"))
+        ready = st["conditions"][0]
+        assert (ready["status"], ready["reason"]) == ("False", "ClusterDefinitionNotFound")
+        assert "cluster_xyz789" in ready["message"]
+        assert await h.until(lambda: h.events("ClusterDefinitionNotFound"))
+        await h.settle()
+        assert h.jobs("t") == []
+        h.apply(
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "ClusterDefinition",
+                "metadata": {"name": "cluster-xyz789", "namespace": "default"},
+                "spec": {
+                    "cluster_id": "cluster_xyz789",
+                    "execution_config": {
+                        "collection_ids": ["col_products"],
+                        "config": {"algorithm": "hdbscan", "min_cluster_size": 10},
+                    },
+                },
+            }
+        )
+        [job] = await h.until(lambda: h.jobs("t"))
+        env = {
+            e["name"]: e.get("value")
+            for e in job["spec"]["template"]["spec"]["containers"][0]["env"]
+        }
+        assert json.loads(env["RECLUSTER_EXECUTION_CONFIG"]) == {
+            "collection_ids": ["col_products"],
+            "config": {"algorithm": "hdbscan", "min_cluster_size": 10},
+        }
+        st = await h.until(
+            lambda: h.status("t")["conditions"][0]["status"] == "True" and h.status("t")
+        )
+        assert st["conditions"][0]["reason"] == "Active"
+
+
+async def test_invalid_schedule_never_fires_and_says_why() -> None:
+    async with Harness() as h:
+        await h.create(trigger("t", schedule={"timezone": "Mars/Olympus"}))
+        st = await h.until(lambda: h.status("t").get("conditions") and h.status("t"))
+        ready = st["conditions"][0]
+        assert (ready["status"], ready["reason"]) == ("False", "InvalidSchedule")
+        assert "unknown time zone 'Mars/Olympus'" in ready["message"]
+        assert await h.until(lambda: h.events("InvalidSchedule"))
+        h.clock.set(at(12, 0))
+        await h.settle()
+        assert h.jobs("t") == []
+
+
+async def test_delete_leaves_nothing_behind() -> None:
+    async with Harness() as h:
+        await h.create(trigger("t"))
+        h.clock.set(at(10, 5))
+        await h.until(lambda: h.jobs("t"))
+        h.cluster.delete(GROUP, VERSION, "clustertriggers", "t", namespace="default")
+        await h.until(
+            lambda: (
+                h.cluster.get(GROUP, VERSION, "clustertriggers", "t", namespace="default") is None
+            ),
+            what="the trigger to be gone",
+        )
+        await h.until(lambda: h.jobs("t") == [], what="its Jobs to be gone")
+        deletes = [
+            r for r in h.cluster.audit
+            if r.verb == "delete" and r.resource == "jobs"
+        ]  # fmt: skip
+        assert deletes, "the operator deletes Jobs itself, not relying on a garbage collector"
