@@ -1,0 +1,82 @@
+"""Helpers shared by the backends: argument checks, re-blocking, sampling."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from .types import Collection, Float32Matrix, as_matrix, check_id
+
+
+def check_append(
+    namespace: str, collection_id: str, document_ids: Sequence[str], embeddings: ArrayLike
+) -> tuple[list[str], Float32Matrix]:
+    """Validate what `append` receives and return it as a list and a float32 matrix."""
+    check_id("namespace", namespace)
+    check_id("collection id", collection_id)
+    ids = list(document_ids)
+    for doc in ids:
+        if not isinstance(doc, str) or not doc:
+            raise ValueError(f"document ids must be non-empty strings, got {doc!r}")
+    matrix = as_matrix(embeddings)
+    if matrix.shape[0] != len(ids):
+        raise ValueError(f"{len(ids)} document ids for {matrix.shape[0]} embeddings")
+    if matrix.shape[1] == 0:
+        raise ValueError("embeddings must have at least one dimension")
+    if len(set(ids)) != len(ids):
+        raise ValueError("document ids must be unique within one append")
+    if not np.isfinite(matrix).all():
+        raise ValueError("embeddings must be finite (no NaN or infinity)")
+    return ids, matrix
+
+
+def check_block_size(rows_per_block: int) -> int:
+    if rows_per_block < 1:
+        raise ValueError(f"rows_per_block must be at least 1, got {rows_per_block}")
+    return rows_per_block
+
+
+def check_sample_size(n: int) -> int:
+    if n < 0:
+        raise ValueError(f"sample size must be non-negative, got {n}")
+    return n
+
+
+def reblock(
+    pieces: Iterable[tuple[list[str], Float32Matrix]], rows_per_block: int, collection_id: str
+) -> Iterator[Collection]:
+    """Turn pieces of any size into blocks of exactly `rows_per_block` rows (last may be short).
+
+    A block owns its matrix (a fresh buffer), so the caller may keep it while
+    the next block is produced.
+    """
+    ids: list[str] = []
+    parts: list[Float32Matrix] = []
+    held = 0
+    for piece_ids, piece in pieces:
+        start = 0
+        while start < len(piece_ids):
+            take = min(rows_per_block - held, len(piece_ids) - start)
+            ids.extend(piece_ids[start : start + take])
+            parts.append(piece[start : start + take])
+            held += take
+            start += take
+            if held == rows_per_block:
+                yield _block(ids, parts, collection_id)
+                ids, parts, held = [], [], 0
+    if held:
+        yield _block(ids, parts, collection_id)
+
+
+def _block(ids: list[str], parts: list[Float32Matrix], collection_id: str) -> Collection:
+    if len(parts) == 1 and parts[0].base is None and parts[0].flags.c_contiguous:
+        matrix = parts[0]
+    else:
+        matrix = np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0].copy()
+    return Collection(ids, matrix, (collection_id,), (0, len(ids)))
+
+
+def empty_collection(dim: int, collection_id: str) -> Collection:
+    return Collection([], np.empty((0, dim), dtype=np.float32), (collection_id,), (0, 0))

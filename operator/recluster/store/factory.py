@@ -1,0 +1,82 @@
+"""Open the store an install is configured with, from one URI.
+
+- a path or ``file:///path``            Parquet on the local filesystem (the embedded default)
+- ``s3://bucket/prefix``                Parquet on S3 through s3fs; credentials and region
+  from the standard AWS variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+  AWS_SESSION_TOKEN, AWS_REGION / AWS_DEFAULT_REGION, AWS_PROFILE), endpoint
+  from AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL (MinIO, Ceph, moto)
+- ``postgresql://user@host:port/db``    PostgreSQL (libpq URI: PGPASSWORD, sslmode... apply)
+- any other fsspec URL (``gs://``, ``memory://``) Parquet through that filesystem
+
+Opening does no I/O: an unreachable store shows up as `StoreUnavailable` on
+first use, with the URI (without password) in the message.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from .base import CollectionStore
+
+#: Where `recluster dev` keeps its embedded store, relative to the working directory.
+DEFAULT_STORE_URI = ".recluster/dev/store"
+
+# Bounded waits: a Job must fail with "store unreachable" in seconds, not hang.
+S3_CONNECT_TIMEOUT_S = 10.0
+S3_READ_TIMEOUT_S = 60.0
+S3_MAX_ATTEMPTS = 3
+
+
+def redact(uri: str) -> str:
+    """The URI without its password, for messages and logs."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    netloc = f"{parts.username}:***@{host}" if parts.username else host
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def s3_storage_options(**overrides: Any) -> dict[str, Any]:
+    """s3fs options from the AWS environment, with bounded timeouts and retries."""
+    options: dict[str, Any] = {
+        "use_listings_cache": False,
+        "config_kwargs": {
+            "connect_timeout": S3_CONNECT_TIMEOUT_S,
+            "read_timeout": S3_READ_TIMEOUT_S,
+            "retries": {"max_attempts": S3_MAX_ATTEMPTS, "mode": "standard"},
+        },
+    }
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        options["endpoint_url"] = endpoint
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if region:
+        options.setdefault("client_kwargs", {})["region_name"] = region
+    for key, value in overrides.items():
+        if key == "config_kwargs" and isinstance(value, dict):
+            options["config_kwargs"] = {**options["config_kwargs"], **value}
+        else:
+            options[key] = value
+    return options
+
+
+def open_store(uri: str = DEFAULT_STORE_URI, **options: Any) -> CollectionStore:
+    """The store behind `uri`; `options` go to the backend (s3fs options, or PostgresStore's)."""
+    scheme = urlsplit(uri).scheme.lower() if "://" in uri else ""
+    if scheme in ("postgresql", "postgres"):
+        from .postgres import PostgresStore
+
+        return PostgresStore(uri, **options)
+    from .parquet import ParquetStore, open_parquet
+
+    if scheme in ("", "file", "local"):
+        path = uri.split("://", 1)[1] if scheme else uri
+        return ParquetStore(path, **options)
+    if scheme in ("s3", "s3a"):
+        return open_parquet("s3://" + uri.split("://", 1)[1], **s3_storage_options(**options))
+    return open_parquet(uri, **options)

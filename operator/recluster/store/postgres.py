@@ -1,0 +1,800 @@
+"""PostgreSQL store (psycopg 3): one documents table for every collection, plus result tables.
+
+Tables (created if missing, idempotent; documented for users in docs/store.md)::
+
+    recluster_documents   (namespace, collection_id, document_id, embedding real[] | vector)
+                          PRIMARY KEY (namespace, collection_id, document_id)
+    recluster_runs        one row per complete run: ids, sizes, summary jsonb, committed_at
+    recluster_assignments (namespace, run_id, position, collection_id, document_id, label)
+    recluster_clusters    (namespace, run_id, cluster_id, size, centroid real[])
+    recluster_baselines   (namespace, collection_set, run_id, created_at, document_count,
+                           mean real[], centroids real[][])
+
+Why one documents table rather than a table per collection: collections come
+and go with triggers and the API; with one table they need no DDL, no
+dynamic identifiers and no catalog growth, and the primary key
+(namespace, collection_id, document_id) serves counts, ordered reads and
+sampling by index.
+
+Reading embeddings: `array_send(embedding)` fetched in binary through a
+server-side cursor gives each row's array in PostgreSQL's binary layout
+(header, then a 4-byte length and a big-endian float per element). A block of
+rows is joined into one buffer and decoded by numpy through a structured
+dtype straight into the preallocated float32 matrix: no Python float objects.
+pgvector `vector` columns are read through the `vector -> real[]` cast and
+written through `real[] -> vector`, the casts pgvector documents.
+
+A run is written in one transaction: it is visible completely or not at all.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import struct
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, Literal, ParamSpec, TypeVar, cast
+
+import numpy as np
+import psycopg
+from numpy.typing import ArrayLike
+from psycopg import errors as pg_errors
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from ._common import (
+    check_append,
+    check_block_size,
+    check_sample_size,
+    empty_collection,
+    reblock,
+)
+from .base import CollectionStore
+from .errors import (
+    CollectionNotFound,
+    InvalidCollection,
+    RunExists,
+    RunNotFound,
+    StoreError,
+    StoreUnavailable,
+)
+from .factory import redact
+from .types import (
+    Baseline,
+    Collection,
+    Float32Matrix,
+    RunResults,
+    check_id,
+    collection_set_key,
+)
+
+EmbeddingType = Literal["real[]", "vector"]
+FLOAT4_OID = 700
+# Rows fetched per round trip: ~30 MB of arrays at D=384.
+DEFAULT_FETCH_ROWS = 10_000
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+TABLES = (
+    "recluster_documents",
+    "recluster_runs",
+    "recluster_assignments",
+    "recluster_clusters",
+    "recluster_baselines",
+)
+_DDL = """
+CREATE TABLE IF NOT EXISTS recluster_documents (
+    namespace      text NOT NULL,
+    collection_id  text NOT NULL,
+    document_id    text NOT NULL,
+    embedding      {embedding_type} NOT NULL,
+    PRIMARY KEY (namespace, collection_id, document_id)
+);
+CREATE TABLE IF NOT EXISTS recluster_runs (
+    namespace      text NOT NULL,
+    run_id         text NOT NULL,
+    collection_set text NOT NULL,
+    collection_ids text[] NOT NULL,
+    num_documents  bigint NOT NULL,
+    num_clusters   integer NOT NULL,
+    dim            integer NOT NULL,
+    summary        jsonb NOT NULL,
+    created_at     timestamptz NOT NULL,
+    committed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (namespace, run_id)
+);
+CREATE INDEX IF NOT EXISTS recluster_runs_latest
+    ON recluster_runs (namespace, collection_set, committed_at DESC);
+CREATE TABLE IF NOT EXISTS recluster_assignments (
+    namespace      text NOT NULL,
+    run_id         text NOT NULL,
+    position       bigint NOT NULL,
+    collection_id  text NOT NULL,
+    document_id    text NOT NULL,
+    label          integer NOT NULL,
+    PRIMARY KEY (namespace, run_id, position)
+);
+CREATE TABLE IF NOT EXISTS recluster_clusters (
+    namespace      text NOT NULL,
+    run_id         text NOT NULL,
+    cluster_id     integer NOT NULL,
+    size           bigint NOT NULL,
+    centroid       real[] NOT NULL,
+    PRIMARY KEY (namespace, run_id, cluster_id)
+);
+CREATE TABLE IF NOT EXISTS recluster_baselines (
+    namespace      text NOT NULL,
+    collection_set text NOT NULL,
+    collection_ids text[] NOT NULL,
+    run_id         text NOT NULL,
+    created_at     timestamptz NOT NULL,
+    document_count bigint NOT NULL,
+    mean           real[] NOT NULL,
+    centroids      real[] NOT NULL,
+    PRIMARY KEY (namespace, collection_set, created_at, run_id)
+);
+"""
+
+
+def _array_dtype(dim: int) -> np.dtype[Any]:
+    """PostgreSQL's binary layout of a 1-D float4 array without NULLs (array_send)."""
+    return np.dtype(
+        [
+            ("ndim", ">i4"),
+            ("has_null", ">i4"),
+            ("element_oid", ">i4"),
+            ("length", ">i4"),
+            ("lower_bound", ">i4"),
+            ("values", [("size", ">i4"), ("value", ">f4")], (dim,)),
+        ]
+    )
+
+
+def _decode_arrays(buffer: bytes, rows: int, dim: int, out: Float32Matrix, where: str) -> None:
+    """Decode `rows` concatenated array_send() values into `out` (rows×dim)."""
+    dtype = _array_dtype(dim)
+    if len(buffer) != rows * dtype.itemsize:
+        raise InvalidCollection(
+            f"{where}: embeddings of different dimensions or with NULL elements (expected {dim})"
+        )
+    arrays = np.frombuffer(buffer, dtype=dtype, count=rows)
+    if rows and not (
+        (arrays["ndim"] == 1).all()
+        and (arrays["has_null"] == 0).all()
+        and (arrays["length"] == dim).all()
+    ):
+        raise InvalidCollection(f"{where}: embeddings must be 1-D float4 arrays of length {dim}")
+    out[:] = arrays["values"]["value"]
+
+
+def _encode_arrays(matrix: Float32Matrix) -> bytes:
+    """Binary COPY/array_recv layout of each row of `matrix`, concatenated."""
+    rows, dim = matrix.shape
+    arrays = np.empty(rows, dtype=_array_dtype(dim))
+    arrays["ndim"] = 1
+    arrays["has_null"] = 0
+    arrays["element_oid"] = FLOAT4_OID
+    arrays["length"] = dim
+    arrays["lower_bound"] = 1
+    arrays["values"]["size"] = 4
+    arrays["values"]["value"] = matrix
+    return arrays.tobytes()
+
+
+def _begin_read(conn: psycopg.Connection[Any], snapshot: str | None = None) -> None:
+    """Start a read: one snapshot, and rows in physical order, the same on every read.
+
+    Index scans would return rows in key order, synchronised scans start
+    wherever a concurrent scan is, parallel plans interleave their workers'
+    rows: each would change the order between two reads of an unchanged
+    collection, or between a single-connection and a multi-connection read.
+    """
+    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    if snapshot is not None:
+        conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+    conn.execute("SET LOCAL synchronize_seqscans = off")
+    conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+    conn.execute("SET LOCAL enable_indexscan = off")
+
+
+def _guarded(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn connection failures into `StoreUnavailable` with the (redacted) URI."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except StoreError:
+            raise
+        except psycopg.OperationalError as exc:
+            store = cast(PostgresStore, args[0])
+            raise StoreUnavailable(store.location, str(exc)) from exc
+
+    return wrapper
+
+
+class PostgresStore(CollectionStore):
+    """Collections and results in PostgreSQL tables (see the module docstring)."""
+
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        connect_timeout: int = 10,
+        embedding_type: EmbeddingType = "real[]",
+        fetch_rows: int = DEFAULT_FETCH_ROWS,
+        read_connections: int = 4,
+        parallel_min_rows: int = 50_000,
+    ) -> None:
+        """`embedding_type` only matters when this store creates the documents table.
+
+        `read_connections` bounds the connections one `read` uses (collections
+        of at least `parallel_min_rows` rows); 1 reads on a single connection.
+        """
+        self._conninfo = conninfo
+        self._connect_timeout = connect_timeout
+        self._create_embedding_type = embedding_type
+        self._fetch_rows = fetch_rows
+        self._read_connections = max(1, read_connections)
+        self._parallel_min_rows = parallel_min_rows
+        self.location = redact(conninfo)
+        self._ready_lock = threading.Lock()
+        self._embedding_type: EmbeddingType | None = None
+
+    # Connections and schema -----------------------------------------------
+
+    @contextmanager
+    def _connect(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection with the tables in place, closed afterwards."""
+        conn = psycopg.connect(
+            self._conninfo,
+            connect_timeout=self._connect_timeout,
+            application_name="recluster",
+            client_encoding="utf8",
+            autocommit=True,  # transactions are explicit: conn.transaction()
+        )
+        try:
+            if self._embedding_type is None:
+                with self._ready_lock:
+                    if self._embedding_type is None:
+                        self._embedding_type = self._prepare(conn)
+            yield conn
+        finally:
+            conn.close()
+
+    def _prepare(self, conn: psycopg.Connection[Any]) -> EmbeddingType:
+        """Create missing tables (serialised by an advisory lock) and detect the embedding type."""
+        with conn.transaction():
+            # Tables created by an administrator need no CREATE privilege here
+            # (PostgreSQL 15 no longer grants it on `public` to everyone).
+            present = conn.execute(
+                "SELECT count(to_regclass(t)) FROM unnest(%s::text[]) AS t", (list(TABLES),)
+            ).fetchone()
+            if present is None or present[0] != len(TABLES):
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext('recluster_store_ddl'))")
+                exists = conn.execute("SELECT to_regclass('recluster_documents')").fetchone()
+                missing = exists is None or exists[0] is None
+                if missing and self._create_embedding_type == "vector":
+                    conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+                conn.execute(_DDL.format(embedding_type=self._create_embedding_type).encode())
+            row = conn.execute(
+                "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
+                " WHERE attrelid = 'recluster_documents'::regclass AND attname = 'embedding'"
+            ).fetchone()
+        column_type = str(row[0]) if row else ""
+        if column_type.startswith("vector"):
+            return "vector"
+        if column_type in ("real[]", "float4[]"):
+            return "real[]"
+        raise InvalidCollection(
+            f"recluster_documents.embedding has type {column_type!r}; expected real[] or vector"
+        )
+
+    def _embedding_sql(self) -> sql.SQL:
+        """The embedding column as real[], whatever its stored type."""
+        if self._embedding_type == "vector":
+            return sql.SQL("embedding::real[]")
+        return sql.SQL("embedding")
+
+    # Collections -------------------------------------------------------------
+
+    @_guarded
+    def count(self, namespace: str, collection_id: str) -> int:
+        check_id("namespace", namespace)
+        check_id("collection id", collection_id)
+        with self._connect() as conn:
+            n = self._count(conn, namespace, collection_id)
+        if n == 0:
+            raise CollectionNotFound(namespace, collection_id, self.location)
+        return n
+
+    def _count(self, conn: psycopg.Connection[Any], namespace: str, collection_id: str) -> int:
+        row = conn.execute(
+            "SELECT count(*) FROM recluster_documents WHERE namespace = %s AND collection_id = %s",
+            (namespace, collection_id),
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def _dim(self, conn: psycopg.Connection[Any], namespace: str, collection_id: str) -> int:
+        query = sql.SQL(
+            "SELECT cardinality({e}) FROM recluster_documents"
+            " WHERE namespace = %s AND collection_id = %s LIMIT 1"
+        ).format(e=self._embedding_sql())
+        row = conn.execute(query, (namespace, collection_id)).fetchone()
+        if row is None:
+            raise CollectionNotFound(namespace, collection_id, self.location)
+        return int(row[0])
+
+    @_guarded
+    def list_collections(self, namespace: str) -> list[str]:
+        check_id("namespace", namespace)
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT DISTINCT collection_id FROM recluster_documents WHERE namespace = %s"
+                " ORDER BY 1",
+                (namespace,),
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def _stream(
+        self,
+        conn: psycopg.Connection[Any],
+        query: sql.Composed,
+        params: Sequence[Any],
+        dim: int,
+        where: str,
+    ) -> Iterator[tuple[list[str], Float32Matrix]]:
+        """(ids, float32 block) from a query selecting (document_id, array_send(...))."""
+        with conn.cursor(name="recluster_stream", binary=True) as cur:
+            cur.itersize = self._fetch_rows
+            cur.execute(query, params)
+            while rows := cur.fetchmany(self._fetch_rows):
+                block = np.empty((len(rows), dim), dtype=np.float32)
+                _decode_arrays(b"".join(r[1] for r in rows), len(rows), dim, block, where)
+                yield [r[0] for r in rows], block
+
+    def _select_collection(self) -> sql.Composed:
+        """All rows of a collection, in the table's physical order (see `_begin_read`).
+
+        No ORDER BY: sorting a million 1.5 kB rows costs the server seconds and
+        a spill to disk, for an order nobody needs.
+        """
+        return sql.SQL(
+            "SELECT document_id, array_send({e}) FROM recluster_documents"
+            " WHERE namespace = %s AND collection_id = %s"
+        ).format(e=self._embedding_sql())
+
+    @_guarded
+    def read_many(self, namespace: str, collection_ids: Sequence[str]) -> Collection:
+        """All rows, read by up to `read_connections` connections sharing one snapshot.
+
+        The server's cost of sending a real[] is per float, so one connection
+        is bound by one server core. Each collection is cut into ranges of
+        heap pages holding about the same number of rows; workers read their
+        range (`ctid` bounds) in the snapshot exported by this transaction
+        and decode it into their slice of the matrix. Ranges follow the
+        physical order, so the result is the same as a single scan's.
+        """
+        check_id("namespace", namespace)
+        cids = [check_id("collection id", c) for c in collection_ids]
+        if not cids:
+            raise ValueError("read_many needs at least one collection id")
+        with self._connect() as conn, conn.transaction():
+            _begin_read(conn)
+            counts = [self._count(conn, namespace, cid) for cid in cids]
+            for cid, n in zip(cids, counts, strict=True):
+                if n == 0:
+                    raise CollectionNotFound(namespace, cid, self.location)
+            dims = {self._dim(conn, namespace, cid) for cid in cids}
+            if len(dims) > 1:
+                raise InvalidCollection(
+                    f"collections {cids} in namespace {namespace!r} have different"
+                    f" embedding dimensions {sorted(dims)}"
+                )
+            dim = dims.pop()
+            total = sum(counts)
+            matrix = np.empty((total, dim), dtype=np.float32)
+            # (collection, first page, end page or None, first row in the matrix, rows)
+            tasks: list[tuple[str, int, int | None, int, int]] = []
+            row = 0
+            workers = self._read_connections if total >= self._parallel_min_rows else 1
+            for cid, n in zip(cids, counts, strict=True):
+                for first, end, rows in self._page_ranges(conn, namespace, cid, n, workers):
+                    tasks.append((cid, first, end, row, rows))
+                    row += rows
+            ids: list[list[str]] = [[] for _ in tasks]
+            if len(tasks) == len(cids):  # one range per collection: this connection
+                for i, task in enumerate(tasks):
+                    ids[i] = self._read_range(conn, namespace, task, dim, matrix)
+            else:
+                snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()
+
+                def work(i: int) -> None:
+                    with self._connect() as worker, worker.transaction():
+                        _begin_read(worker, str(snapshot[0]) if snapshot else None)
+                        ids[i] = self._read_range(worker, namespace, tasks[i], dim, matrix)
+
+                with ThreadPoolExecutor(min(workers, len(tasks))) as pool:
+                    for _ in pool.map(work, range(len(tasks))):
+                        pass
+        document_ids = [d for chunk in ids for d in chunk]
+        offsets = [0, *itertools.accumulate(counts)]
+        return Collection(document_ids, matrix, tuple(cids), tuple(offsets))
+
+    def _page_ranges(
+        self, conn: psycopg.Connection[Any], namespace: str, collection_id: str, n: int, k: int
+    ) -> list[tuple[int, int | None, int]]:
+        """Up to k ranges of heap pages [first, end) with about n/k rows of the collection each."""
+        if k <= 1:
+            return [(0, None, n)]
+        pages = conn.execute(
+            "SELECT (ctid::text::point)[0]::bigint AS page, count(*) FROM recluster_documents"
+            " WHERE namespace = %s AND collection_id = %s GROUP BY 1 ORDER BY 1",
+            (namespace, collection_id),
+        ).fetchall()
+        ranges: list[tuple[int, int | None, int]] = []
+        first = held = seen = 0
+        for page, rows in pages:
+            # Cut before this page once the rows so far reach the next k-th of the total.
+            if held and len(ranges) < k - 1 and seen >= n * (len(ranges) + 1) / k:
+                ranges.append((first, int(page), held))
+                first, held = int(page), 0
+            held += int(rows)
+            seen += int(rows)
+        ranges.append((first, None, held))
+        return ranges
+
+    def _read_range(
+        self,
+        conn: psycopg.Connection[Any],
+        namespace: str,
+        task: tuple[str, int, int | None, int, int],
+        dim: int,
+        matrix: Float32Matrix,
+    ) -> list[str]:
+        """Decode one page range of a collection into matrix[start:start+rows]; its ids."""
+        cid, first, end, start, rows = task
+        where = f"collection {cid!r} in namespace {namespace!r}"
+        query = self._select_collection()
+        params: list[Any] = [namespace, cid]
+        if first or end is not None:
+            query = query + sql.SQL(" AND ctid >= %s::tid")
+            params.append(f"({first},0)")
+            if end is not None:
+                query = query + sql.SQL(" AND ctid < %s::tid")
+                params.append(f"({end},0)")
+        ids: list[str] = []
+        with conn.cursor(name="recluster_read", binary=True) as cur:
+            cur.itersize = self._fetch_rows
+            cur.execute(query, params)
+            while fetched := cur.fetchmany(self._fetch_rows):
+                at = start + len(ids)
+                if len(ids) + len(fetched) > rows:
+                    raise InvalidCollection(f"{where}: rows changed while reading")
+                data = b"".join(r[1] for r in fetched)
+                _decode_arrays(data, len(fetched), dim, matrix[at : at + len(fetched)], where)
+                ids.extend(r[0] for r in fetched)
+        if len(ids) != rows:
+            raise InvalidCollection(f"{where}: rows changed while reading")
+        return ids
+
+    @_guarded
+    def sample(self, namespace: str, collection_id: str, n: int, seed: int) -> Collection:
+        """A uniform sample: the n rows with the smallest seeded hash of their document id.
+
+        The ids come from the primary-key index (an index-only scan once the
+        table is vacuumed); only the n sampled embeddings are read.
+        """
+        check_id("namespace", namespace)
+        check_id("collection id", collection_id)
+        check_sample_size(n)
+        query = sql.SQL(
+            "SELECT document_id, array_send({e}) FROM recluster_documents"
+            " WHERE namespace = %s AND collection_id = %s AND document_id IN ("
+            "   SELECT document_id FROM recluster_documents"
+            "   WHERE namespace = %s AND collection_id = %s"
+            "   ORDER BY hashtextextended(document_id, %s), document_id LIMIT %s)"
+            " ORDER BY document_id"
+        ).format(e=self._embedding_sql())
+        with self._connect() as conn, conn.transaction():
+            _begin_read(conn)
+            dim = self._dim(conn, namespace, collection_id)
+            if n == 0:
+                return empty_collection(dim, collection_id)
+            params = (namespace, collection_id, namespace, collection_id, seed, n)
+            where = f"collection {collection_id!r} in namespace {namespace!r}"
+            ids: list[str] = []
+            blocks: list[Float32Matrix] = []
+            for block_ids, block in self._stream(conn, query, params, dim, where):
+                ids.extend(block_ids)
+                blocks.append(block)
+        matrix = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+        return Collection(ids, matrix, (collection_id,), (0, len(ids)))
+
+    def iter_blocks(
+        self, namespace: str, collection_id: str, rows_per_block: int
+    ) -> Iterator[Collection]:
+        check_id("namespace", namespace)
+        check_id("collection id", collection_id)
+        check_block_size(rows_per_block)
+        return self._iter_blocks(namespace, collection_id, rows_per_block)
+
+    def _iter_blocks(
+        self, namespace: str, collection_id: str, rows_per_block: int
+    ) -> Iterator[Collection]:
+        try:
+            with self._connect() as conn, conn.transaction():
+                _begin_read(conn)
+                dim = self._dim(conn, namespace, collection_id)
+                where = f"collection {collection_id!r} in namespace {namespace!r}"
+                pieces = self._stream(
+                    conn, self._select_collection(), (namespace, collection_id), dim, where
+                )
+                yield from reblock(pieces, rows_per_block, collection_id)
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(self.location, str(exc)) from exc
+
+    @_guarded
+    def append(
+        self,
+        namespace: str,
+        collection_id: str,
+        document_ids: Sequence[str],
+        embeddings: ArrayLike,
+    ) -> None:
+        ids, matrix = check_append(namespace, collection_id, document_ids, embeddings)
+        rows, dim = matrix.shape
+        with self._connect() as conn:
+            try:
+                with conn.transaction():
+                    if self._count(conn, namespace, collection_id):
+                        existing = self._dim(conn, namespace, collection_id)
+                        if existing != dim:
+                            raise ValueError(
+                                f"collection {collection_id!r} has {existing}-dimensional"
+                                f" embeddings; cannot append {dim}-dimensional ones"
+                            )
+                    self._copy_documents(conn, namespace, collection_id, ids, matrix)
+            except pg_errors.UniqueViolation:
+                raise ValueError(
+                    f"some of the {rows} document ids already exist in collection"
+                    f" {collection_id!r} of namespace {namespace!r}"
+                ) from None
+
+    def _copy_documents(
+        self,
+        conn: psycopg.Connection[Any],
+        namespace: str,
+        collection_id: str,
+        ids: list[str],
+        matrix: Float32Matrix,
+    ) -> None:
+        """Binary COPY; embeddings encoded by numpy, never as Python floats."""
+        rows, dim = matrix.shape
+        array_size = _array_dtype(dim).itemsize
+        to_vector = self._embedding_type == "vector"
+        if to_vector:
+            conn.execute(
+                "CREATE TEMP TABLE recluster_staging (document_id text, embedding real[])"
+                " ON COMMIT DROP"
+            )
+            target = "recluster_staging (document_id, embedding)"
+            prefix = struct.pack(">h", 2)
+        else:
+            target = "recluster_documents (namespace, collection_id, document_id, embedding)"
+            ns, cid = namespace.encode(), collection_id.encode()
+            prefix = struct.pack(">hi", 4, len(ns)) + ns + struct.pack(">i", len(cid)) + cid
+        array_header = struct.pack(">i", array_size)
+        batch = 5_000
+        with conn.cursor().copy(f"COPY {target} FROM STDIN (FORMAT BINARY)") as copy:
+            copy.write(b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0))
+            for start in range(0, rows, batch):
+                encoded = _encode_arrays(matrix[start : start + batch])
+                parts: list[bytes] = []
+                for i, doc in enumerate(ids[start : start + batch]):
+                    doc_bytes = doc.encode()
+                    parts += (
+                        prefix,
+                        struct.pack(">i", len(doc_bytes)),
+                        doc_bytes,
+                        array_header,
+                        encoded[i * array_size : (i + 1) * array_size],
+                    )
+                copy.write(b"".join(parts))
+            copy.write(struct.pack(">h", -1))
+        if to_vector:
+            conn.execute(
+                "INSERT INTO recluster_documents (namespace, collection_id, document_id, embedding)"
+                " SELECT %s, %s, document_id, embedding::vector FROM recluster_staging",
+                (namespace, collection_id),
+            )
+
+    # Results -------------------------------------------------------------------
+
+    def _fail_point(self, step: str) -> None:
+        """No-op; tests replace it to interrupt a run write at a given step."""
+
+    @_guarded
+    def write_run(self, namespace: str, run: RunResults) -> None:
+        check_id("namespace", namespace)
+        collection_set = collection_set_key(run.collection_ids)
+        where = run.collection_of_rows()
+        with self._connect() as conn:
+            try:
+                with conn.transaction():
+                    exists = conn.execute(
+                        "SELECT 1 FROM recluster_runs WHERE namespace = %s AND run_id = %s",
+                        (namespace, run.run_id),
+                    ).fetchone()
+                    if exists:
+                        raise RunExists(namespace, run.run_id, self.location)
+                    cur = conn.cursor()
+                    with cur.copy(
+                        "COPY recluster_assignments (namespace, run_id, position,"
+                        " collection_id, document_id, label) FROM STDIN"
+                    ) as copy:
+                        sources = run.collection_ids
+                        for position, (doc, source, label) in enumerate(
+                            zip(run.document_ids, where.tolist(), run.labels.tolist(), strict=True)
+                        ):
+                            copy.write_row(
+                                (namespace, run.run_id, position, sources[source], doc, label)
+                            )
+                    self._fail_point("assignments")
+                    cur.executemany(
+                        "INSERT INTO recluster_clusters (namespace, run_id, cluster_id, size,"
+                        " centroid) VALUES (%s, %s, %s, %s, %s)",
+                        [
+                            (namespace, run.run_id, k, int(size), centroid)
+                            for k, (size, centroid) in enumerate(
+                                zip(run.cluster_sizes.tolist(), run.centroids.tolist(), strict=True)
+                            )
+                        ],
+                    )
+                    if run.baseline is not None:
+                        self._insert_baseline(conn, namespace, run.baseline)
+                    self._fail_point("files")
+                    # Last, so that committed_at (clock_timestamp()) is as close
+                    # to the commit as it can be, and only INSERT is needed.
+                    conn.execute(
+                        "INSERT INTO recluster_runs (namespace, run_id, collection_set,"
+                        " collection_ids, num_documents, num_clusters, dim, summary, created_at)"
+                        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                        (
+                            namespace,
+                            run.run_id,
+                            collection_set,
+                            list(run.collection_ids),
+                            len(run.document_ids),
+                            run.num_clusters,
+                            int(run.centroids.shape[1]),
+                            Jsonb(run.summary),
+                            run.created_at,
+                        ),
+                    )
+                    self._fail_point("index")
+            except pg_errors.UniqueViolation as exc:
+                # A concurrent writer of the same run id committed first.
+                if exc.diag.constraint_name in (
+                    "recluster_runs_pkey",
+                    "recluster_assignments_pkey",
+                    "recluster_clusters_pkey",
+                ):
+                    raise RunExists(namespace, run.run_id, self.location) from None
+                raise
+
+    def _insert_baseline(
+        self, conn: psycopg.Connection[Any], namespace: str, baseline: Baseline
+    ) -> None:
+        conn.execute(
+            "INSERT INTO recluster_baselines (namespace, collection_set, collection_ids, run_id,"
+            " created_at, document_count, mean, centroids)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s::real[], %s::real[])",
+            (
+                namespace,
+                collection_set_key(baseline.collection_ids),
+                list(baseline.collection_ids),
+                baseline.run_id,
+                baseline.created_at,
+                baseline.document_count,
+                baseline.mean.tolist(),
+                baseline.centroids.tolist(),
+            ),
+        )
+
+    @_guarded
+    def read_run(self, namespace: str, run_id: str) -> RunResults:
+        check_id("namespace", namespace)
+        check_id("run id", run_id)
+        with self._connect() as conn, conn.transaction():
+            _begin_read(conn)
+            run = conn.execute(
+                "SELECT collection_ids, dim, summary, created_at FROM recluster_runs"
+                " WHERE namespace = %s AND run_id = %s",
+                (namespace, run_id),
+            ).fetchone()
+            if run is None:
+                raise RunNotFound(namespace, run_id, self.location)
+            collection_ids, dim, summary, created_at = run
+            cur = conn.cursor(binary=True)
+            cur.execute(
+                "SELECT collection_id, document_id, label FROM recluster_assignments"
+                " WHERE namespace = %s AND run_id = %s ORDER BY position",
+                (namespace, run_id),
+            )
+            rows = cur.fetchall()
+            clusters = conn.execute(
+                "SELECT size, centroid FROM recluster_clusters"
+                " WHERE namespace = %s AND run_id = %s ORDER BY cluster_id",
+                (namespace, run_id),
+            ).fetchall()
+            baseline_row = conn.execute(
+                "SELECT collection_ids, run_id, created_at, document_count, mean, centroids"
+                " FROM recluster_baselines WHERE namespace = %s AND collection_set = %s"
+                " AND run_id = %s ORDER BY created_at DESC LIMIT 1",
+                (namespace, collection_set_key(collection_ids), run_id),
+            ).fetchone()
+        position = {c: i for i, c in enumerate(collection_ids)}
+        counts = [0] * len(collection_ids)
+        for r in rows:
+            counts[position[r[0]]] += 1
+        centroids = np.array([c[1] for c in clusters], dtype=np.float32).reshape(-1, dim)
+        return RunResults(
+            run_id=run_id,
+            collection_ids=tuple(collection_ids),
+            document_ids=[r[1] for r in rows],
+            labels=np.fromiter((r[2] for r in rows), dtype=np.int32, count=len(rows)),
+            cluster_sizes=np.array([c[0] for c in clusters], dtype=np.int64),
+            centroids=centroids,
+            summary=summary,
+            baseline=_baseline_of_row(baseline_row) if baseline_row else None,
+            offsets=tuple(int(x) for x in np.cumsum([0, *counts])),
+            created_at=created_at,
+        )
+
+    @_guarded
+    def latest_run(self, namespace: str, collection_ids: Sequence[str]) -> str | None:
+        check_id("namespace", namespace)
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT run_id FROM recluster_runs WHERE namespace = %s AND collection_set = %s"
+                " ORDER BY committed_at DESC, run_id DESC LIMIT 1",
+                (namespace, collection_set_key(collection_ids)),
+            ).fetchone()
+        return str(row[0]) if row else None
+
+    @_guarded
+    def write_baseline(self, namespace: str, baseline: Baseline) -> None:
+        check_id("namespace", namespace)
+        with self._connect() as conn, conn.transaction():
+            self._insert_baseline(conn, namespace, baseline)
+
+    @_guarded
+    def read_baseline(self, namespace: str, collection_ids: Sequence[str]) -> Baseline | None:
+        check_id("namespace", namespace)
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT collection_ids, run_id, created_at, document_count, mean, centroids"
+                " FROM recluster_baselines WHERE namespace = %s AND collection_set = %s"
+                " ORDER BY created_at DESC, run_id DESC LIMIT 1",
+                (namespace, collection_set_key(collection_ids)),
+            ).fetchone()
+        return _baseline_of_row(row) if row else None
+
+
+def _baseline_of_row(row: Any) -> Baseline:
+    collection_ids, run_id, created_at, document_count, mean, centroids = row
+    mean_array = np.array(mean, dtype=np.float32)
+    return Baseline(
+        run_id=run_id,
+        collection_ids=tuple(collection_ids),
+        centroids=np.array(centroids, dtype=np.float32).reshape(-1, mean_array.shape[0]),
+        mean=mean_array,
+        document_count=int(document_count),
+        created_at=cast(datetime, created_at),
+    )

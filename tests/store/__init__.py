@@ -1,0 +1,1 @@
+"""Tests of the collection stores against their real backends."""
