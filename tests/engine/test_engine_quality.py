@@ -1,0 +1,61 @@
+"""The quality score: scikit-learn's silhouette, on a bounded sample, noise excluded."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import silhouette_score  # type: ignore[import-untyped]
+
+from conftest import Blobs, make_blobs
+from recluster.engine.quality import silhouette, silhouette_exact
+
+
+def test_exact_silhouette_matches_sklearn() -> None:
+    rows, truth = make_blobs(n=500, k=5, d=6, std=2.5)
+    labels = truth.copy()
+    labels[:7] = 4  # some misassigned rows, and one singleton cluster below
+    labels[10] = 5
+    ours = silhouette_exact(rows, labels.astype(np.intp))
+    assert ours == pytest.approx(silhouette_score(rows, labels), abs=1e-5)
+
+
+def test_many_clusters_use_the_sparse_indicator() -> None:
+    rows, truth = make_blobs(n=3_000, k=600, d=4, std=0.1, box=5.0)
+    _, labels = np.unique(truth, return_inverse=True)
+    ours = silhouette_exact(rows, labels.astype(np.intp))
+    # float32 distances (scikit-learn upcasts to float64): agreement to ~1e-4.
+    assert ours == pytest.approx(silhouette_score(rows, labels), abs=5e-4)
+
+
+def test_bounds_and_ordering(blobs: Blobs) -> None:
+    rows, truth = blobs
+    good = silhouette(rows, truth.astype(np.int32))
+    shuffled = silhouette(rows, np.random.default_rng(0).permutation(truth).astype(np.int32))
+    assert good is not None and shuffled is not None
+    assert 0.7 < good <= 1.0
+    assert -1.0 <= shuffled < 0.05
+
+
+def test_noise_is_excluded(blobs: Blobs) -> None:
+    rows, truth = blobs
+    labels = truth.astype(np.int32)
+    noisy_rows = np.vstack([rows, np.full((5, rows.shape[1]), 1e3, dtype=np.float32)])
+    noisy_labels = np.concatenate([labels, np.full(5, -1, dtype=np.int32)])
+    assert silhouette(noisy_rows, noisy_labels) == pytest.approx(silhouette(rows, labels))
+
+
+def test_sample_is_bounded_and_seeded() -> None:
+    rows, truth = make_blobs(n=4_000, k=4, d=6, std=2.0)
+    labels = truth.astype(np.int32)
+    a = silhouette(rows, labels, max_rows=500, random_state=1)
+    b = silhouette(rows, labels, max_rows=500, random_state=1)
+    full = silhouette(rows, labels, max_rows=10_000)
+    assert a == b
+    assert a is not None and full is not None and a == pytest.approx(full, abs=0.03)
+
+
+def test_undefined_cases_return_none() -> None:
+    rows = np.random.default_rng(0).normal(size=(10, 3)).astype(np.float32)
+    assert silhouette(rows, np.zeros(10, dtype=np.int32)) is None  # one cluster
+    assert silhouette(rows, np.full(10, -1, dtype=np.int32)) is None  # all noise
+    assert silhouette(rows[:3], np.arange(3, dtype=np.int32)) is None  # singletons only
