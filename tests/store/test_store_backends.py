@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -132,6 +133,21 @@ def test_parquet_layout_is_as_documented(tmp_path: Path) -> None:
     assert dataset.num_rows == 20
 
 
+def test_parquet_baseline_stats_column_and_older_files(tmp_path: Path) -> None:
+    store = ParquetStore(str(tmp_path))
+    ids, m = make_rows(20, 1)
+    store.append("ns", "c", ids, m)
+    store.write_run("ns", make_run("run-1", ("c",), ids))
+    path = tmp_path / "ns/runs/run-1/baseline.parquet"
+    table = pq.read_table(path)
+    assert table.column("stats").type == pa.string()  # JSON, readable by any tool
+    assert json.loads(table.column("stats")[0].as_py())["rows"] == 20.0
+    # A baseline file from before drift statistics (no stats column) still reads.
+    pq.write_table(table.drop_columns(["stats"]), path)
+    baseline = store.read_baseline("ns", ["c"])
+    assert baseline is not None and baseline.run_id == "run-1" and baseline.stats == {}
+
+
 def test_parquet_reads_data_written_by_other_tools(tmp_path: Path) -> None:
     directory = tmp_path / "ns/collections/mine"
     directory.mkdir(parents=True)
@@ -218,11 +234,26 @@ def test_parquet_sample_reads_few_row_groups(
     monkeypatch.setattr(store, "_read_row_group", counting)
     sample = store.sample("ns", "c", 60, seed=3)
     assert len(sample) == 60
-    assert 2 <= len(read_groups) <= 4  # of 50 row groups
+    assert len(read_groups) == 16  # of 50 row groups: the minimum spread, not everything
+    assert max(read_groups) - min(read_groups) >= 40, "spread over the whole collection"
     full = by_id(ids, m)
     assert all(
         full[d] == r.tobytes() for d, r in zip(sample.document_ids, sample.embeddings, strict=True)
     )
+
+
+def test_parquet_sample_sees_recent_appends_in_their_share(tmp_path: Path) -> None:
+    """A drift check must see documents appended last, every time, not by luck."""
+    store = ParquetStore(str(tmp_path), rows_per_row_group=1000)
+    old_ids = [f"old{i}" for i in range(70_000)]
+    store.append("ns", "c", old_ids, np.zeros((70_000, 2), dtype=np.float32))
+    new_ids = [f"new{i}" for i in range(30_000)]
+    store.append("ns", "c", new_ids, np.ones((30_000, 2), dtype=np.float32))
+    shares = []
+    for seed in range(20):
+        sample = store.sample("ns", "c", 2000, seed=seed)
+        shares.append(float(sample.embeddings[:, 0].mean()))
+    assert min(shares) > 0.2 and max(shares) < 0.4, shares
 
 
 def test_parquet_empty_local_collection_directory_counts_zero(tmp_path: Path) -> None:
@@ -306,6 +337,48 @@ def test_postgres_tables_made_by_an_admin_need_no_create_privilege(pg_url: str) 
     assert job.count("priv-ns", "c") == 5
     job.write_run("priv-ns", make_run("r1", ("c",), ids))
     assert job.latest_run("priv-ns", ["c"]) == "r1"
+
+
+def test_postgres_adds_the_stats_column_to_older_tables(pg_url: str) -> None:
+    """Tables from before drift statistics: the store adds the column, or works without it."""
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE DATABASE recluster_upgrade")
+    url = pg_url.rsplit("/", 1)[0] + "/recluster_upgrade"
+    ids, m = make_rows(10, 1)
+    PostgresStore(url).append("up-ns", "c", ids, m)
+    old_run = make_run("old", ("c",), ids)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE recluster_baselines DROP COLUMN stats")
+        conn.execute(
+            "INSERT INTO recluster_baselines (namespace, collection_set, collection_ids, run_id,"
+            " created_at, document_count, mean, centroids) VALUES ('up-ns', 'c', '{c}', 'old',"
+            " now() - interval '1 day', 10, %s::real[], %s::real[])",
+            (old_run.baseline.mean.tolist(), old_run.baseline.centroids.tolist()),  # type: ignore[union-attr]
+        )
+        conn.execute("DROP ROLE IF EXISTS recluster_reader")
+        conn.execute("CREATE ROLE recluster_reader LOGIN")
+        conn.execute("GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO recluster_reader")
+
+    # A role that may not ALTER the administrator's table: baselines without statistics.
+    limited = PostgresStore(url.replace("postgres@", "recluster_reader@"))
+    baseline = limited.read_baseline("up-ns", ["c"])
+    assert baseline is not None and baseline.run_id == "old" and baseline.stats == {}
+    limited.write_run("up-ns", make_run("limited", ("c",), ids))
+    baseline = limited.read_baseline("up-ns", ["c"])
+    assert baseline is not None and baseline.run_id == "limited" and baseline.stats == {}
+
+    # The owner's store adds the column (idempotent DDL); old rows read as {}.
+    for _ in range(2):
+        owner = PostgresStore(url)
+        assert owner.read_baseline("up-ns", ["c"]) is not None
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT stats FROM recluster_baselines WHERE run_id = 'old'").fetchone()
+    assert row == ({},)
+    owner.write_run("up-ns", make_run("new", ("c",), ids))
+    baseline = owner.read_baseline("up-ns", ["c"])
+    assert baseline is not None and baseline.run_id == "new" and baseline.stats["rows"] == 10.0
 
 
 def test_postgres_rejects_existing_document_ids(pg_url: str) -> None:

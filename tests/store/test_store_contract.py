@@ -49,6 +49,7 @@ def make_run(
         mean=centroids.mean(axis=0),
         document_count=len(ids),
         created_at=created,
+        stats={"cluster_fractions": [0.5, 0.25, 0.25][:k] + [0.0] * (k - 3), "rows": len(ids)},
     )
     return RunResults(
         run_id=run_id,
@@ -182,6 +183,14 @@ def test_runs_round_trip_and_latest(store: CollectionStore, ns: str) -> None:
     assert got.summary == first.summary
     assert got.baseline is not None and first.baseline is not None
     assert np.array_equal(got.baseline.centroids, first.baseline.centroids)
+    assert (
+        got.baseline.stats
+        == first.baseline.stats
+        == {
+            "cluster_fractions": [0.5, 0.25, 0.25],
+            "rows": 70.0,
+        }
+    )
     assert got.created_at == first.created_at
 
     with pytest.raises(RunExists, match="run-1"):
@@ -195,10 +204,18 @@ def test_baseline_round_trip(store: CollectionStore, ns: str) -> None:
     t0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
     rng = np.random.default_rng(0)
     centroids = rng.standard_normal((5, DIM)).astype(np.float32)
-    written = Baseline("base-1", ("c1", "c2"), centroids, centroids.mean(0), 1234, t0)
+    # Drift statistics: values a float32 or decimal round trip would change, and a K-list.
+    stats: dict[str, float | list[float]] = {
+        "similarity_mean": 0.1 + 0.2,
+        "similarity_p05": -1e-300,
+        "cluster_fractions": [1 / 3, 2 / 3, 0.0, 0.0, 0.0],
+        "rows": 1234,
+    }
+    written = Baseline("base-1", ("c1", "c2"), centroids, centroids.mean(0), 1234, t0, stats)
     store.write_baseline(ns, written)
     got = store.read_baseline(ns, ["c2", "c1"])
     assert got is not None
+    assert got.stats == written.stats and got.stats["rows"] == 1234.0
     assert got.run_id == "base-1" and got.collection_ids == ("c1", "c2")
     assert got.document_count == 1234 and got.created_at == t0
     assert np.array_equal(got.centroids, centroids) and got.centroids.dtype == np.float32
@@ -212,11 +229,18 @@ def test_baseline_round_trip(store: CollectionStore, ns: str) -> None:
     data = store.read_many(ns, ["c1", "c2"])
     store.write_run(ns, make_run("run-b", ("c1", "c2"), data.document_ids, data.offsets))
     latest = store.read_baseline(ns, ["c1", "c2"])
-    assert latest is not None and latest.run_id == "run-b"
+    assert latest is not None and latest.run_id == "run-b" and latest.stats["rows"] == 15.0
     old = Baseline("base-0", ("c1", "c2"), centroids, centroids.mean(0), 1, t0 - timedelta(1))
     store.write_baseline(ns, old)
     latest = store.read_baseline(ns, ["c1", "c2"])
     assert latest is not None and latest.run_id == "run-b"
+
+    # A baseline without statistics (what every baseline was before drift checks) reads as {}.
+    later = datetime.now(UTC) + timedelta(1)
+    bare = Baseline("base-2", ("c1", "c2"), centroids, centroids.mean(0), 7, later)
+    store.write_baseline(ns, bare)
+    latest = store.read_baseline(ns, ["c1", "c2"])
+    assert latest is not None and latest.run_id == "base-2" and latest.stats == {}
 
 
 @pytest.mark.parametrize("step", ["assignments", "files", "index"])

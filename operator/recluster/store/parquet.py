@@ -80,7 +80,10 @@ EMBEDDING_COLUMN = "embedding"
 SUCCESS = "_SUCCESS"
 # ~48 MB row groups at D=384: big enough for sequential throughput, small
 # enough that a sample reads little and a few row groups in flight stay cheap.
-DEFAULT_ROWS_PER_ROW_GROUP = 32_768
+DEFAULT_ROWS_PER_ROW_GROUP = 8_192
+"""Small enough that a sample can touch many row groups (see `sample`), large enough
+that reading whole collections stays at memory speed."""
+MIN_SAMPLED_GROUPS = 16
 _TIME_FORMAT = "%Y%m%dT%H%M%S%fZ"
 
 P = ParamSpec("P")
@@ -488,13 +491,16 @@ class ParquetStore(CollectionStore):
 
     @_guarded
     def sample(self, namespace: str, collection_id: str, n: int, seed: int) -> Collection:
-        """A uniform sample of the rows of randomly chosen row groups.
+        """A uniform sample of the rows of systematically chosen row groups.
 
-        Row groups are drawn in a seeded random order until they hold at least
-        2·n rows (and at least 4 row groups when there are that many); n rows
-        are then drawn uniformly among them. Each row has the same chance to
-        be picked, and only those row groups are read: a cluster sample, cheap
-        on large collections, deterministic for a seed and a given layout.
+        Row groups, in the order they were written, are taken at a regular
+        stride from a random start, enough of them to hold at least 2·n rows
+        and at least 16 of them; n rows are then drawn uniformly among them.
+        Each row has the same chance to be picked and only those row groups
+        are read: cheap on large collections, deterministic for a seed. The
+        regular stride matters: documents appended recently sit in the newest
+        row groups, and a drift check must see them in their true share every
+        time, not only when a random draw happens to land on them.
         """
         check_sample_size(n)
         parts = self._parts(namespace, collection_id)
@@ -511,14 +517,15 @@ class ParquetStore(CollectionStore):
         if n >= total:
             return self.read(namespace, collection_id)
         rng = np.random.default_rng(seed)
-        chosen: list[int] = []
-        held = 0
-        for g in rng.permutation(len(groups)):
-            chosen.append(int(g))
-            held += groups[g][2]
-            if held >= 2 * n and len(chosen) >= min(4, len(groups)):
-                break
-        chosen.sort()
+        average = total / len(groups)
+        wanted = min(len(groups), max(MIN_SAMPLED_GROUPS, int(np.ceil(2 * n / average))))
+        stride = len(groups) / wanted
+        start = rng.uniform(0, stride)
+        chosen = sorted({min(len(groups) - 1, int(start + i * stride)) for i in range(wanted)})
+        held = sum(groups[g][2] for g in chosen)
+        if held < n:  # very uneven row groups: fall back to all of them
+            chosen = list(range(len(groups)))
+            held = total
         picks = np.sort(rng.choice(held, size=n, replace=False))
         # Split the sorted picks by row group.
         bounds = np.cumsum([0] + [groups[g][2] for g in chosen])
@@ -806,7 +813,10 @@ def _clusters_table(run: RunResults) -> Any:
 
 
 def _baseline_table(baseline: Baseline) -> Any:
-    """One row: run_id, collection_ids, created_at, document_count, mean, centroids (K×D)."""
+    """One row: run_id, collection_ids, created_at, document_count, mean, centroids (K×D), stats.
+
+    `stats` is a JSON object (string column): drift statistics, see core/drift.py.
+    """
     dim = baseline.dim
     centroids = pa.ListArray.from_arrays(
         pa.array([0, baseline.centroids.shape[0]], type=pa.int32()),
@@ -820,6 +830,7 @@ def _baseline_table(baseline: Baseline) -> Any:
             "document_count": pa.array([baseline.document_count], type=pa.int64()),
             "mean": _fixed_size_list(baseline.mean.reshape(1, -1)),
             "centroids": centroids,
+            "stats": pa.array([json.dumps(baseline.stats, allow_nan=False)], type=pa.string()),
         }
     )
 
@@ -838,6 +849,10 @@ def _baseline_from_table(table: Any) -> Baseline:
         mean=mean,
         document_count=int(row.column("document_count")[0].as_py()),
         created_at=row.column("created_at")[0].as_py(),
+        # Baselines written before drift statistics existed have no such column.
+        stats=json.loads(row.column("stats")[0].as_py() or "{}")
+        if "stats" in row.column_names
+        else {},
     )
 
 

@@ -8,7 +8,7 @@ Tables (created if missing, idempotent; documented for users in docs/store.md)::
     recluster_assignments (namespace, run_id, position, collection_id, document_id, label)
     recluster_clusters    (namespace, run_id, cluster_id, size, centroid real[])
     recluster_baselines   (namespace, collection_set, run_id, created_at, document_count,
-                           mean real[], centroids real[][])
+                           mean real[], centroids real[][], stats jsonb)
 
 Why one documents table rather than a table per collection: collections come
 and go with triggers and the API; with one table they need no DDL, no
@@ -136,9 +136,14 @@ CREATE TABLE IF NOT EXISTS recluster_baselines (
     document_count bigint NOT NULL,
     mean           real[] NOT NULL,
     centroids      real[] NOT NULL,
+    stats          jsonb NOT NULL DEFAULT '{{}}',
     PRIMARY KEY (namespace, collection_set, created_at, run_id)
 );
 """
+# Added after the first release: tables created earlier get it on first use.
+_ADD_STATS = (
+    "ALTER TABLE recluster_baselines ADD COLUMN IF NOT EXISTS stats jsonb NOT NULL DEFAULT '{}'"
+)
 
 
 def _array_dtype(dim: int) -> np.dtype[Any]:
@@ -202,6 +207,15 @@ def _begin_read(conn: psycopg.Connection[Any], snapshot: str | None = None) -> N
     conn.execute("SET LOCAL enable_indexscan = off")
 
 
+def _has_column(conn: psycopg.Connection[Any], table: str, column: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s)"
+        " AND attname = %s AND NOT attisdropped",
+        (table, column),
+    ).fetchone()
+    return row is not None
+
+
 def _guarded(fn: Callable[P, R]) -> Callable[P, R]:
     """Turn connection failures into `StoreUnavailable` with the (redacted) URI."""
 
@@ -245,6 +259,7 @@ class PostgresStore(CollectionStore):
         self.location = redact(conninfo)
         self._ready_lock = threading.Lock()
         self._embedding_type: EmbeddingType | None = None
+        self._stats_column = True
 
     # Connections and schema -----------------------------------------------
 
@@ -282,6 +297,7 @@ class PostgresStore(CollectionStore):
                 if missing and self._create_embedding_type == "vector":
                     conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
                 conn.execute(_DDL.format(embedding_type=self._create_embedding_type).encode())
+            self._stats_column = self._add_stats_column(conn)
             row = conn.execute(
                 "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
                 " WHERE attrelid = 'recluster_documents'::regclass AND attname = 'embedding'"
@@ -294,6 +310,25 @@ class PostgresStore(CollectionStore):
         raise InvalidCollection(
             f"recluster_documents.embedding has type {column_type!r}; expected real[] or vector"
         )
+
+    def _add_stats_column(self, conn: psycopg.Connection[Any]) -> bool:
+        """Give an older recluster_baselines its stats column; False if this role may not.
+
+        Without the column (tables owned by an administrator who has not run
+        the ALTER yet) baselines are written and read without drift statistics.
+        """
+        if _has_column(conn, "recluster_baselines", "stats"):
+            return True
+        try:
+            with conn.transaction():  # a savepoint: a refused ALTER keeps the outer one usable
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext('recluster_store_ddl'))")
+                conn.execute(_ADD_STATS)
+        except pg_errors.InsufficientPrivilege:
+            return False
+        return True
+
+    def _stats_sql(self) -> sql.SQL:
+        return sql.SQL("stats" if self._stats_column else "'{}'::jsonb")
 
     def _embedding_sql(self) -> sql.SQL:
         """The embedding column as real[], whatever its stored type."""
@@ -691,21 +726,30 @@ class PostgresStore(CollectionStore):
     def _insert_baseline(
         self, conn: psycopg.Connection[Any], namespace: str, baseline: Baseline
     ) -> None:
-        conn.execute(
-            "INSERT INTO recluster_baselines (namespace, collection_set, collection_ids, run_id,"
-            " created_at, document_count, mean, centroids)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s::real[], %s::real[])",
-            (
-                namespace,
-                collection_set_key(baseline.collection_ids),
-                list(baseline.collection_ids),
-                baseline.run_id,
-                baseline.created_at,
-                baseline.document_count,
-                baseline.mean.tolist(),
-                baseline.centroids.tolist(),
-            ),
+        values: tuple[Any, ...] = (
+            namespace,
+            collection_set_key(baseline.collection_ids),
+            list(baseline.collection_ids),
+            baseline.run_id,
+            baseline.created_at,
+            baseline.document_count,
+            baseline.mean.tolist(),
+            baseline.centroids.tolist(),
         )
+        if self._stats_column:
+            conn.execute(
+                "INSERT INTO recluster_baselines (namespace, collection_set, collection_ids,"
+                " run_id, created_at, document_count, mean, centroids, stats)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s::real[], %s::real[], %s)",
+                (*values, Jsonb(baseline.stats)),
+            )
+        else:
+            conn.execute(
+                "INSERT INTO recluster_baselines (namespace, collection_set, collection_ids,"
+                " run_id, created_at, document_count, mean, centroids)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s::real[], %s::real[])",
+                values,
+            )
 
     @_guarded
     def read_run(self, namespace: str, run_id: str) -> RunResults:
@@ -734,9 +778,11 @@ class PostgresStore(CollectionStore):
                 (namespace, run_id),
             ).fetchall()
             baseline_row = conn.execute(
-                "SELECT collection_ids, run_id, created_at, document_count, mean, centroids"
-                " FROM recluster_baselines WHERE namespace = %s AND collection_set = %s"
-                " AND run_id = %s ORDER BY created_at DESC LIMIT 1",
+                sql.SQL(
+                    "SELECT collection_ids, run_id, created_at, document_count, mean, centroids,"
+                    " {stats} FROM recluster_baselines WHERE namespace = %s"
+                    " AND collection_set = %s AND run_id = %s ORDER BY created_at DESC LIMIT 1"
+                ).format(stats=self._stats_sql()),
                 (namespace, collection_set_key(collection_ids), run_id),
             ).fetchone()
         position = {c: i for i, c in enumerate(collection_ids)}
@@ -779,16 +825,18 @@ class PostgresStore(CollectionStore):
         check_id("namespace", namespace)
         with self._connect() as conn:
             row = conn.execute(
-                "SELECT collection_ids, run_id, created_at, document_count, mean, centroids"
-                " FROM recluster_baselines WHERE namespace = %s AND collection_set = %s"
-                " ORDER BY created_at DESC, run_id DESC LIMIT 1",
+                sql.SQL(
+                    "SELECT collection_ids, run_id, created_at, document_count, mean, centroids,"
+                    " {stats} FROM recluster_baselines WHERE namespace = %s"
+                    " AND collection_set = %s ORDER BY created_at DESC, run_id DESC LIMIT 1"
+                ).format(stats=self._stats_sql()),
                 (namespace, collection_set_key(collection_ids)),
             ).fetchone()
         return _baseline_of_row(row) if row else None
 
 
 def _baseline_of_row(row: Any) -> Baseline:
-    collection_ids, run_id, created_at, document_count, mean, centroids = row
+    collection_ids, run_id, created_at, document_count, mean, centroids, stats = row
     mean_array = np.array(mean, dtype=np.float32)
     return Baseline(
         run_id=run_id,
@@ -797,4 +845,5 @@ def _baseline_of_row(row: Any) -> Baseline:
         mean=mean_array,
         document_count=int(document_count),
         created_at=cast(datetime, created_at),
+        stats=stats or {},
     )

@@ -96,11 +96,17 @@ class Baseline:
     mean: NDArray[np.float32]  # D
     document_count: int
     created_at: datetime = field(default_factory=utc_now)
+    stats: dict[str, float | list[float]] = field(default_factory=dict)
+    """What drift metrics need about the baseline's own documents (`core.drift.baseline_stats`).
+
+    JSON numbers and lists of numbers; empty for baselines written before they existed.
+    """
 
     def __post_init__(self) -> None:
         check_id("run id", self.run_id)
         if not self.collection_ids:
             raise ValueError("a baseline needs at least one collection id")
+        object.__setattr__(self, "stats", _check_stats(self.stats))
         for cid in self.collection_ids:
             check_id("collection id", cid)
         object.__setattr__(self, "collection_ids", tuple(self.collection_ids))
@@ -117,6 +123,25 @@ class Baseline:
     @property
     def dim(self) -> int:
         return int(self.mean.shape[0])
+
+
+def _check_stats(stats: dict[str, Any]) -> dict[str, float | list[float]]:
+    """Plain floats and lists of floats, finite: what JSON, jsonb and Parquet metadata hold."""
+    out: dict[str, float | list[float]] = {}
+    for key, value in stats.items():
+        if not isinstance(key, str):
+            raise ValueError(f"baseline stats keys must be strings, got {key!r}")
+        try:
+            if isinstance(value, list | tuple | np.ndarray):
+                out[key] = [float(v) for v in value]
+            else:
+                out[key] = float(value)
+            json.dumps(out[key], allow_nan=False)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"baseline stats {key!r} must be a finite number or a list of them"
+            ) from None
+    return out
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,0 +1,1 @@
+"""What a Job pod runs: `recluster run-job`."""

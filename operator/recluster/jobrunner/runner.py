@@ -1,0 +1,246 @@
+"""load -> cluster -> write results -> summary. Every failure is one clear line.
+
+The runner validates everything it can before reading data, never writes
+over an earlier run (each run has its own id), and writes results so that
+they become visible all at once: a failed or killed run leaves the previous
+results as they were.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from ..api.clustering import ExecutionConfig
+from ..core.drift import STATS_MAX_ROWS, baseline_stats, row_sample_blocks
+from ..drift_check import sample_collections
+from ..engine.algorithms import DataValidationError, cluster, random_state_of, validate_for_data
+from ..engine.kmeans import kmeans_streaming
+from ..engine.result import ClusteringResult
+from ..store.base import CollectionStore
+from ..store.errors import CollectionNotFound, StoreUnavailable
+from ..store.types import Baseline, RunResults
+from .limits import memory_limit_bytes
+
+MEMORY_FACTOR = 2.5
+"""Peak memory of the in-memory path relative to the N×D float32 matrix."""
+STREAM_BLOCK_ROWS = 65_536
+
+
+class JobFailure(Exception):
+    """The job cannot succeed; the message is the one-line reason users read."""
+
+
+@dataclass(frozen=True)
+class JobInput:
+    execution_config: ExecutionConfig
+    run_id: str
+    namespace: str
+    store_uri: str
+
+
+def parse_input(
+    config_json: str | None, run_id: str | None, namespace: str | None, store_uri: str | None
+) -> JobInput:
+    """Validate the Job's inputs before touching any data."""
+    if not config_json:
+        raise JobFailure("no execution config (set RECLUSTER_EXECUTION_CONFIG or --config)")
+    try:
+        config = ExecutionConfig.model_validate_json(config_json)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"])
+        raise JobFailure(f"invalid execution config: {where}: {error['msg']}") from None
+    missing = [n for n, v in (("run id", run_id), ("store", store_uri)) if not v]
+    if missing:
+        raise JobFailure(f"no {' and no '.join(missing)} given")
+    assert run_id is not None and store_uri is not None
+    return JobInput(config, run_id, namespace or "default", store_uri)
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.2f} GiB"
+
+
+class Runner:
+    """One clustering run against one store."""
+
+    def __init__(
+        self,
+        job: JobInput,
+        store: CollectionStore,
+        log: Callable[[str], None] = print,
+        memory_limit: int | None = None,
+    ) -> None:
+        self.job, self.store, self.log = job, store, log
+        self.memory_limit = memory_limit
+        self.stages: dict[str, float] = {}
+
+    def lap(self, stage: str, since: float) -> float:
+        now = time.perf_counter()
+        self.stages[stage] = round((now - since) * 1000, 1)
+        return now
+
+    def run(self) -> dict[str, Any]:
+        started = time.perf_counter()
+        job, config = self.job, self.job.execution_config.config
+        cids = list(job.execution_config.collection_ids)
+        counts = self.count(cids)
+        total = sum(counts.values())
+        if total == 0:
+            raise JobFailure(f"nothing to cluster: {', '.join(cids)} has no documents")
+        dim = self.store.sample(job.namespace, next(c for c in cids if counts[c]), 1, 0).dim
+        try:
+            validate_for_data(config, total, dim)
+        except DataValidationError as exc:
+            raise JobFailure(str(exc)) from None
+        needed = total * dim * 4 * MEMORY_FACTOR
+        self.log(f"collections {counts}: {total} documents × {dim} dims (~{_gib(needed)} to load)")
+        mark = self.lap("count", started)
+        if self.memory_limit is not None and needed > self.memory_limit:
+            if config.algorithm != "kmeans":
+                raise JobFailure(
+                    f"out of memory guard: {total} × {dim} float32 needs ~{_gib(needed)}, the "
+                    f"memory limit is {_gib(self.memory_limit)}; raise the limit, or use kmeans "
+                    "(which streams)"
+                )
+            ids, mean, result = self.cluster_streaming(cids)
+            offsets: tuple[int, ...] = ()
+            # A second full pass would cost as much as the clustering: estimate on a
+            # sample, of at most an eighth of the memory limit.
+            rows = min(STATS_MAX_ROWS, max(10_000, self.memory_limit // 8 // (4 * dim)))
+            stats_data: Any = sample_collections(
+                self.store, job.namespace, counts, rows, random_state_of(config)
+            )
+        else:
+            collection = self.store.read_many(job.namespace, cids)
+            mark = self.lap("load", mark)
+            self.log(f"loaded {len(collection)} rows in {self.stages['load']:.0f} ms")
+            mean = collection.embeddings.mean(axis=0, dtype=np.float64).astype(np.float32)
+            ids, offsets = collection.document_ids, collection.offsets
+            result = cluster(collection.embeddings, config, inplace=True)
+            # Rows may now be unit vectors (normalize): the statistics are cosine, unaffected.
+            stats_data = row_sample_blocks(collection.embeddings, STATS_MAX_ROWS)
+            mark = time.perf_counter()
+        self.log(
+            f"{config.algorithm}: {result.num_clusters} clusters, noise "
+            f"{result.noise_fraction:.1%}, silhouette {result.quality}"
+        )
+        summary = self.summary(result, started)
+        baseline = Baseline(
+            run_id=job.run_id,
+            collection_ids=tuple(cids),
+            centroids=result.centroids,
+            mean=mean,
+            document_count=total,
+            stats=baseline_stats(stats_data, result.centroids),
+        )
+        mark = self.lap("drift_stats", mark)
+        run = RunResults(
+            run_id=job.run_id,
+            collection_ids=tuple(cids),
+            document_ids=list(ids),
+            labels=result.labels,
+            cluster_sizes=result.sizes,
+            centroids=result.centroids,
+            summary=summary,
+            baseline=baseline,
+            offsets=offsets,
+        )
+        self.store.write_run(job.namespace, run)
+        self.lap("write", mark)
+        summary["stage_ms"] = {**summary["stage_ms"], **self.stages}
+        summary["execution_time_ms"] = int((time.perf_counter() - started) * 1000)
+        self.log(f"wrote run {job.run_id} in {self.stages['write']:.0f} ms")
+        return summary
+
+    def count(self, cids: Sequence[str]) -> dict[str, int]:
+        counts = {}
+        for cid in cids:
+            try:
+                counts[cid] = self.store.count(self.job.namespace, cid)
+            except CollectionNotFound:
+                raise JobFailure(
+                    f"collection {cid!r} not found in namespace {self.job.namespace!r}"
+                ) from None
+        return counts
+
+    def cluster_streaming(self, cids: Sequence[str]) -> tuple[list[str], Any, ClusteringResult]:
+        """Bounded memory: ids and mean in one pass, then streaming k-means."""
+        config = self.job.execution_config.config
+        ns = self.job.namespace
+
+        def blocks() -> Iterator[Any]:
+            for cid in cids:
+                for block in self.store.iter_blocks(ns, cid, STREAM_BLOCK_ROWS):
+                    yield block.embeddings
+
+        ids: list[str] = []
+        total: Any = None
+        for cid in cids:
+            for block in self.store.iter_blocks(ns, cid, STREAM_BLOCK_ROWS):
+                ids.extend(block.document_ids)
+                part = block.embeddings.sum(axis=0, dtype=np.float64)
+                total = part if total is None else total + part
+        mean = (total / max(len(ids), 1)).astype(np.float32)
+        self.log(f"streaming k-means over {len(ids)} rows in blocks of {STREAM_BLOCK_ROWS}")
+        assert config.n_clusters is not None
+        result = kmeans_streaming(
+            blocks,
+            config.n_clusters,
+            normalize=bool(config.normalize),
+            max_iter=config.max_iter,
+            n_init=config.n_init,
+            random_state=random_state_of(config),
+        )
+        return ids, mean, result
+
+    def summary(self, result: ClusteringResult, started: float) -> dict[str, Any]:
+        return {
+            "status": "succeeded",
+            "run_id": self.job.run_id,
+            "algorithm": self.job.execution_config.config.algorithm,
+            "num_clusters": result.num_clusters,
+            "num_documents": result.num_documents,
+            "noise_fraction": round(result.noise_fraction, 6),
+            "quality_score": None if result.quality is None else round(result.quality, 6),
+            "execution_time_ms": int((time.perf_counter() - started) * 1000),
+            "stage_ms": {k: round(v, 1) for k, v in result.timings_ms.items()},
+        }
+
+
+def run_job(
+    job: JobInput,
+    open_store: Callable[[str], CollectionStore],
+    log: Callable[[str], None] = print,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Run one job; raises JobFailure with the reason on any failure."""
+    try:
+        store = open_store(job.store_uri)
+    except StoreUnavailable as exc:
+        raise JobFailure(f"store unreachable: {exc}") from None
+    try:
+        return Runner(job, store, log, memory_limit_bytes(env)).run()
+    except StoreUnavailable as exc:
+        raise JobFailure(f"store unreachable: {exc}") from None
+    except MemoryError:
+        raise JobFailure("out of memory while clustering (raise the Job's memory limit)") from None
+    finally:
+        store.close()
+
+
+def termination_message(summary: Mapping[str, Any] | None, error: str | None = None) -> str:
+    """The JSON the operator reads from the pod (at most 4096 bytes)."""
+    data = dict(summary or {}) if error is None else {"status": "failed", "error": error[:3500]}
+    text = json.dumps(data, separators=(",", ":"))
+    if len(text) > 4096:
+        data.pop("stage_ms", None)
+        text = json.dumps(data, separators=(",", ":"))
+    return text

@@ -1,0 +1,139 @@
+"""`recluster run-job` end to end: data in a store -> results + termination message."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from recluster.cli import main
+from recluster.store.factory import open_store
+
+CONFIG = {"collection_ids": ["col_abc123"], "config": {"algorithm": "kmeans", "n_clusters": 4}}
+
+
+def blobs(n: int, k: int = 4, dim: int = 16, seed: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(k, dim)).astype(np.float32) * 5
+    labels = np.arange(n) % k
+    return (centres[labels] + rng.normal(size=(n, dim)).astype(np.float32)).astype(np.float32)
+
+
+@pytest.fixture
+def store_dir(tmp_path: Path) -> Path:
+    store = open_store(str(tmp_path / "store"))
+    store.append("default", "col_abc123", [f"d{i}" for i in range(400)], blobs(400))
+    store.append("default", "col_empty_src", ["x"], blobs(1)[:1])
+    store.close()
+    return tmp_path / "store"
+
+
+def run(
+    store_dir: Path | str, tmp_path: Path, config: Any = CONFIG, run_id: str = "run-1", **env: str
+) -> tuple[int, dict[str, Any], str]:
+    log = tmp_path / f"termination-{run_id}"
+    result = CliRunner().invoke(
+        main,
+        ["run-job", "--run-id", run_id, "--store", str(store_dir), "--termination-log", str(log)],
+        env={
+            "RECLUSTER_EXECUTION_CONFIG": config if isinstance(config, str) else json.dumps(config),
+            "RECLUSTER_NAMESPACE": "default",
+            **env,
+        },
+    )
+    return result.exit_code, json.loads(log.read_text()), result.output
+
+
+def test_success_writes_results_and_the_summary(store_dir: Path, tmp_path: Path) -> None:
+    code, summary, output = run(store_dir, tmp_path)
+    assert code == 0, output
+    assert summary["status"] == "succeeded" and summary["run_id"] == "run-1"
+    assert summary["num_clusters"] == 4 and summary["num_documents"] == 400
+    assert summary["noise_fraction"] == 0.0 and summary["quality_score"] > 0.5
+    assert summary["execution_time_ms"] >= 0
+    assert {"load", "write", "cluster"} <= set(summary["stage_ms"])
+    assert "loaded 400 rows" in output
+    store = open_store(str(store_dir))
+    written = store.read_run("default", "run-1")
+    assert len(written.document_ids) == 400 and written.num_clusters == 4
+    assert store.latest_run("default", ["col_abc123"]) == "run-1"
+    baseline = store.read_baseline("default", ["col_abc123"])
+    assert baseline is not None and baseline.document_count == 400
+    assert baseline.centroids.shape == (4, 16)
+    assert_drift_stats(baseline.stats, 4, rows=400)
+    assert "drift_stats" in summary["stage_ms"]
+
+
+def assert_drift_stats(stats: dict[str, Any], k: int, rows: int) -> None:
+    """The statistics drift checks need, consistent with 4 equal, well-separated blobs."""
+    assert stats["rows"] == rows
+    assert stats["cluster_fractions"] == [0.25] * k  # every blob is its centroid's
+    inlier = stats["inlier_fractions"]
+    assert len(inlier) == k and 0.93 <= sum(inlier) <= 0.96  # 5% below their p05
+    assert len(stats["similarity_p05_by_cluster"]) == k
+    assert 0.9 < stats["similarity_mean"] < 1.0  # blobs of radius ~1 at distance ~20
+    assert stats["similarity_p05"] < stats["similarity_mean"]
+
+
+@pytest.mark.parametrize(
+    ("config", "reason"),
+    [
+        ({**CONFIG, "collection_ids": ["col_missing"]},
+         "collection 'col_missing' not found in namespace 'default'"),
+        ({**CONFIG, "config": {"algorithm": "kmeans", "n_clusters": 500}},
+         "fewer documents (400) than n_clusters (500)"),
+        ({**CONFIG, "config": {"algorithm": "kmeans"}},
+         "invalid execution config: config.n_clusters: required when algorithm is kmeans"),
+        ("{not json", "invalid execution config"),
+    ],
+)  # fmt: skip
+def test_failures_say_why_and_leave_earlier_results(
+    store_dir: Path, tmp_path: Path, config: Any, reason: str
+) -> None:
+    assert run(store_dir, tmp_path)[0] == 0
+    code, message, output = run(store_dir, tmp_path, config, run_id="run-2")
+    assert code == 1
+    assert message["status"] == "failed" and reason in message["error"]
+    assert f"error: {message['error']}" in output
+    store = open_store(str(store_dir))
+    assert store.latest_run("default", ["col_abc123"]) == "run-1"
+    assert store.read_run("default", "run-1").num_clusters == 4
+
+
+def test_empty_collection(tmp_path: Path) -> None:
+    store_dir = tmp_path / "store"
+    store = open_store(str(store_dir))
+    store.append("default", "col_empty", [], np.zeros((0, 8), dtype=np.float32))
+    store.close()
+    config = {"collection_ids": ["col_empty"], "config": {"algorithm": "hdbscan"}}
+    code, message, _ = run(store_dir, tmp_path, config)
+    assert code == 1 and message["error"] == "nothing to cluster: col_empty has no documents"
+
+
+def test_store_unreachable(tmp_path: Path) -> None:
+    code, message, _ = run("postgresql://nobody@127.0.0.1:1/none", tmp_path)
+    assert code == 1 and message["error"].startswith("store unreachable")
+
+
+def test_out_of_memory_guard(store_dir: Path, tmp_path: Path) -> None:
+    config = {"collection_ids": ["col_abc123"], "config": {"algorithm": "hdbscan"}}
+    code, message, _ = run(store_dir, tmp_path, config, RECLUSTER_MEMORY_LIMIT="1000")
+    assert code == 1 and message["error"].startswith("out of memory guard")
+
+
+def test_kmeans_streams_when_the_matrix_exceeds_the_memory_limit(
+    store_dir: Path, tmp_path: Path
+) -> None:
+    code, summary, output = run(store_dir, tmp_path, RECLUSTER_MEMORY_LIMIT="1000")
+    assert code == 0, output
+    assert "streaming k-means" in output
+    assert summary["num_clusters"] == 4 and summary["num_documents"] == 400
+    written = open_store(str(store_dir)).read_run("default", "run-1")
+    assert sorted(np.bincount(written.labels).tolist()) == [100, 100, 100, 100]
+    assert written.baseline is not None
+    # Streaming estimates them on a sample of the store (here: all 400 rows).
+    assert_drift_stats(written.baseline.stats, 4, rows=400)
