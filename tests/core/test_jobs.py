@@ -146,3 +146,23 @@ def test_failure_reasons_in_order_of_usefulness() -> None:
 def test_running_job() -> None:
     seen = observe_job(job_with([], {"active": 1}))
     assert seen.phase == "running" and seen.finished_at is None
+
+
+def test_store_secret_and_volumes_from_the_install() -> None:
+    settings = JobSettings(
+        image="i",
+        store_uri="postgresql://user:hunter2@db/recluster",
+        store_uri_secret=("recluster-store", "dsn"),
+        volumes=[{"name": "store", "persistentVolumeClaim": {"claimName": "parquet"}}],
+        volume_mounts=[{"name": "store", "mountPath": "/data"}],
+    )
+    job = build_job(TRIGGER, None, request(), settings)
+    pod = job["spec"]["template"]["spec"]
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["RECLUSTER_STORE_URI"] == {
+        "name": "RECLUSTER_STORE_URI",
+        "valueFrom": {"secretKeyRef": {"name": "recluster-store", "key": "dsn"}},
+    }
+    assert "hunter2" not in str(job), "the DSN password never appears in the Job"
+    assert {"name": "store", "persistentVolumeClaim": {"claimName": "parquet"}} in pod["volumes"]
+    assert {"name": "store", "mountPath": "/data"} in pod["containers"][0]["volumeMounts"]

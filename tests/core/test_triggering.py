@@ -391,23 +391,27 @@ def test_a_job_deleted_by_hand_is_recorded_after_a_grace_period() -> None:
 
 def test_event_threshold_fires_and_resets() -> None:
     sim = Sim(spec("event"))
-    sim.step(new_events=60)
+    sim.step(document_count=1000)
+    assert sim.status.event_counter == 0, "the first poll is the reference"
+    assert sim.status.observed_document_count == 1000
+    sim.step(at(10, 1), document_count=1060)
     assert sim.status.event_counter == 60 and sim.status.next_scheduled_at is None
-    decision = sim.step(at(10, 1), new_events=40)
+    decision = sim.step(at(10, 2), document_count=1100)
     assert len(decision.create) == 1 and decision.create[0].reason == "event"
     assert sim.status.event_counter == 0
 
 
 def test_event_cooldown_defers_then_releases() -> None:
     sim = Sim(spec("event"))
-    first = sim.step(new_events=100).create[0].name
+    sim.step(document_count=0)
+    first = sim.step(document_count=100).create[0].name
     sim.finish(first, ok=True)
-    decision = sim.step(at(10, 2), new_events=150)
+    decision = sim.step(at(10, 2), document_count=250)
     assert decision.create == [] and reasons(decision)[-1] == "CooldownDeferred"
     cooldown_end = T0 + timedelta(seconds=300)
     assert sim.status.last_cooldown_at == at(10, 2)
     assert sim.status.next_scheduled_at == cooldown_end
-    assert sim.step(at(10, 3), new_events=10).create == []
+    assert sim.step(at(10, 3), document_count=260).create == []
     assert sim.status.event_counter == 160
     released = sim.step(cooldown_end)
     assert len(released.create) == 1 and sim.status.event_counter == 0
@@ -415,11 +419,22 @@ def test_event_cooldown_defers_then_releases() -> None:
 
 def test_event_counting_when_paused_and_disabled() -> None:
     paused = Sim(spec("event", status="paused"))
-    assert paused.step(new_events=500).create == []
+    paused.step(document_count=0)
+    assert paused.step(document_count=500).create == []
     assert paused.status.event_counter == 500
     disabled = Sim(spec("event", status="disabled"))
-    disabled.step(new_events=500)
+    disabled.step(document_count=0)
+    disabled.step(document_count=500)
     assert disabled.status.event_counter == 0
+    assert disabled.status.observed_document_count == 500, "re-enabling does not count the past"
+
+
+def test_deletions_count_for_documents_deleted() -> None:
+    sim = Sim(spec("event", schedule={"event_type": "documents_deleted", "event_threshold": 10}))
+    sim.step(document_count=100)
+    sim.step(document_count=120)
+    assert sim.status.event_counter == 0
+    assert len(sim.step(document_count=105).create) == 1
 
 
 def test_conditional_measures_each_interval_and_fires_above_threshold() -> None:
@@ -436,6 +451,16 @@ def test_conditional_measures_each_interval_and_fires_above_threshold() -> None:
     above = sim.step(measurement=0.45)
     assert len(above.create) == 1 and above.create[0].reason == "condition"
     assert "cosine_drift = 0.45 > 0.3" in above.events[0].message
+
+
+def test_conditional_without_a_baseline_fires_and_says_so() -> None:
+    sim = Sim(spec("conditional"))
+    assert sim.step().measure
+    decision = sim.step(baseline_missing=True)
+    assert len(decision.create) == 1 and decision.create[0].reason == "condition"
+    assert "no baseline yet" in decision.events[0].message
+    assert sim.status.last_drift_measurement is None
+    assert sim.status.last_condition_check_at == T0
 
 
 def test_describe_schedule() -> None:

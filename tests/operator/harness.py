@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import kopf
 
 from recluster.controller.kube import KubeClient
+from recluster.controller.metrics import Metrics
 from recluster.controller.runtime import run_operator
 from recluster.controller.settings import Settings
 from recluster.emulator.cluster import EmulatedCluster
@@ -68,7 +69,13 @@ def trigger(name: str, trigger_type: str = "cron", **spec: Any) -> dict[str, Any
 class Harness:
     """An emulated cluster with our CRDs, and the operator running against it."""
 
-    def __init__(self, start: datetime | None = None, max_sleep: float = 0.05) -> None:
+    def __init__(
+        self,
+        start: datetime | None = None,
+        max_sleep: float = 0.05,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.metrics = metrics
         self.clock = Clock(start or datetime(2026, 11, 28, 10, 0, 30, tzinfo=UTC))
         self.cluster = EmulatedCluster(crds=[ROOT / "crds"])
         self.max_sleep = max_sleep
@@ -105,7 +112,13 @@ class Harness:
         self.client = client or KubeClient(info, keep_alive=False)
         self.stop_flag, ready = asyncio.Event(), asyncio.Event()
         self.task = asyncio.create_task(
-            run_operator(self.settings(), self.client, stop_flag=self.stop_flag, ready_flag=ready)
+            run_operator(
+                self.settings(),
+                self.client,
+                stop_flag=self.stop_flag,
+                ready_flag=ready,
+                metrics=self.metrics,
+            )
         )
         await asyncio.wait_for(ready.wait(), 10)
 

@@ -22,6 +22,8 @@ from .jobtemplate import JobTemplate
 from .schedule import ScheduleConfig, TriggerType, schedule_problems
 
 TriggerStatus = Literal["active", "paused", "disabled", "failed"]
+MAX_EVENT_KEYS = 1000
+EventKey = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Description = Annotated[str, StringConstraints(max_length=MAX_DESCRIPTION_LENGTH)]
 Message = Annotated[str, StringConstraints(max_length=MAX_MESSAGE_LENGTH)]
 ShortText = Annotated[str, StringConstraints(max_length=MAX_ID_LENGTH)]
@@ -204,6 +206,18 @@ class ClusterTriggerStatus(Model):
         default=None, description="Error from last execution."
     )
     event_counter: int = Field(default=0, description="Current event count since last trigger.")
+    observed_document_count: int | None = Field(
+        default=None,
+        description="event: the collection's document count at the last poll (pull source).",
+    )
+    recent_event_keys: list[EventKey] | None = Field(
+        default=None,
+        max_length=MAX_EVENT_KEYS,
+        description=(
+            "event: idempotency keys of the most recent pushed events, oldest first; a retried "
+            "delivery with one of them is not counted again."
+        ),
+    )
     last_cooldown_at: datetime | None = Field(
         default=None, description="Last time cooldown was applied."
     )

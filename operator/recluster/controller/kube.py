@@ -141,10 +141,20 @@ class KubeClient:
         return existing, False
 
     async def patch_status(
-        self, api_version: str, plural: str, namespace: str, name: str, status: Mapping[str, Any]
+        self,
+        api_version: str,
+        plural: str,
+        namespace: str,
+        name: str,
+        status: Mapping[str, Any],
+        resource_version: str | None = None,
     ) -> JSON:
+        """Merge-patch the status; with resource_version, 409 if the object changed since."""
         path = resource_path(api_version, plural, namespace, name) + "/status"
-        return await self.request("PATCH", path, {"status": dict(status)}, content_type=MERGE_PATCH)
+        body: dict[str, Any] = {"status": dict(status)}
+        if resource_version is not None:
+            body["metadata"] = {"resourceVersion": resource_version}
+        return await self.request("PATCH", path, body, content_type=MERGE_PATCH)
 
     async def delete(self, api_version: str, plural: str, namespace: str, name: str) -> None:
         """Delete with background propagation (a Job's pods go with it); gone is fine."""

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import kopf
@@ -36,12 +38,16 @@ from ..core.jobs import (
     observe_job,
 )
 from ..core.triggering import Decision, Observation, TriggerRef, invalid_spec, reconcile
+from ..store.base import CollectionStore
+from ..store.factory import open_store
 from .kube import KubeClient, KubeError
+from .metrics import Metrics
 from .settings import Settings
 
 TRIGGERS = (API_GROUP, API_VERSION, "clustertriggers")
 DEFINITIONS = (API_GROUP, API_VERSION, "clusterdefinitions")
 Key = tuple[str, str]
+T = TypeVar("T")
 
 
 def _slim_job(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -67,6 +73,24 @@ def _status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, A
     return patch
 
 
+class StoreAccess:
+    """The collection store, opened on first use; blocking calls run in a thread, one at a time."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self._store: CollectionStore | None = None
+        self._lock = threading.Lock()
+
+    def _call(self, fn: Callable[[CollectionStore], T]) -> T:
+        with self._lock:
+            if self._store is None:
+                self._store = open_store(self.uri)
+            return fn(self._store)
+
+    async def run(self, fn: Callable[[CollectionStore], T]) -> T:
+        return await asyncio.to_thread(self._call, fn)
+
+
 class Wakers:
     """Wake-up events of the trigger loops, by (namespace, name)."""
 
@@ -83,16 +107,23 @@ class Wakers:
                 event.set()
 
 
-def build_registry(settings: Settings, client: KubeClient) -> kopf.OperatorRegistry:
+def build_registry(
+    settings: Settings, client: KubeClient, metrics: Metrics | None = None
+) -> kopf.OperatorRegistry:
     """The operator's handlers, bound to one settings object and one API client."""
+    metrics = metrics or Metrics()
     registry = kopf.OperatorRegistry()
     wakers = Wakers()
+    store = StoreAccess(settings.store_uri)
     job_settings = JobSettings(
         image=settings.image,
         store_uri=settings.store_uri,
         image_pull_policy=settings.image_pull_policy,
         service_account_name=settings.job_service_account,
         env=tuple(settings.job_env),
+        store_uri_secret=settings.store_uri_secret,
+        volumes=tuple(settings.job_volumes),
+        volume_mounts=tuple(settings.job_volume_mounts),
     )
 
     @kopf.on.login(registry=registry)
@@ -173,6 +204,7 @@ def build_registry(settings: Settings, client: KubeClient) -> kopf.OperatorRegis
                 except (TimeoutError, KubeError, aiohttp.ClientError) as exc:
                     # nothing was recorded: the same decision is retried, and finds its Jobs
                     logger.warning("reconcile failed, retrying: %s", exc)
+                    metrics.reconcile_errors.labels(*key).inc()
                     delay = settings.retry_delay
                 timeout = settings.max_sleep if delay is None else min(delay, settings.max_sleep)
                 sleeper = asyncio.ensure_future(wake.wait())
@@ -187,6 +219,7 @@ def build_registry(settings: Settings, client: KubeClient) -> kopf.OperatorRegis
                     stopper.cancel()
         finally:
             wakers.events.pop(key, None)
+            metrics.forget(*key)
 
     async def reconcile_once(
         body: kopf.Body,
@@ -197,6 +230,7 @@ def build_registry(settings: Settings, client: KubeClient) -> kopf.OperatorRegis
     ) -> float | None:
         meta = body.metadata
         name, namespace = str(meta.name), str(meta.namespace)
+        version = meta.get("resourceVersion")
         now = settings.clock().replace(microsecond=0)
         old_status = dict(body.get("status") or {})
         status = ClusterTriggerStatus.model_validate(old_status)
@@ -207,6 +241,8 @@ def build_registry(settings: Settings, client: KubeClient) -> kopf.OperatorRegis
             generation=int(meta.get("generation") or 1),
             created_at=_time(meta.get("creationTimestamp")) or now,
         )
+        requeue: float | None = None
+        spec: ClusterTriggerSpec | None = None
         try:
             spec = ClusterTriggerSpec.model_validate(dict(body.get("spec") or {}))
         except ValidationError as exc:
@@ -226,18 +262,70 @@ def build_registry(settings: Settings, client: KubeClient) -> kopf.OperatorRegis
                 config_problem=problem,
                 manual_request=(meta.annotations or {}).get(ANNOTATION_EXECUTE_NOW),
             )
+            if spec.trigger_type == "event":
+                count = await poll_count(ref, spec, logger)
+                observation = replace(observation, document_count=count)
+                requeue = settings.event_poll_seconds
             decision = reconcile(ref, spec, status, observation, now)
+            if decision.measure and config is not None:
+                measured = await measure(ref, spec, config.collection_ids, logger)
+                if measured is not None:
+                    decision = reconcile(ref, spec, status, replace(observation, **measured), now)
             await apply_jobs(decision, spec, meta, logger)
-        for event in decision.events:
-            kopf.event(body, type=event.type, reason=event.reason, message=event.message)
         new_status = decision.status.model_dump(mode="json", exclude_none=True)
         if new_status != old_status:
-            await client.patch_status(
-                GROUP_VERSION, "clustertriggers", namespace, name,
-                _status_patch(old_status, new_status),
-            )  # fmt: skip
-            await _await_own_write(body, meta.get("resourceVersion"))
-        return decision.requeue_after
+            try:
+                await client.patch_status(
+                    GROUP_VERSION, "clustertriggers", namespace, name,
+                    _status_patch(old_status, new_status), resource_version=version,
+                )  # fmt: skip
+            except KubeError as exc:
+                if exc.status != 409:
+                    raise
+                # someone else wrote (e.g. pushed events): decide again on the fresh object
+                await _await_own_write(body, version)
+                return 0.0
+            await _await_own_write(body, version)
+        metrics.observe(ref, spec, status, decision, now)
+        for event in decision.events:
+            kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+        delays = [d for d in (decision.requeue_after, requeue) if d is not None]
+        return min(delays) if delays else None
+
+    last_polls: dict[Key, float] = {}
+
+    async def poll_count(
+        ref: TriggerRef, spec: ClusterTriggerSpec, logger: kopf.Logger
+    ) -> int | None:
+        """event (pull source): the watched collection's count, at most every poll interval."""
+        key = (ref.namespace, ref.name)
+        clock = asyncio.get_running_loop().time()
+        if clock - last_polls.get(key, -1e18) < settings.event_poll_seconds:
+            return None
+        last_polls[key] = clock
+        collection = spec.schedule_config.collection_id or ""
+        try:
+            return await store.run(lambda s: s.count(ref.namespace, collection))
+        except Exception as exc:  # a store problem must not stop the trigger's loop
+            logger.warning("cannot count documents of %s: %s", collection, exc)
+            return None
+
+    async def measure(
+        ref: TriggerRef, spec: ClusterTriggerSpec, collections: list[str], logger: kopf.Logger
+    ) -> dict[str, Any] | None:
+        """conditional: the metric on a bounded sample, against the last run's baseline."""
+        from ..drift_check import check
+
+        metric = str(spec.schedule_config.metric)
+        seed = int(settings.clock().timestamp())
+        try:
+            result = await store.run(lambda s: check(s, ref.namespace, collections, metric, seed))
+        except Exception as exc:
+            logger.warning("cannot measure %s on %s: %s", metric, collections, exc)
+            return None
+        if result is None:
+            return {"baseline_missing": True}
+        return {"measurement": result.value, "measurement_note": result.note}
 
     async def apply_jobs(
         decision: Decision, spec: ClusterTriggerSpec, meta: Any, logger: kopf.Logger

@@ -8,6 +8,8 @@ from collections.abc import Collection
 import kopf
 
 from .kube import KubeClient
+from .leader import LeaderElection, lead_while_elected
+from .metrics import Metrics
 from .operator import build_registry
 from .settings import Settings
 
@@ -21,12 +23,49 @@ async def run_operator(
     ready_flag: asyncio.Event | None = None,
     liveness_endpoint: str | None = None,
     peering_name: str | None = None,
+    metrics: Metrics | None = None,
+    election: LeaderElection | None = None,
 ) -> None:
     """Run until stop_flag is set. Without namespaces, all namespaces are watched.
 
-    Without peering_name the operator runs standalone (one replica).
+    Without peering_name the operator runs standalone (one replica). Metrics are
+    served on settings.metrics_port when it is set and no Metrics are given.
     """
-    registry = build_registry(settings, client)
+    served = None
+    if metrics is None:
+        metrics = served = Metrics()
+        if settings.metrics_port is not None:
+            served.serve(settings.metrics_port)
+    try:
+        if election is None:
+            await _run_kopf(
+                build_registry(settings, client, metrics),
+                namespaces, stop_flag, ready_flag, liveness_endpoint, peering_name,
+            )  # fmt: skip
+        else:
+            stop = stop_flag or asyncio.Event()
+
+            async def term(term_stop: asyncio.Event) -> None:
+                # a fresh registry per term: kopf keeps per-run state in it
+                await _run_kopf(
+                    build_registry(settings, client, metrics),
+                    namespaces, term_stop, ready_flag, None, None,
+                )  # fmt: skip
+
+            await lead_while_elected(client, election, stop, term)
+    finally:
+        if served is not None:
+            served.close()
+
+
+async def _run_kopf(
+    registry: kopf.OperatorRegistry,
+    namespaces: Collection[str],
+    stop_flag: asyncio.Event | None,
+    ready_flag: asyncio.Event | None,
+    liveness_endpoint: str | None,
+    peering_name: str | None,
+) -> None:
     await kopf.operator(
         registry=registry,
         clusterwide=not namespaces,

@@ -27,9 +27,16 @@ class Settings:
     store_uri: str = DEFAULT_STORE_URI
     image_pull_policy: str | None = None
     job_service_account: str | None = None
+    store_uri_secret: tuple[str, str] | None = None
+    """(secret name, key): Jobs read the store URI from it (a DSN with a password)."""
     job_env: list[dict[str, Any]] = field(default_factory=list)
+    job_volumes: list[dict[str, Any]] = field(default_factory=list)
+    job_volume_mounts: list[dict[str, Any]] = field(default_factory=list)
+    metrics_port: int | None = None
     max_sleep: float = 60.0
     """A trigger's loop re-checks at least this often, whatever it expects next."""
+    event_poll_seconds: float = 30.0
+    """event triggers: how often the watched collection's document count is polled."""
     retry_delay: float = 5.0
     """Pause before retrying a reconcile whose API calls failed."""
     clock: Callable[[], datetime] = utcnow
@@ -38,13 +45,35 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        job_env = json.loads(env["RECLUSTER_JOB_ENV"]) if env.get("RECLUSTER_JOB_ENV") else []
-        if not isinstance(job_env, list):
-            raise ValueError("RECLUSTER_JOB_ENV must be a JSON list of EnvVar objects")
+        secret = None
+        if value := env.get("RECLUSTER_STORE_URI_SECRET"):
+            name, _, key = value.partition("/")
+            if not name or not key:
+                raise ValueError("RECLUSTER_STORE_URI_SECRET must be <secret name>/<key>")
+            secret = (name, key)
+        port = env.get("RECLUSTER_METRICS_PORT")
         return cls(
             image=env.get("RECLUSTER_IMAGE") or DEFAULT_IMAGE,
             store_uri=env.get("RECLUSTER_STORE_URI") or DEFAULT_STORE_URI,
             image_pull_policy=env.get("RECLUSTER_IMAGE_PULL_POLICY") or None,
             job_service_account=env.get("RECLUSTER_JOB_SERVICE_ACCOUNT") or None,
-            job_env=job_env,
+            store_uri_secret=secret,
+            job_env=_json_list(env, "RECLUSTER_JOB_ENV", "EnvVar"),
+            job_volumes=_json_list(env, "RECLUSTER_JOB_VOLUMES", "Volume"),
+            job_volume_mounts=_json_list(env, "RECLUSTER_JOB_VOLUME_MOUNTS", "VolumeMount"),
+            metrics_port=int(port) if port else None,
+            event_poll_seconds=float(env.get("RECLUSTER_EVENT_POLL_SECONDS") or 30.0),
         )
+
+
+def _json_list(env: Mapping[str, str], name: str, kind: str) -> list[dict[str, Any]]:
+    """A JSON list of Kubernetes objects from an environment variable (empty when unset)."""
+    if not env.get(name):
+        return []
+    try:
+        value = json.loads(env[name])
+    except ValueError as exc:
+        raise ValueError(f"{name} is not valid JSON: {exc}") from None
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ValueError(f"{name} must be a JSON list of {kind} objects")
+    return value

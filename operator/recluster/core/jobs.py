@@ -54,6 +54,10 @@ class JobSettings:
     service_account_name: str | None = None
     env: Sequence[Mapping[str, Any]] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
+    store_uri_secret: tuple[str, str] | None = None
+    """(secret, key) holding the store URI: Jobs never carry a DSN's password in clear."""
+    volumes: Sequence[Mapping[str, Any]] = ()
+    volume_mounts: Sequence[Mapping[str, Any]] = ()
 
 
 @dataclass(frozen=True)
@@ -103,7 +107,7 @@ def build_job(
     config = request.execution_config.model_dump(mode="json", exclude_none=True)
     env: list[dict[str, Any]] = [
         {"name": EXECUTION_CONFIG_ENV, "value": json.dumps(config, separators=(",", ":"))},
-        {"name": "RECLUSTER_STORE_URI", "value": settings.store_uri},
+        _store_env(settings),
         {"name": "RECLUSTER_NAMESPACE", "value": namespace},
         {"name": "RECLUSTER_RUN_ID", "value": request.name},
         *[dict(e) for e in settings.env],
@@ -116,7 +120,10 @@ def build_job(
         "env": env,
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": _security_context(),
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": [
+            {"name": "tmp", "mountPath": "/tmp"},
+            *[dict(m) for m in settings.volume_mounts],
+        ],
     }
     pull_policy = template.imagePullPolicy or settings.image_pull_policy
     if pull_policy:
@@ -126,7 +133,7 @@ def build_job(
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "containers": [container],
-        "volumes": [{"name": "tmp", "emptyDir": {}}],
+        "volumes": [{"name": "tmp", "emptyDir": {}}, *[dict(v) for v in settings.volumes]],
     }
     account = template.serviceAccountName or settings.service_account_name
     if account:
@@ -164,6 +171,16 @@ def build_job(
         },
         "spec": job_spec,
     }
+
+
+def _store_env(settings: JobSettings) -> dict[str, Any]:
+    if settings.store_uri_secret is not None:
+        name, key = settings.store_uri_secret
+        return {
+            "name": "RECLUSTER_STORE_URI",
+            "valueFrom": {"secretKeyRef": {"name": name, "key": key}},
+        }
+    return {"name": "RECLUSTER_STORE_URI", "value": settings.store_uri}
 
 
 @dataclass(frozen=True)

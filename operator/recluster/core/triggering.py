@@ -29,6 +29,7 @@ from ..api.trigger import (
     Condition,
     HistoryEntry,
 )
+from .events import polled_events
 from .jobs import FireReason, JobObservation, JobRequest, execution_id, job_name
 from .schedule import (
     ScheduleError,
@@ -75,12 +76,14 @@ class Observation:
     """(reason, message) when the config cannot be resolved, e.g. ClusterDefinitionNotFound."""
     manual_request: str | None = None
     """Value of the recluster.io/execute-now annotation."""
-    new_events: int = 0
-    """event: events counted since the last reconcile (already durable elsewhere)."""
+    document_count: int | None = None
+    """event (pull source): the watched collection's document count, polled at `now`."""
     measurement: float | None = None
     """conditional: a fresh measurement of the metric, taken at `now`."""
     measurement_note: str | None = None
-    """conditional: why the measurement says what it says (e.g. no baseline yet)."""
+    """conditional: what the measurement means, for the ConditionMet Event."""
+    baseline_missing: bool = False
+    """conditional: measured at `now`, but no successful run left a baseline yet."""
 
 
 @dataclass(frozen=True)
@@ -378,8 +381,12 @@ class _Run:
     def advance_event(self, counting: bool, may_fire: bool) -> None:
         """event: count, and fire when the threshold is reached and the cooldown allows."""
         sc = self.spec.schedule_config
-        if counting:
-            self.st.event_counter += self.observed.new_events
+        count = self.observed.document_count
+        if count is not None:
+            previous = self.st.observed_document_count
+            if counting:
+                self.st.event_counter += polled_events(sc.event_type or "", previous, count)
+            self.st.observed_document_count = count
         self.st.next_scheduled_at = None
         if not may_fire or self.st.event_counter < (sc.event_threshold or 1):
             return
@@ -404,19 +411,30 @@ class _Run:
         sc = self.spec.schedule_config
         interval = timedelta(seconds=sc.check_interval_seconds or 1)
         last = self.st.last_condition_check_at
-        if self.observed.measurement is not None:
+        observed = self.observed
+        measured = observed.measurement is not None or observed.baseline_missing
+        if measured:
             self.st.last_condition_check_at = last = self.now
-            self.st.last_drift_measurement = self.observed.measurement
-            exceeded = self.observed.measurement > (sc.threshold or 0)
+            if observed.measurement is not None:
+                self.st.last_drift_measurement = observed.measurement
+            exceeded = observed.baseline_missing or (observed.measurement or 0) > (
+                sc.threshold or 0
+            )
             if exceeded and may_fire:
-                note = self.observed.measurement_note or (
-                    f"{sc.metric} = {self.observed.measurement:.4g} > {sc.threshold:g}"
-                )
+                if observed.baseline_missing:
+                    note = (
+                        "no baseline yet (no successful run of these collections): firing to "
+                        "create one, there is nothing to drift from"
+                    )
+                else:
+                    note = f"{sc.metric} = {observed.measurement:.4g} > {sc.threshold:g}"
+                if observed.measurement_note:
+                    note = f"{note} ({observed.measurement_note})"
                 self.event("Normal", "ConditionMet", note)
                 self.fire("condition", f"condition/{self.st.execution_count}", None)
         due = self.now if last is None else last + interval
         self.st.next_scheduled_at = due
-        if due <= self.now and self.observed.measurement is None:
+        if due <= self.now and not measured and may_fire:
             self.decision.measure = True
 
     # -- housekeeping ------------------------------------------------------------------
@@ -532,6 +550,8 @@ def reconcile(
     manual_new = manual is not None and manual != st.last_manual_execution
 
     if observed_status in ("disabled", "failed"):
+        if spec.trigger_type == "event":  # failed keeps counting; disabled only tracks the count
+            run.advance_event(counting=spec.status != "disabled", may_fire=False)
         st.next_scheduled_at = None
         if observed_status == "failed" and exhausted:
             run.set_ready(

@@ -125,9 +125,13 @@ class EmulatedCluster:
 
         The CRD objects are stored (kopf and kubectl list them) and their resources served.
         """
+        return self.install_crds(load_crd_documents(paths))
+
+    def install_crds(self, documents: Iterable[Mapping[str, Any]]) -> list[ResourceDefinition]:
+        """Install CRD objects given as dicts (e.g. generated from the models)."""
         crd_defn = self.definition("apiextensions.k8s.io", "v1", "customresourcedefinitions")
         definitions: list[ResourceDefinition] = []
-        for doc in load_crd_documents(paths):
+        for doc in documents:
             name = str((doc.get("metadata") or {}).get("name"))
             if self.get(crd_defn.group, crd_defn.version, crd_defn.plural, name) is None:
                 self.store.create(crd_defn, None, doc)  # registers through the store's hook

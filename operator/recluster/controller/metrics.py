@@ -1,0 +1,149 @@
+"""Prometheus metrics of the operator, derived from the core's decisions.
+
+Names follow Prometheus conventions (`_total` counters, `_seconds` units);
+label values are bounded: namespace and trigger names, trigger types,
+statuses and results, never ids or error texts.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from ..api.trigger import ClusterTriggerSpec, ClusterTriggerStatus, HistoryEntry
+from ..core.triggering import Decision, TriggerRef
+
+DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, float("inf"))
+LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, float("inf"))
+
+
+class _TriggerCensus(Collector):
+    """`recluster_triggers`: how many triggers there are, by namespace, type and status."""
+
+    def __init__(self) -> None:
+        self.triggers: dict[tuple[str, str], tuple[str, str]] = {}
+        self.lock = threading.Lock()
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "recluster_triggers",
+            "ClusterTriggers seen by this operator, by namespace, type and observed status.",
+            labels=["namespace", "type", "status"],
+        )
+        counts: dict[tuple[str, str, str], int] = {}
+        with self.lock:
+            for (namespace, _), (kind, status) in self.triggers.items():
+                key = (namespace, kind, status)
+                counts[key] = counts.get(key, 0) + 1
+        for labels, value in sorted(counts.items()):
+            family.add_metric(list(labels), value)
+        yield family
+
+
+class Metrics:
+    """One registry per operator instance (tests run several in one process)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.executions = Counter(
+            "recluster_executions_total",
+            "Finished or skipped executions, by result.",
+            ["namespace", "trigger", "result"],
+            registry=self.registry,
+        )
+        self.job_duration = Histogram(
+            "recluster_job_duration_seconds",
+            "Duration of finished clustering Jobs.",
+            ["namespace", "trigger_type"],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.fire_lag = Histogram(
+            "recluster_fire_lag_seconds",
+            "Delay between a scheduled firing's due time and the moment it fired.",
+            ["trigger_type"],
+            buckets=LAG_BUCKETS,
+            registry=self.registry,
+        )
+        self.events = Counter(
+            "recluster_events_counted_total",
+            "Document events counted by event triggers (polled source).",
+            ["namespace", "trigger"],
+            registry=self.registry,
+        )
+        self.drift = Gauge(
+            "recluster_drift_measurement",
+            "The last measured metric of each conditional trigger.",
+            ["namespace", "trigger", "metric"],
+            registry=self.registry,
+        )
+        self.reconcile_errors = Counter(
+            "recluster_reconcile_errors_total",
+            "Reconciles that failed and were retried.",
+            ["namespace", "trigger"],
+            registry=self.registry,
+        )
+        self.census = _TriggerCensus()
+        self.registry.register(self.census)
+
+    def serve(self, port: int, address: str = "0.0.0.0") -> int:
+        """Serve /metrics on a thread; returns the bound port (port 0 picks one)."""
+        server, _ = start_http_server(port, addr=address, registry=self.registry)
+        self._server = server
+        return int(server.server_port)
+
+    def close(self) -> None:
+        server = getattr(self, "_server", None)
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+
+    def forget(self, namespace: str, name: str) -> None:
+        with self.census.lock:
+            self.census.triggers.pop((namespace, name), None)
+
+    def observe(
+        self,
+        ref: TriggerRef,
+        spec: ClusterTriggerSpec | None,
+        before: ClusterTriggerStatus,
+        decision: Decision,
+        now: datetime,
+    ) -> None:
+        """Record what a decision changed (called once per applied decision)."""
+        after = decision.status
+        kind = spec.trigger_type if spec else "unknown"
+        with self.census.lock:
+            self.census.triggers[(ref.namespace, ref.name)] = (kind, after.status or "unknown")
+        known = {(e.job_id, e.triggered_at): e.status for e in before.history or []}
+        for entry in after.history or []:
+            old = known.get((entry.job_id, entry.triggered_at))
+            if entry.status == old or entry.status == "running":
+                continue
+            self.executions.labels(ref.namespace, ref.name, entry.status).inc()
+            duration = _duration(entry)
+            if entry.status in ("succeeded", "failed") and duration is not None:
+                self.job_duration.labels(ref.namespace, kind).observe(duration)
+        for request in decision.create:
+            if request.scheduled_at is not None:
+                lag = (now - request.scheduled_at).total_seconds()
+                self.fire_lag.labels(kind).observe(max(0.0, lag))
+        polled = after.event_counter - before.event_counter
+        if kind == "event" and polled > 0 and after.observed_document_count is not None:
+            self.events.labels(ref.namespace, ref.name).inc(polled)
+        if spec is not None and after.last_drift_measurement is not None:
+            metric = str(spec.schedule_config.metric)
+            self.drift.labels(ref.namespace, ref.name, metric).set(after.last_drift_measurement)
+
+
+def _duration(entry: HistoryEntry) -> float | None:
+    if entry.execution_time_ms is not None:
+        return entry.execution_time_ms / 1000
+    if entry.finished_at is not None:
+        return (entry.finished_at - entry.triggered_at).total_seconds()
+    return None
