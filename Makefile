@@ -12,12 +12,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-## dev: set everything up and run the embedded system on this machine.
-## Until the operator lands (issue 4) it checks the examples offline and
-## previews when each of them fires.
+## dev: set everything up and run the whole system on this machine (Ctrl-C stops it)
 dev: $(STAMP)
-	$(BIN)/recluster validate examples/
-	$(BIN)/recluster next examples/ --count 3
+	$(BIN)/recluster validate --quiet examples/
+	$(BIN)/recluster dev
 
 ## test: set everything up and run lint, type checks and the test suite
 test: $(STAMP) lint typecheck

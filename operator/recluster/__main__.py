@@ -1,0 +1,5 @@
+"""`python -m recluster` is the `recluster` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""`recluster dev`: the whole system on one machine, no cluster needed."""

@@ -1,0 +1,180 @@
+"""`recluster dev`: emulated API + operator + local Job executor + sample data, one process.
+
+Everything a cluster would do runs here for real, except that Jobs run as
+local processes: the operator is the production code, talking HTTP to the
+emulated API, and `recluster run-job` is what a Job pod would run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import kopf
+
+from ..api.crd import all_crds
+from ..controller.kube import KubeClient
+from ..controller.runtime import run_operator
+from ..controller.settings import Settings
+from ..emulator.cluster import EmulatedCluster
+from ..manifests import load_documents
+from ..store.factory import open_store
+from .executor import LocalJobExecutor
+from .feeder import DocumentFeeder
+from .sample import ensure_sample
+from .table import render
+
+log = logging.getLogger(__name__)
+NAMESPACE = "default"
+
+
+def shorten(body: dict[str, Any]) -> dict[str, Any]:
+    """The example with schedules short enough to see results within a minute."""
+    if body.get("kind") != "ClusterTrigger":
+        return body
+    spec = body["spec"]
+    schedule = spec["schedule_config"]
+    kind = spec["trigger_type"]
+    if kind == "cron":
+        schedule["cron_expression"] = "* * * * *"
+    elif kind == "interval":
+        schedule.update(interval_seconds=30, start_immediately=True)
+    elif kind == "event":
+        schedule.update(event_threshold=min(schedule["event_threshold"], 50), cooldown_seconds=30)
+    elif kind == "conditional":
+        schedule["check_interval_seconds"] = 20
+    return body
+
+
+def collections_of(bodies: list[dict[str, Any]]) -> list[str]:
+    found: set[str] = set()
+    for body in bodies:
+        spec = body.get("spec") or {}
+        found.update((spec.get("execution_config") or {}).get("collection_ids") or [])
+        if cid := (spec.get("schedule_config") or {}).get("collection_id"):
+            found.add(cid)
+    return sorted(found)
+
+
+class DevSystem:
+    """The pieces of `recluster dev`, started and stopped together."""
+
+    def __init__(self, workdir: Path, examples: Path, port: int = 0) -> None:
+        self.workdir = workdir.resolve()
+        self.examples = examples
+        self.port = port
+        self.store_uri = str(self.workdir / "store")
+        self.kubeconfig = self.workdir / "kubeconfig"
+        self.cluster = EmulatedCluster(port=port)
+        self.cluster.install_crds(all_crds().values())
+
+    def bodies(self) -> list[dict[str, Any]]:
+        documents = load_documents([self.examples])
+        return [
+            shorten(dict(d.body))
+            for d in documents
+            if d.kind in ("ClusterTrigger", "ClusterDefinition")
+        ]
+
+    def load_samples(self, bodies: list[dict[str, Any]]) -> dict[str, int]:
+        store = open_store(self.store_uri)
+        try:
+            return {cid: ensure_sample(store, NAMESPACE, cid) for cid in collections_of(bodies)}
+        finally:
+            store.close()
+
+    async def run(
+        self,
+        stop: asyncio.Event,
+        show: Callable[[str], None] | None = None,
+        refresh: float = 2.0,
+    ) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        bodies = self.bodies()
+        counts = self.load_samples(bodies)
+        os.environ["RECLUSTER_STORE_URI"] = self.store_uri
+        async with self.cluster:
+            self.cluster.write_kubeconfig(self.kubeconfig)
+            print(f"emulated Kubernetes API at {self.cluster.url}", flush=True)
+            print(f"kubeconfig: {self.kubeconfig}", flush=True)
+            print(f"store: {self.store_uri} ({counts})", flush=True)
+            client = KubeClient(
+                kopf.ConnectionInfo(server=self.cluster.url, insecure=True), keep_alive=False
+            )
+            settings = Settings(
+                image="recluster:dev",
+                store_uri=self.store_uri,
+                max_sleep=5.0,
+                event_poll_seconds=2.0,
+            )
+            operator_stop, ready = asyncio.Event(), asyncio.Event()
+            operator = asyncio.create_task(
+                run_operator(settings, client, stop_flag=operator_stop, ready_flag=ready)
+            )
+            executor = LocalJobExecutor(self.cluster, workdir=self.workdir)
+            executing = asyncio.create_task(executor.run(stop))
+            feed_store = open_store(self.store_uri)
+            feeder = DocumentFeeder(feed_store, NAMESPACE, sorted(counts))
+            feeding = asyncio.create_task(feeder.run(stop))
+            try:
+                await asyncio.wait_for(ready.wait(), 30)
+                for body in sorted(bodies, key=lambda b: b["kind"] != "ClusterDefinition"):
+                    self.cluster.apply(body, namespace=NAMESPACE)
+                while not stop.is_set():
+                    if show is not None:
+                        triggers = self.cluster.objects(
+                            "recluster.io", "v1alpha1", "clustertriggers", NAMESPACE
+                        )
+                        show(render(triggers))
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), refresh)
+            finally:
+                stop.set()
+                operator_stop.set()
+                await executing
+                await feeding
+                feed_store.close()
+                await asyncio.wait_for(operator, 30)
+                await client.close()
+
+    def cluster_triggers(self) -> list[dict[str, Any]]:
+        return [
+            dict(t)
+            for t in self.cluster.objects("recluster.io", "v1alpha1", "clustertriggers", NAMESPACE)
+        ]
+
+
+def run_dev(workdir: Path, examples: Path, duration: float | None, port: int = 0) -> int:
+    """Run until Ctrl-C (or `duration` seconds); print the trigger table as it changes."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    system = DevSystem(workdir, examples, port)
+    interactive = sys.stdout.isatty()
+    started = time.monotonic()
+
+    def show(table: str) -> None:
+        elapsed = int(time.monotonic() - started)
+        header = f"recluster dev: {elapsed}s (Ctrl-C to stop); kubeconfig {system.kubeconfig}"
+        if interactive:
+            sys.stdout.write("\x1b[2J\x1b[H")
+        print(f"{header}\n{table}\n", flush=True)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        if duration is not None:
+            loop.call_later(duration, stop.set)
+        await system.run(stop, show)
+
+    asyncio.run(main())
+    print("stopped; results are in", system.store_uri)
+    return 0
