@@ -74,8 +74,12 @@ class Harness:
         start: datetime | None = None,
         max_sleep: float = 0.05,
         metrics: Metrics | None = None,
+        store_uri: str = "/data/store",
+        event_poll_seconds: float = 30.0,
     ) -> None:
         self.metrics = metrics
+        self.store_uri = store_uri
+        self.event_poll_seconds = event_poll_seconds
         self.clock = Clock(start or datetime(2026, 11, 28, 10, 0, 30, tzinfo=UTC))
         self.cluster = EmulatedCluster(crds=[ROOT / "crds"])
         self.max_sleep = max_sleep
@@ -101,7 +105,8 @@ class Harness:
     def settings(self) -> Settings:
         return Settings(
             image="recluster:test",
-            store_uri="/data/store",
+            store_uri=self.store_uri,
+            event_poll_seconds=self.event_poll_seconds,
             max_sleep=self.max_sleep,
             retry_delay=0.05,
             clock=self.clock,

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pgserver import closed_port
 from recluster.store import (
     DEFAULT_STORE_URI,
     CollectionNotFound,
@@ -23,7 +24,6 @@ from recluster.store.factory import redact
 from recluster.store.parquet import ParquetStore, collection_schema
 from recluster.store.postgres import PostgresStore
 
-from .conftest import closed_port
 from .test_store_contract import DIM, by_id, make_rows, make_run
 
 # Factory ----------------------------------------------------------------------

@@ -15,6 +15,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from ..controller.kube import KubeClient, KubeError
 from .errors import install_error_handlers
+from .events import EventRecorder
+from .events import router as events_router
 from .keys import KeyRing
 from .kubeapi import TriggerApi
 from .limits import BodySizeLimit
@@ -44,6 +46,7 @@ def create_app(
     lives in one); their handlers authorise with `auth.require_namespace`.
     """
     keys = KeyRing(kube_client, settings.keys_namespace, settings.key_refresh_seconds)
+    events = EventRecorder(kube_client)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -51,6 +54,7 @@ def create_app(
         try:
             yield
         finally:
+            await events.close()
             await keys.stop()
 
     app = FastAPI(
@@ -66,6 +70,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.keys = keys
+    app.state.events = events
     app.state.triggers = TriggerService(TriggerApi(kube_client), settings)
     install_error_handlers(app, cross_field_problems)
 
@@ -100,6 +105,7 @@ def create_app(
         return PlainTextResponse("ok")
 
     app.include_router(triggers_router)
+    app.include_router(events_router)
     for router in extra_routers:
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -1,0 +1,223 @@
+"""`POST /v1/events`: an ingestion pipeline reports document events for event triggers.
+
+The answer comes only after the count is durably recorded on every trigger the
+event concerns (their status, in the Kubernetes API), so an acknowledged event
+survives an operator restart. Concurrent events for one trigger are grouped:
+one worker per trigger takes everything pending, applies it with the pure
+`core.events.apply_pushed`, and writes once (resourceVersion-checked, retried
+on conflict with the operator's own writes). The Kubernetes API, not Python,
+is the bottleneck, so fewer writes means more events per second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Request
+from pydantic import Field, StringConstraints, ValidationError
+
+from ..api.base import Identifier, Model
+from ..api.schedule import EventType
+from ..api.trigger import GROUP_VERSION, ClusterTriggerSpec, ClusterTriggerStatus
+from ..controller.kube import KubeClient, KubeError, resource_path
+from ..core.events import PushedEvent, apply_pushed, listens_to
+from .auth import CallerDep
+from .errors import responses, rule_error
+
+log = logging.getLogger("recluster.gateway.events")
+MAX_EVENTS_PER_REQUEST = 1000
+TRIGGER_CACHE_SECONDS = 1.0
+MAX_CONFLICT_RETRIES = 50
+
+
+class DocumentEvent(Model):
+    """Documents added to (updated in, deleted from) a collection."""
+
+    event_type: EventType = Field(description="documents_added, documents_updated or ...deleted.")
+    collection_id: Identifier = Field(description="The collection the documents belong to.")
+    count: int = Field(default=1, ge=1, le=1_000_000, description="How many documents.")
+    idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=128)] = Field(
+        description=(
+            "Unique per delivery: a retried delivery with the same key is counted once "
+            "(keys are remembered for the last 1000 events of each trigger)."
+        )
+    )
+
+
+class TriggerCount(Model):
+    trigger_id: str
+    counted: int = Field(description="Documents this trigger counted from this request.")
+    duplicates: int = Field(description="Events already counted before (same idempotency key).")
+    event_counter: int = Field(description="The trigger's event_counter after recording.")
+
+
+class EventsAccepted(Model):
+    events: int = Field(description="Events in the request.")
+    triggers: list[TriggerCount] = Field(
+        description="The event triggers of the namespace the events concern; empty if none."
+    )
+
+
+@dataclass
+class _Pending:
+    events: list[PushedEvent]
+    done: asyncio.Future[TriggerCount]
+
+
+@dataclass
+class _TriggerQueue:
+    pending: list[_Pending] = field(default_factory=list)
+    worker: asyncio.Task[None] | None = None
+
+
+class EventRecorder:
+    """Groups concurrent events per trigger into few status writes."""
+
+    def __init__(self, client: KubeClient) -> None:
+        self.client = client
+        self.queues: dict[tuple[str, str], _TriggerQueue] = {}
+        self.cache: dict[str, tuple[float, list[tuple[str, ClusterTriggerSpec]]]] = {}
+        self.writes = 0
+
+    async def listeners(self, namespace: str) -> list[tuple[str, ClusterTriggerSpec]]:
+        """Event triggers of a namespace (cached for a second: events come in bursts)."""
+        cached = self.cache.get(namespace)
+        if cached and time.monotonic() - cached[0] < TRIGGER_CACHE_SECONDS:
+            return cached[1]
+        path = resource_path(GROUP_VERSION, "clustertriggers", namespace)
+        items = (await self.client.request("GET", path)).get("items") or []
+        found = []
+        for item in items:
+            try:
+                spec = ClusterTriggerSpec.model_validate(item.get("spec") or {})
+            except ValidationError:
+                continue
+            if spec.trigger_type == "event" and not (item.get("metadata") or {}).get(
+                "deletionTimestamp"
+            ):
+                found.append((str(item["metadata"]["name"]), spec))
+        self.cache[namespace] = (time.monotonic(), found)
+        return found
+
+    async def record(self, namespace: str, events: list[PushedEvent]) -> list[TriggerCount]:
+        """Record events on every trigger they concern; return once all writes landed."""
+        waits = []
+        for name, spec in await self.listeners(namespace):
+            mine = [e for e in events if listens_to(spec, e.event_type, e.collection_id)]
+            if not mine:
+                continue
+            future: asyncio.Future[TriggerCount] = asyncio.get_running_loop().create_future()
+            queue = self.queues.setdefault((namespace, name), _TriggerQueue())
+            queue.pending.append(_Pending(mine, future))
+            if queue.worker is None or queue.worker.done():
+                queue.worker = asyncio.create_task(self._drain(namespace, name, queue))
+            waits.append(future)
+        return list(await asyncio.gather(*waits))
+
+    async def _drain(self, namespace: str, name: str, queue: _TriggerQueue) -> None:
+        while queue.pending:
+            batch, queue.pending = queue.pending, []
+            try:
+                results = await self._write(namespace, name, batch)
+            except Exception as exc:
+                for item in batch:
+                    if not item.done.done():
+                        item.done.set_exception(exc)
+                continue
+            for item, result in zip(batch, results, strict=True):
+                if not item.done.done():
+                    item.done.set_result(result)
+        self.queues.pop((namespace, name), None)
+
+    async def _write(self, namespace: str, name: str, batch: list[_Pending]) -> list[TriggerCount]:
+        path = resource_path(GROUP_VERSION, "clustertriggers", namespace, name)
+        for _ in range(MAX_CONFLICT_RETRIES):
+            obj = await self.client.request("GET", path)
+            spec = ClusterTriggerSpec.model_validate(obj.get("spec") or {})
+            status = ClusterTriggerStatus.model_validate(obj.get("status") or {})
+            counts: list[tuple[int, int]] = []
+            for item in batch:
+                applied = apply_pushed(spec, status, item.events)
+                status = applied.status
+                counts.append((applied.counted, applied.duplicates))
+            patch: dict[str, Any] = {
+                "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
+                "status": {
+                    "event_counter": status.event_counter,
+                    "recent_event_keys": status.recent_event_keys,
+                },
+            }
+            try:
+                await self.client.request(
+                    "PATCH", f"{path}/status", patch, content_type="application/merge-patch+json"
+                )
+            except KubeError as exc:
+                if exc.status == 409:  # the operator (or another gateway) wrote first
+                    continue
+                raise
+            self.writes += 1
+            return [
+                TriggerCount(
+                    trigger_id=name,
+                    counted=counted,
+                    duplicates=duplicates,
+                    event_counter=status.event_counter,
+                )
+                for counted, duplicates in counts
+            ]
+        raise KubeError(409, "Conflict", f"ClusterTrigger {name} kept changing; retry the event")
+
+    async def close(self) -> None:
+        for queue in list(self.queues.values()):
+            if queue.worker is not None:
+                queue.worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await queue.worker
+
+
+router = APIRouter(tags=["events"])
+
+EventsBody = Annotated[
+    DocumentEvent | list[DocumentEvent],
+    Body(
+        openapi_examples={
+            "one": {
+                "summary": "25 documents added",
+                "value": {
+                    "event_type": "documents_added",
+                    "collection_id": "col_abc123",
+                    "count": 25,
+                    "idempotency_key": "ingest-2026-11-28T10:00:00Z-batch-17",
+                },
+            }
+        }
+    ),
+]
+
+
+@router.post(
+    "/v1/events",
+    response_model=EventsAccepted,
+    responses=responses(401, 403, 409, 413, 422),
+    summary="Report document events",
+)
+async def push_events(request: Request, caller: CallerDep, body: EventsBody) -> EventsAccepted:
+    """Count document events on the event triggers of the namespace that watch them.
+
+    Answers once every concerned trigger has durably recorded the count. A list
+    of events (at most 1000) is recorded as one request.
+    """
+    events = body if isinstance(body, list) else [body]
+    if len(events) > MAX_EVENTS_PER_REQUEST:
+        raise rule_error(("body",), f"at most {MAX_EVENTS_PER_REQUEST} events per request")
+    recorder: EventRecorder = request.app.state.events
+    pushed = [
+        PushedEvent(e.event_type, e.collection_id, e.count, e.idempotency_key) for e in events
+    ]
+    counts = await recorder.record(caller.namespace, pushed)
+    return EventsAccepted(events=len(events), triggers=counts)
