@@ -1,15 +1,18 @@
-"""`recluster dev`: the embedded system computes clusters within a minute, on this machine."""
+"""`recluster dev`: the embedded system on this machine, all trigger types firing."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 import yaml
 
+from recluster.devsystem.feeder import FeedPace, mix
 from recluster.devsystem.system import DevSystem, shorten
 from recluster.devsystem.table import render
 
@@ -19,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_examples_get_short_schedules() -> None:
     cron = shorten({"kind": "ClusterTrigger", "spec": {
         "trigger_type": "cron", "schedule_config": {"cron_expression": "0 2 * * *"}}})  # fmt: skip
-    assert cron["spec"]["schedule_config"]["cron_expression"] == "* * * * *"
+    assert cron["spec"]["schedule_config"]["cron_expression"] == "*/2 * * * *"
     interval = shorten({"kind": "ClusterTrigger", "spec": {
         "trigger_type": "interval",
         "schedule_config": {"interval_seconds": 21600, "start_immediately": False}}})  # fmt: skip
@@ -29,42 +32,84 @@ def test_examples_get_short_schedules() -> None:
     }
 
 
-@pytest.mark.timeout(180)
-def test_dev_system_clusters_the_samples_within_a_minute(tmp_path: Path) -> None:
-    system = DevSystem(tmp_path / "dev", ROOT / "examples")
-    seen: dict[str, object] = {}
+def test_the_topic_mix_shifts_to_a_new_topic() -> None:
+    assert mix(0, 60)[-1] == 0 and mix(30, 60)[-1] == pytest.approx(0.45)
+    assert mix(600, 60)[-1] == pytest.approx(0.9) and mix(600, 60).sum() == pytest.approx(1)
+
+
+def fired(trigger: dict[str, Any], reason: str) -> bool:
+    history = (trigger.get("status") or {}).get("history") or []
+    return any(h.get("reason") == reason and h.get("status") == "succeeded" for h in history)
+
+
+@pytest.mark.timeout(240)
+def test_dev_system_runs_every_trigger_type(tmp_path: Path) -> None:
+    pace = FeedPace(batch=60, interval=1.0, ramp_seconds=15.0)
+    system = DevSystem(tmp_path / "dev", ROOT / "examples", gateway_port=0, feed=pace)
+    seen: dict[str, Any] = {}
+
+    def by_name() -> dict[str, dict[str, Any]]:
+        return {t["metadata"]["name"]: t for t in system.cluster_triggers()}
 
     async def scenario() -> None:
         stop = asyncio.Event()
         task = asyncio.create_task(system.run(stop))
         try:
             loop = asyncio.get_running_loop()
-            deadline = loop.time() + 90
+            deadline = loop.time() + 170
             while loop.time() < deadline and not task.done():
-                done = [
-                    t for t in system.cluster_triggers()
-                    if (t.get("status") or {}).get("execution_count", 0) >= 1
-                    and any(h.get("num_clusters") for h in t["status"].get("history") or [])
+                triggers = by_name()
+                clusters = [
+                    t for t in triggers.values()
+                    if any(h.get("num_clusters") for h in t["status"].get("history") or [])
+                ] if all(t.get("status") for t in triggers.values()) else []  # fmt: skip
+                if clusters and "first" not in seen:
+                    seen["first"] = loop.time()
+                drift = (triggers.get("drift-over-30-percent", {}).get("status")) or {}
+                if (measured := drift.get("last_drift_measurement")) is not None:
+                    seen["max_drift"] = max(seen.get("max_drift", 0.0), measured)
+                condition_runs = [
+                    h for h in drift.get("history") or []
+                    if h.get("reason") == "condition" and h.get("status") == "succeeded"
                 ]  # fmt: skip
-                if done:
-                    seen["trigger"] = done[0]
+                if (
+                    fired(triggers.get("after-100-documents", {}), "event")
+                    and len(condition_runs) >= 2
+                    and seen.get("max_drift", 0.0) > 0.3
+                ):
+                    seen["all"] = loop.time()
                     break
                 await asyncio.sleep(0.5)
+            seen["table"] = render(system.cluster_triggers())
+            seen["triggers"] = by_name()
             config = yaml.safe_load(system.kubeconfig.read_text())
             server = config["clusters"][0]["cluster"]["server"]
+            key = system.api_key_file.read_text().strip()
+            seed = json.loads((ROOT / "tests/data/seed/cron.json").read_text())
+            headers = {
+                "Authorization": f"Bearer {key}",
+                "X-Namespace": "default",
+                "Connection": "close",
+            }
             async with aiohttp.ClientSession() as session:
                 url = f"{server}/apis/recluster.io/v1alpha1/namespaces/default/clustertriggers"
                 async with session.get(url, headers={"Connection": "close"}) as response:
                     seen["listed"] = len((await response.json())["items"])
-            seen["table"] = render(system.cluster_triggers())
+                async with session.post(
+                    f"{system.gateway_url}/v1/clusters/triggers", json=seed, headers=headers
+                ) as response:
+                    seen["created"] = (response.status, await response.json())
         finally:
             stop.set()
             await asyncio.wait_for(task, 60)
 
     asyncio.run(scenario())
-    trigger = seen.get("trigger")
-    assert trigger, f"no trigger reached execution_count >= 1 with clusters:\n{seen.get('table')}"
-    history = trigger["status"]["history"]  # type: ignore[index]
-    assert any(h["status"] == "succeeded" and h["num_clusters"] >= 2 for h in history)
+    table = str(seen.get("table"))
+    assert "first" in seen, f"no clusters computed:\n{table}"
+    assert "all" in seen, f"event and conditional examples did not both fire:\n{table}"
+    assert re.search(r"\d+ of \d+ docs", table), table
     assert seen["listed"] == 5, "the kubeconfig reaches the same objects"
-    assert re.search(r"\d+ of \d+ docs", str(seen["table"])), seen["table"]
+    status, body = seen["created"]
+    assert status == 201, body
+    assert body["trigger_type"] == "cron" and body["created_by"] == "dev"
+    assert seen["max_drift"] > 0.3, "the second condition run came from measured drift"

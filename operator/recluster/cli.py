@@ -250,7 +250,12 @@ def operator_(
 )
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
 @click.option("--port", type=int, default=0, help="Port of the emulated API (default: free).")
-def dev(workdir: Path, examples: Path, duration: float | None, port: int) -> None:
+@click.option(
+    "--gateway-port", type=int, default=8080, show_default=True, help="Port of the REST gateway."
+)
+def dev(
+    workdir: Path, examples: Path, duration: float | None, port: int, gateway_port: int
+) -> None:
     """Run the whole system on this machine: emulated API, operator, local Jobs.
 
     Applies the examples with short schedules, loads generated sample
@@ -258,7 +263,7 @@ def dev(workdir: Path, examples: Path, duration: float | None, port: int) -> Non
     """
     from .devsystem.system import run_dev
 
-    sys.exit(run_dev(workdir, examples, duration, port))
+    sys.exit(run_dev(workdir, examples, duration, port, gateway_port))
 
 
 @main.command(name="run-job")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -27,21 +28,31 @@ def mix(elapsed: float, ramp_seconds: float, topics: int = TOPICS) -> np.ndarray
     return weights
 
 
+@dataclass(frozen=True)
+class FeedPace:
+    """`batch` documents per collection every `interval` seconds; the new topic's share
+    of them grows to 90% over `ramp_seconds`; feeding stops after `limit` per collection."""
+
+    batch: int = 25
+    interval: float = 2.0
+    ramp_seconds: float = 60.0
+    limit: int = 20_000
+
+
 class DocumentFeeder:
-    """Appends `batch` documents to each collection every `interval` seconds."""
+    """Appends generated documents to each collection at a `FeedPace`."""
 
     def __init__(
         self,
         store: CollectionStore,
         namespace: str,
         collections: list[str],
-        *,
-        batch: int = 25,
-        interval: float = 2.0,
-        ramp_seconds: float = 60.0,
+        pace: FeedPace | None = None,
     ) -> None:
         self.store, self.namespace, self.collections = store, namespace, collections
-        self.batch, self.interval, self.ramp_seconds = batch, interval, ramp_seconds
+        pace = pace or FeedPace()
+        self.batch, self.interval, self.ramp_seconds = pace.batch, pace.interval, pace.ramp_seconds
+        self.limit = pace.limit
         # the original topics plus one that does not exist yet
         self.centres = topic_centres(TOPICS + 1, DIM, SEED)
         self.added = 0
@@ -64,6 +75,8 @@ class DocumentFeeder:
             if stop.is_set():
                 break
             round_number += 1
+            if self.batch * round_number > self.limit:
+                continue  # enough for a dev session: the collections stop growing
             try:
                 await asyncio.to_thread(self.feed_once, loop.time() - started, round_number)
             except Exception as exc:  # keep feeding; the table shows the rest

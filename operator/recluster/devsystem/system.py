@@ -25,10 +25,14 @@ from ..controller.kube import KubeClient
 from ..controller.runtime import run_operator
 from ..controller.settings import Settings
 from ..emulator.cluster import EmulatedCluster
+from ..gateway.app import create_app
+from ..gateway.keys import make_api_key_secret
+from ..gateway.server import serve_gateway
+from ..gateway.settings import GatewaySettings
 from ..manifests import load_documents
 from ..store.factory import open_store
 from .executor import LocalJobExecutor
-from .feeder import DocumentFeeder
+from .feeder import DocumentFeeder, FeedPace
 from .sample import ensure_sample
 from .table import render
 
@@ -36,21 +40,35 @@ log = logging.getLogger(__name__)
 NAMESPACE = "default"
 
 
+EVENT_COLLECTION = "col_products"
+
+
 def shorten(body: dict[str, Any]) -> dict[str, Any]:
-    """The example with schedules short enough to see results within a minute."""
+    """The example with schedules short enough to see results within a minute.
+
+    The event example is moved to another collection than the conditional
+    one: its frequent runs would otherwise refresh the baseline the drift
+    example measures against, and drift would never accumulate.
+    """
     if body.get("kind") != "ClusterTrigger":
         return body
     spec = body["spec"]
     schedule = spec["schedule_config"]
     kind = spec["trigger_type"]
     if kind == "cron":
-        schedule["cron_expression"] = "* * * * *"
+        schedule["cron_expression"] = "*/2 * * * *"
     elif kind == "interval":
         schedule.update(interval_seconds=30, start_immediately=True)
     elif kind == "event":
-        schedule.update(event_threshold=min(schedule["event_threshold"], 50), cooldown_seconds=30)
+        schedule.update(
+            event_threshold=min(schedule["event_threshold"], 50),
+            cooldown_seconds=30,
+            collection_id=EVENT_COLLECTION,
+        )
+        if "execution_config" in spec:
+            spec["execution_config"]["collection_ids"] = [EVENT_COLLECTION]
     elif kind == "conditional":
-        schedule["check_interval_seconds"] = 20
+        schedule["check_interval_seconds"] = 15
     return body
 
 
@@ -67,10 +85,21 @@ def collections_of(bodies: list[dict[str, Any]]) -> list[str]:
 class DevSystem:
     """The pieces of `recluster dev`, started and stopped together."""
 
-    def __init__(self, workdir: Path, examples: Path, port: int = 0) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        examples: Path,
+        port: int = 0,
+        gateway_port: int | None = 8080,
+        feed: FeedPace | None = None,
+    ) -> None:
         self.workdir = workdir.resolve()
         self.examples = examples
         self.port = port
+        self.gateway_port = gateway_port
+        self.gateway_url: str | None = None
+        self.feed = feed or FeedPace()
+        self.api_key_file = self.workdir / "api-key"
         self.store_uri = str(self.workdir / "store")
         self.kubeconfig = self.workdir / "kubeconfig"
         self.cluster = EmulatedCluster(port=port)
@@ -122,8 +151,11 @@ class DevSystem:
             executor = LocalJobExecutor(self.cluster, workdir=self.workdir)
             executing = asyncio.create_task(executor.run(stop))
             feed_store = open_store(self.store_uri)
-            feeder = DocumentFeeder(feed_store, NAMESPACE, sorted(counts))
+            feeder = DocumentFeeder(feed_store, NAMESPACE, sorted(counts), self.feed)
             feeding = asyncio.create_task(feeder.run(stop))
+            serving = None
+            if self.gateway_port is not None:
+                serving = await self.start_gateway(stop)
             try:
                 await asyncio.wait_for(ready.wait(), 30)
                 for body in sorted(bodies, key=lambda b: b["kind"] != "ClusterDefinition"):
@@ -142,8 +174,39 @@ class DevSystem:
                 await executing
                 await feeding
                 feed_store.close()
+                if serving is not None:
+                    await serving
                 await asyncio.wait_for(operator, 30)
                 await client.close()
+
+    async def start_gateway(self, stop: asyncio.Event) -> asyncio.Task[None]:
+        """The REST gateway on localhost, with a dev API key bound to `default`."""
+        key, secret = make_api_key_secret("dev", [NAMESPACE], name="recluster-dev-api-key")
+        self.cluster.create("", "v1", "secrets", secret, namespace=NAMESPACE)
+        self.api_key_file.write_text(key + "\n")
+        self.api_key_file.chmod(0o600)
+        client = KubeClient(
+            kopf.ConnectionInfo(server=self.cluster.url, insecure=True),
+            "recluster-gateway",
+            keep_alive=False,
+        )
+        app = create_app(GatewaySettings(keys_namespace=NAMESPACE), client)
+        ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        async def serve() -> None:
+            try:
+                await serve_gateway(
+                    app, "127.0.0.1", self.gateway_port or 0, stop,
+                    on_ready=ready.set_result, log_level="warning", access_log=False,
+                )  # fmt: skip
+            finally:
+                await client.close()
+
+        task = asyncio.create_task(serve())
+        port = await asyncio.wait_for(ready, 30)
+        self.gateway_url = f"http://127.0.0.1:{port}"
+        print(f"REST gateway: {self.gateway_url} (API key in {self.api_key_file})", flush=True)
+        return task
 
     def cluster_triggers(self) -> list[dict[str, Any]]:
         return [
@@ -152,10 +215,16 @@ class DevSystem:
         ]
 
 
-def run_dev(workdir: Path, examples: Path, duration: float | None, port: int = 0) -> int:
+def run_dev(
+    workdir: Path,
+    examples: Path,
+    duration: float | None,
+    port: int = 0,
+    gateway_port: int | None = 8080,
+) -> int:
     """Run until Ctrl-C (or `duration` seconds); print the trigger table as it changes."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    system = DevSystem(workdir, examples, port)
+    system = DevSystem(workdir, examples, port, gateway_port)
     interactive = sys.stdout.isatty()
     started = time.monotonic()
 
