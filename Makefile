@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: dev test lint typecheck crds e2e clean
+.PHONY: dev test lint typecheck crds e2e values-docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ dev: $(STAMP)
 test: $(STAMP) lint typecheck
 	$(BIN)/pytest
 
-LINTED := operator tests $(wildcard benchmarks)
+LINTED := operator tests tools $(wildcard benchmarks)
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINTED)
@@ -36,7 +36,11 @@ crds: $(STAMP)
 
 ## e2e: end-to-end tests on a kind cluster (needs Docker and kind)
 e2e: $(STAMP)
-	$(BIN)/pytest -m e2e
+	$(BIN)/pytest -m e2e tests/e2e
+
+## values-docs: regenerate the values table of docs/install.md from values.schema.json
+values-docs: $(STAMP)
+	$(BIN)/python tools/values_table.py --update docs/install.md
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tools/bin

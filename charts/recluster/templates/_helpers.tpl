@@ -1,0 +1,181 @@
+{{/*
+Names, labels and the values every template shares.
+*/}}
+
+{{- define "recluster.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "recluster.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* A resource name: fullname plus a suffix, within 63 characters. */}}
+{{- define "recluster.componentName" -}}
+{{- $full := include "recluster.fullname" .root }}
+{{- printf "%s-%s" ($full | trunc (int (sub 62 (len .component)))) .component | trimSuffix "-" }}
+{{- end }}
+
+{{- define "recluster.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "recluster.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "recluster.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "recluster.labels" -}}
+helm.sh/chart: {{ include "recluster.chart" .root }}
+{{ include "recluster.selectorLabels" . }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/part-of: recluster
+{{- with .root.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* The chart's image: repository@digest, else repository:tag (tag defaults to appVersion). */}}
+{{- define "recluster.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{- define "recluster.jobImage" -}}
+{{- default (include "recluster.image" .) .Values.job.image }}
+{{- end }}
+
+{{- define "recluster.operatorServiceAccountName" -}}
+{{- if .Values.operator.serviceAccount.create }}
+{{- default (include "recluster.componentName" (dict "root" . "component" "operator")) .Values.operator.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.operator.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "recluster.gatewayServiceAccountName" -}}
+{{- if .Values.gateway.serviceAccount.create }}
+{{- default (include "recluster.componentName" (dict "root" . "component" "gateway")) .Values.gateway.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.gateway.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+The Jobs' service account: created by the chart in each watched namespace
+(namespaced mode), else the one named in job.serviceAccount.name, else none
+(each namespace's default).
+*/}}
+{{- define "recluster.jobServiceAccountCreated" -}}
+{{- if and .Values.job.serviceAccount.create .Values.watchNamespaces }}true{{ end }}
+{{- end }}
+
+{{- define "recluster.jobServiceAccountName" -}}
+{{- if include "recluster.jobServiceAccountCreated" . }}
+{{- default (include "recluster.componentName" (dict "root" . "component" "job")) .Values.job.serviceAccount.name }}
+{{- else }}
+{{- .Values.job.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "recluster.storeClaimName" -}}
+{{- include "recluster.componentName" (dict "root" . "component" "store") }}
+{{- end }}
+
+{{/* The Parquet store's volume source, or nothing when the store is not a mounted path. */}}
+{{- define "recluster.storeVolumeSource" -}}
+{{- $parquet := .Values.store.parquet }}
+{{- if eq .Values.store.type "parquet" }}
+{{- if $parquet.volume }}
+{{- toYaml $parquet.volume }}
+{{- else if $parquet.persistence.create }}
+persistentVolumeClaim:
+  claimName: {{ include "recluster.storeClaimName" . }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Volumes added to the operator's pod and to every Job's pod. */}}
+{{- define "recluster.storeVolumes" -}}
+{{- $source := include "recluster.storeVolumeSource" . | fromYaml }}
+{{- $volumes := list }}
+{{- if $source }}
+{{- $volumes = append $volumes (merge (dict "name" "store") $source) }}
+{{- end }}
+{{- toYaml (dict "items" $volumes) }}
+{{- end }}
+
+{{- define "recluster.storeVolumeMounts" -}}
+{{- $mounts := list }}
+{{- if include "recluster.storeVolumeSource" . }}
+{{- $mounts = append $mounts (dict "name" "store" "mountPath" .Values.store.parquet.path) }}
+{{- end }}
+{{- toYaml (dict "items" $mounts) }}
+{{- end }}
+
+{{/* Environment that reaches the store: for the operator and (as RECLUSTER_JOB_ENV) every Job. */}}
+{{- define "recluster.storeAccessEnv" -}}
+{{- $env := list }}
+{{- if eq .Values.store.type "s3" }}
+{{- $s3 := .Values.store.s3 }}
+{{- with $s3.endpointUrl }}
+{{- $env = append $env (dict "name" "AWS_ENDPOINT_URL" "value" .) }}
+{{- end }}
+{{- with $s3.region }}
+{{- $env = append $env (dict "name" "AWS_REGION" "value" .) }}
+{{- $env = append $env (dict "name" "AWS_DEFAULT_REGION" "value" .) }}
+{{- end }}
+{{- with $s3.credentialsSecret.name }}
+{{- $env = append $env (dict "name" "AWS_ACCESS_KEY_ID" "valueFrom" (dict "secretKeyRef" (dict "name" . "key" $s3.credentialsSecret.accessKeyIdKey))) }}
+{{- $env = append $env (dict "name" "AWS_SECRET_ACCESS_KEY" "valueFrom" (dict "secretKeyRef" (dict "name" . "key" $s3.credentialsSecret.secretAccessKeyKey))) }}
+{{- end }}
+{{- end }}
+{{- toYaml (dict "items" $env) }}
+{{- end }}
+
+{{/*
+RECLUSTER_STORE_URI of the operator (and, unless it comes from a Secret, of
+every Job), plus RECLUSTER_STORE_URI_SECRET when it does.
+*/}}
+{{- define "recluster.storeUriEnv" -}}
+{{- $store := .Values.store }}
+{{- $env := list }}
+{{- if eq $store.type "postgresql" }}
+{{- $ref := $store.postgresql.uriSecret }}
+{{- $env = append $env (dict "name" "RECLUSTER_STORE_URI" "valueFrom" (dict "secretKeyRef" (dict "name" $ref.name "key" $ref.key))) }}
+{{- $env = append $env (dict "name" "RECLUSTER_STORE_URI_SECRET" "value" (printf "%s/%s" $ref.name $ref.key)) }}
+{{- else if eq $store.type "s3" }}
+{{- $env = append $env (dict "name" "RECLUSTER_STORE_URI" "value" $store.s3.uri) }}
+{{- else }}
+{{- $env = append $env (dict "name" "RECLUSTER_STORE_URI" "value" $store.parquet.path) }}
+{{- end }}
+{{- toYaml (dict "items" $env) }}
+{{- end }}
+
+{{- define "recluster.operatorArgs" -}}
+- operator
+- --liveness=http://0.0.0.0:{{ .Values.operator.healthPort }}/healthz
+{{- /* the Lease lives in the pod's namespace ($POD_NAMESPACE); identity: $POD_NAME */}}
+- --leader-election
+- --lease-name={{ include "recluster.componentName" (dict "root" . "component" "leader") }}
+{{- range .Values.watchNamespaces }}
+- --namespace={{ . }}
+{{- end }}
+{{- range .Values.operator.extraArgs }}
+- {{ . | quote }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,82 @@
+{{/*
+Every permission the operator and the gateway hold, in ONE place.
+
+  <component>.watched  rules in each watched namespace: one ClusterRole when
+                       watchNamespaces is empty, else a Role per namespace
+  <component>.cluster  cluster-scoped rules, always in a ClusterRole
+  <component>.clusterWhenNamespaced
+                       cluster-scoped rules needed only when a list of
+                       namespaces is watched
+  <component>.release  rules in the release namespace only (a Role)
+
+rbac.yaml renders them; tests/chart checks the rendered result, and the
+least-privilege test compares it with the API calls the components make.
+*/}}
+{{- define "recluster.rbac.rules" -}}
+operator:
+  watched:
+    - apiGroups: [recluster.io]
+      resources: [clustertriggers]
+      verbs: [list, watch, patch]
+    - apiGroups: [recluster.io]
+      resources: [clustertriggers/status]
+      verbs: [patch]
+    - apiGroups: [recluster.io]
+      resources: [clusterdefinitions]
+      verbs: [list, watch]
+    - apiGroups: [batch]
+      resources: [jobs]
+      verbs: [list, watch, create, delete]
+    - apiGroups: [""]
+      resources: [pods]
+      verbs: [list, watch]
+    - apiGroups: [""]
+      resources: [events]
+      verbs: [create]
+  cluster:
+    # kopf scans the CRDs it serves.
+    - apiGroups: [apiextensions.k8s.io]
+      resources: [customresourcedefinitions]
+      verbs: [list, watch]
+  # kopf lists namespaces only for glob patterns, which watchNamespaces refuses.
+  clusterWhenNamespaced: []
+  release:
+    # Leader election between the replicas.
+    - apiGroups: [coordination.k8s.io]
+      resources: [leases]
+      verbs: [get, create, update]
+gateway:
+  watched:
+    - apiGroups: [recluster.io]
+      resources: [clustertriggers]
+      verbs: [get, list, create, patch, delete]
+    # Pushed events: event_counter and recent_event_keys (gateway/events.py).
+    - apiGroups: [recluster.io]
+      resources: [clustertriggers/status]
+      verbs: [patch]
+    - apiGroups: [recluster.io]
+      resources: [clusterdefinitions]
+      verbs: [list]
+  cluster: []
+  clusterWhenNamespaced: []
+  release:
+    # API keys: Secrets labelled recluster.io/api-key=true.
+    - apiGroups: [""]
+      resources: [secrets]
+      verbs: [list]
+{{- end }}
+
+{{/*
+Roles that extend the built-in admin/edit/view ClusterRoles, for people and
+CI (not bound to any component of the chart).
+*/}}
+{{- define "recluster.rbac.userRules" -}}
+edit:
+  - apiGroups: [recluster.io]
+    resources: [clustertriggers, clusterdefinitions]
+    verbs: [get, list, watch, create, update, patch, delete, deletecollection]
+view:
+  - apiGroups: [recluster.io]
+    resources: [clustertriggers, clusterdefinitions, clustertriggers/status, clusterdefinitions/status]
+    verbs: [get, list, watch]
+{{- end }}
