@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import httpx
 import kopf
 
+import audit_registry
 from recluster.controller.kube import KubeClient
 from recluster.emulator.cluster import EmulatedCluster
 from recluster.gateway import (
@@ -117,6 +118,7 @@ class Gateway:
         await self._lifespan.__aexit__(exc_type, exc, tb)
         assert self.kube is not None
         await self.kube.close()
+        audit_registry.record(self.cluster)
         await self.cluster.stop()
         assert not self.cluster.internal_errors, self.cluster.internal_errors
 

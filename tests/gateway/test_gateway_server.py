@@ -191,7 +191,7 @@ async def test_published_schema_of_create_matches_the_seed() -> None:
     assert operations == {
         ("POST", TRIGGERS), ("GET", TRIGGERS), ("GET", one), ("PATCH", one), ("DELETE", one),
         ("POST", one + "/pause"), ("POST", one + "/resume"), ("POST", one + "/execute"),
-        ("GET", one + "/executions"),
+        ("GET", one + "/executions"), ("POST", "/v1/events"),
     }  # fmt: skip
 
 

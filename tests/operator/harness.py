@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import kopf
 
+import audit_registry
 from recluster.controller.kube import KubeClient
 from recluster.controller.metrics import Metrics
 from recluster.controller.runtime import run_operator
@@ -99,6 +100,7 @@ class Harness:
         tb: TracebackType | None,
     ) -> None:
         await self.stop_operator()
+        audit_registry.record(self.cluster)
         await self.cluster.__aexit__(exc_type, exc, tb)
         assert not self.cluster.internal_errors, self.cluster.internal_errors
 

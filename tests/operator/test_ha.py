@@ -12,6 +12,7 @@ import kopf
 import pytest
 from harness import ROOT, Clock, trigger
 
+import audit_registry
 from recluster.controller.kube import KubeClient
 from recluster.controller.leader import LeaderElection
 from recluster.controller.runtime import run_operator
@@ -154,3 +155,4 @@ async def test_one_leader_acts_and_the_standby_takes_over() -> None:
         ]  # fmt: skip
         assert status()["execution_count"] == 3
         await c.shutdown()
+        audit_registry.record(cluster)

@@ -127,18 +127,18 @@ class KubeClient:
                 )
             return data if isinstance(data, dict) else {}
 
-    async def create(self, obj: Mapping[str, Any]) -> tuple[JSON, bool]:
-        """Create obj; (existing object, False) when it already exists (adoption)."""
+    async def create(self, obj: Mapping[str, Any]) -> bool:
+        """Create obj; False when one of that name exists already (the Job is adopted)."""
         meta = obj["metadata"]
         plural = _PLURALS[obj["kind"]]
         path = resource_path(obj["apiVersion"], plural, meta.get("namespace"))
         try:
-            return await self.request("POST", path, dict(obj)), True
+            await self.request("POST", path, dict(obj))
         except KubeError as exc:
             if exc.status != 409:
                 raise
-        existing = await self.request("GET", f"{path}/{meta['name']}")
-        return existing, False
+            return False
+        return True
 
     async def patch_status(
         self,

@@ -333,7 +333,7 @@ def build_registry(
         trigger = {"name": meta.name, "namespace": meta.namespace, "uid": meta.uid}
         for request in decision.create:
             job = build_job(trigger, spec.job_template, request, job_settings)
-            _, created = await client.create(job)
+            created = await client.create(job)
             logger.info(
                 "%s Job %s (%s)", "created" if created else "adopted", request.name, request.reason
             )

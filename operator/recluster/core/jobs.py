@@ -132,6 +132,8 @@ def build_job(
         container["resources"] = template.resources.model_dump(exclude_none=True)
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
+        # the clustering job never calls the Kubernetes API
+        "automountServiceAccountToken": False,
         "containers": [container],
         "volumes": [{"name": "tmp", "emptyDir": {}}, *[dict(v) for v in settings.volumes]],
     }
