@@ -33,6 +33,7 @@ log = logging.getLogger("recluster.gateway.events")
 MAX_EVENTS_PER_REQUEST = 1000
 TRIGGER_CACHE_SECONDS = 1.0
 MAX_CONFLICT_RETRIES = 50
+GROUPING_SECONDS = 0.002
 
 
 class DocumentEvent(Model):
@@ -82,6 +83,9 @@ class EventRecorder:
         self.client = client
         self.queues: dict[tuple[str, str], _TriggerQueue] = {}
         self.cache: dict[str, tuple[float, list[tuple[str, ClusterTriggerSpec]]]] = {}
+        # The object as our last write left it: the next write starts from it and
+        # skips a GET; a 409 says someone else wrote since, and we read afresh.
+        self.known: dict[tuple[str, str], dict[str, Any]] = {}
         self.writes = 0
 
     async def listeners(self, namespace: str) -> list[tuple[str, ClusterTriggerSpec]]:
@@ -120,6 +124,7 @@ class EventRecorder:
         return list(await asyncio.gather(*waits))
 
     async def _drain(self, namespace: str, name: str, queue: _TriggerQueue) -> None:
+        await asyncio.sleep(GROUPING_SECONDS)  # let concurrent deliveries join this write
         while queue.pending:
             batch, queue.pending = queue.pending, []
             try:
@@ -137,7 +142,7 @@ class EventRecorder:
     async def _write(self, namespace: str, name: str, batch: list[_Pending]) -> list[TriggerCount]:
         path = resource_path(GROUP_VERSION, "clustertriggers", namespace, name)
         for _ in range(MAX_CONFLICT_RETRIES):
-            obj = await self.client.request("GET", path)
+            obj = self.known.pop((namespace, name), None) or await self.client.request("GET", path)
             spec = ClusterTriggerSpec.model_validate(obj.get("spec") or {})
             status = ClusterTriggerStatus.model_validate(obj.get("status") or {})
             counts: list[tuple[int, int]] = []
@@ -153,7 +158,7 @@ class EventRecorder:
                 },
             }
             try:
-                await self.client.request(
+                written = await self.client.request(
                     "PATCH", f"{path}/status", patch, content_type="application/merge-patch+json"
                 )
             except KubeError as exc:
@@ -161,6 +166,8 @@ class EventRecorder:
                     continue
                 raise
             self.writes += 1
+            if written.get("metadata", {}).get("resourceVersion"):
+                self.known[(namespace, name)] = written
             return [
                 TriggerCount(
                     trigger_id=name,
@@ -203,7 +210,7 @@ EventsBody = Annotated[
 @router.post(
     "/v1/events",
     response_model=EventsAccepted,
-    responses=responses(401, 403, 409, 413, 422),
+    responses=responses(400, 401, 403, 409, 413, 422),
     summary="Report document events",
 )
 async def push_events(request: Request, caller: CallerDep, body: EventsBody) -> EventsAccepted:
