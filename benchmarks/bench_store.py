@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from recluster.store.parquet import DEFAULT_ROWS_PER_ROW_GROUP
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "operator"))
 
@@ -172,7 +174,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000, help="N (default 100000)")
     parser.add_argument("--dim", type=int, default=384, help="D (default 384)")
     parser.add_argument("--clusters", type=int, default=50)
-    parser.add_argument("--row-group", type=int, default=32_768, help="rows per row group")
+    parser.add_argument(
+        "--row-group", type=int, default=DEFAULT_ROWS_PER_ROW_GROUP, help="rows per row group"
+    )
     parser.add_argument("--chunk", type=int, default=250_000, help="rows per appended file")
     parser.add_argument("--sample", type=int, default=10_000, help="rows for the sample case")
     parser.add_argument("--repeat", type=int, default=1, help="runs per case (best is kept)")
