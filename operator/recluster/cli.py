@@ -223,7 +223,7 @@ def operator_(
         try:
             await run_operator(
                 Settings.from_env(), client, namespaces=namespaces, stop_flag=stop,
-                election=election,
+                election=election, on_signal=stop.set,
             )  # fmt: skip
         finally:
             await client.close()

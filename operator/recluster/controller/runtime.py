@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection
+import signal
+import threading
+from collections.abc import Callable, Collection
 
 import kopf
 
@@ -25,6 +27,7 @@ async def run_operator(
     peering_name: str | None = None,
     metrics: Metrics | None = None,
     election: LeaderElection | None = None,
+    on_signal: Callable[[], None] | None = None,
 ) -> None:
     """Run until stop_flag is set. Without namespaces, all namespaces are watched.
 
@@ -40,7 +43,7 @@ async def run_operator(
         if election is None:
             await _run_kopf(
                 build_registry(settings, client, metrics),
-                namespaces, stop_flag, ready_flag, liveness_endpoint, peering_name,
+                namespaces, stop_flag, ready_flag, liveness_endpoint, peering_name, on_signal,
             )  # fmt: skip
         else:
             stop = stop_flag or asyncio.Event()
@@ -49,7 +52,7 @@ async def run_operator(
                 # a fresh registry per term: kopf keeps per-run state in it
                 await _run_kopf(
                     build_registry(settings, client, metrics),
-                    namespaces, term_stop, ready_flag, None, None,
+                    namespaces, term_stop, ready_flag, None, None, on_signal,
                 )  # fmt: skip
 
             await lead_while_elected(client, election, stop, term)
@@ -65,14 +68,31 @@ async def _run_kopf(
     ready_flag: asyncio.Event | None,
     liveness_endpoint: str | None,
     peering_name: str | None,
+    on_signal: Callable[[], None] | None = None,
 ) -> None:
-    await kopf.operator(
-        registry=registry,
-        clusterwide=not namespaces,
-        namespaces=list(namespaces),
-        standalone=peering_name is None,
-        peering_name=peering_name,
-        stop_flag=stop_flag,
-        ready_flag=ready_flag,
-        liveness_endpoint=liveness_endpoint,
+    """Run kopf; with on_signal, SIGINT/SIGTERM call it instead of kopf's own handler.
+
+    kopf installs its own handlers in the main thread, which stop only kopf (and
+    later kill the thread); the process's owner must decide what a signal stops.
+    """
+    ready = ready_flag or asyncio.Event()
+    task = asyncio.create_task(
+        kopf.operator(
+            registry=registry,
+            clusterwide=not namespaces,
+            namespaces=list(namespaces),
+            standalone=peering_name is None,
+            peering_name=peering_name,
+            stop_flag=stop_flag,
+            ready_flag=ready,
+            liveness_endpoint=liveness_endpoint,
+        )
     )
+    if on_signal is not None and threading.current_thread() is threading.main_thread():
+        waiter = asyncio.ensure_future(ready.wait())
+        await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal)
+    await task

@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -82,6 +83,54 @@ def collections_of(bodies: list[dict[str, Any]]) -> list[str]:
     return sorted(found)
 
 
+class OperatorThread:
+    """The operator in a thread of its own, with its own event loop, as in a separate process.
+
+    kopf owns the loop it runs in: it cancels tasks it did not start when it
+    stops, and handles signals in the main thread. Here the main loop serves
+    the emulated API, the gateway and the table, and decides about signals.
+    """
+
+    def __init__(self, url: str, settings: Settings) -> None:
+        self.url, self.settings = url, settings
+        self.ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self.thread = threading.Thread(target=self._main, name="operator", daemon=True)
+        self.thread.start()
+
+    def _main(self) -> None:
+        async def body() -> None:
+            self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+            ready = asyncio.Event()
+            client = KubeClient(
+                kopf.ConnectionInfo(server=self.url, insecure=True), keep_alive=False
+            )
+            waiter = asyncio.create_task(self._signal_ready(ready))
+            try:
+                await run_operator(self.settings, client, stop_flag=self._stop, ready_flag=ready)
+            finally:
+                waiter.cancel()
+                await client.close()
+
+        asyncio.run(body())
+
+    async def _signal_ready(self, ready: asyncio.Event) -> None:
+        await ready.wait()
+        self.ready.set()
+
+    async def wait_ready(self, timeout: float) -> None:
+        if not await asyncio.to_thread(self.ready.wait, timeout):
+            raise TimeoutError("the operator did not start")
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+
+    async def join(self, timeout: float) -> None:
+        await asyncio.to_thread(self.thread.join, timeout)
+
+
 class DevSystem:
     """The pieces of `recluster dev`, started and stopped together."""
 
@@ -135,19 +184,13 @@ class DevSystem:
             print(f"emulated Kubernetes API at {self.cluster.url}", flush=True)
             print(f"kubeconfig: {self.kubeconfig}", flush=True)
             print(f"store: {self.store_uri} ({counts})", flush=True)
-            client = KubeClient(
-                kopf.ConnectionInfo(server=self.cluster.url, insecure=True), keep_alive=False
-            )
             settings = Settings(
                 image="recluster:dev",
                 store_uri=self.store_uri,
                 max_sleep=5.0,
                 event_poll_seconds=2.0,
             )
-            operator_stop, ready = asyncio.Event(), asyncio.Event()
-            operator = asyncio.create_task(
-                run_operator(settings, client, stop_flag=operator_stop, ready_flag=ready)
-            )
+            operator = OperatorThread(self.cluster.url, settings)
             executor = LocalJobExecutor(self.cluster, workdir=self.workdir)
             executing = asyncio.create_task(executor.run(stop))
             feed_store = open_store(self.store_uri)
@@ -157,7 +200,7 @@ class DevSystem:
             if self.gateway_port is not None:
                 serving = await self.start_gateway(stop)
             try:
-                await asyncio.wait_for(ready.wait(), 30)
+                await operator.wait_ready(30)
                 for body in sorted(bodies, key=lambda b: b["kind"] != "ClusterDefinition"):
                     self.cluster.apply(body, namespace=NAMESPACE)
                 while not stop.is_set():
@@ -170,14 +213,13 @@ class DevSystem:
                         await asyncio.wait_for(stop.wait(), refresh)
             finally:
                 stop.set()
-                operator_stop.set()
+                operator.stop()
                 await executing
                 await feeding
                 feed_store.close()
                 if serving is not None:
                     await serving
-                await asyncio.wait_for(operator, 30)
-                await client.close()
+                await operator.join(30)
 
     async def start_gateway(self, stop: asyncio.Event) -> asyncio.Task[None]:
         """The REST gateway on localhost, with a dev API key bound to `default`."""
@@ -215,6 +257,15 @@ class DevSystem:
         ]
 
 
+async def _stop_when_orphaned(stop: asyncio.Event) -> None:
+    """Stop when the parent goes away (`timeout make dev` signals make, not us)."""
+    parent = os.getppid()
+    while not stop.is_set():
+        await asyncio.sleep(1)
+        if os.getppid() != parent:
+            stop.set()
+
+
 def run_dev(
     workdir: Path,
     examples: Path,
@@ -242,7 +293,9 @@ def run_dev(
             loop.add_signal_handler(sig, stop.set)
         if duration is not None:
             loop.call_later(duration, stop.set)
+        orphaned = asyncio.create_task(_stop_when_orphaned(stop))
         await system.run(stop, show)
+        orphaned.cancel()
 
     asyncio.run(main())
     print("stopped; results are in", system.store_uri)
