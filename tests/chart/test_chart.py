@@ -382,7 +382,7 @@ def test_s3_store_settings_and_credentials_reach_the_operator_and_jobs(render: R
 # --- RBAC ------------------------------------------------------------------------
 
 OPERATOR_WATCHED = {
-    ("recluster.io", "clustertriggers"): {"list", "watch", "patch"},
+    ("recluster.io", "clustertriggers"): {"get", "list", "watch", "patch"},
     ("recluster.io", "clustertriggers/status"): {"patch"},
     ("recluster.io", "clusterdefinitions"): {"list", "watch"},
     ("batch", "jobs"): {"list", "watch", "create", "delete"},

@@ -317,3 +317,31 @@ async def test_delete_leaves_nothing_behind() -> None:
             if r.verb == "delete" and r.resource == "jobs"
         ]  # fmt: skip
         assert deletes, "the operator deletes Jobs itself, not relying on a garbage collector"
+
+
+async def test_a_status_write_conflict_from_metadata_only_is_retried_at_once() -> None:
+    async with Harness() as h:
+        await h.create(trigger("t"))
+        await h.stop_operator()
+
+        class Conflicting(KubeClient):
+            """The first status write meets a newer resourceVersion (kopf's own patch)."""
+
+            conflicts = 1
+
+            async def patch_status(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+                if self.conflicts:
+                    self.conflicts -= 1
+                    raise KubeError(409, "Conflict", "the object has been modified")
+                return await super().patch_status(*args, **kwargs)
+
+        client = Conflicting(h.client.info, keep_alive=False)  # type: ignore[union-attr]
+        await h.start_operator(client)
+        h.clock.set(at(10, 5))
+        [job] = await h.until(lambda: h.jobs("t"))
+        st = await h.until(lambda: h.status("t").get("execution_count") == 1 and h.status("t"))
+        assert st["last_execution_job_id"] == job["metadata"]["name"]
+        assert client.conflicts == 0
+        gets = [r for r in h.cluster.audit if r.verb == "get" and r.resource == "clustertriggers"]
+        assert gets, "the status was re-read after the conflict"
+        assert len(h.jobs("t")) == 1

@@ -17,7 +17,8 @@ operator:
   watched:
     - apiGroups: [recluster.io]
       resources: [clustertriggers]
-      verbs: [list, watch, patch]
+      # get: re-read after a status write conflicted (operator.write_status)
+      verbs: [get, list, watch, patch]
     - apiGroups: [recluster.io]
       resources: [clustertriggers/status]
       verbs: [patch]

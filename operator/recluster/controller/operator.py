@@ -40,7 +40,7 @@ from ..core.jobs import (
 from ..core.triggering import Decision, Observation, TriggerRef, invalid_spec, reconcile
 from ..store.base import CollectionStore
 from ..store.factory import open_store
-from .kube import KubeClient, KubeError
+from .kube import KubeClient, KubeError, resource_path
 from .metrics import Metrics
 from .settings import Settings
 
@@ -48,6 +48,7 @@ TRIGGERS = (API_GROUP, API_VERSION, "clustertriggers")
 DEFINITIONS = (API_GROUP, API_VERSION, "clusterdefinitions")
 Key = tuple[str, str]
 T = TypeVar("T")
+STATUS_WRITE_ATTEMPTS = 5
 
 
 def _slim_job(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -231,7 +232,9 @@ def build_registry(
         meta = body.metadata
         name, namespace = str(meta.name), str(meta.namespace)
         version = meta.get("resourceVersion")
-        now = settings.clock().replace(microsecond=0)
+        exact = settings.clock()
+        now = exact.replace(microsecond=0)  # status times in whole seconds, like Kubernetes'
+        early = (exact - now).total_seconds()  # sleep less by what truncation added
         old_status = dict(body.get("status") or {})
         status = ClusterTriggerStatus.model_validate(old_status)
         ref = TriggerRef(
@@ -274,15 +277,9 @@ def build_registry(
             await apply_jobs(decision, spec, meta, logger)
         new_status = decision.status.model_dump(mode="json", exclude_none=True)
         if new_status != old_status:
-            try:
-                await client.patch_status(
-                    GROUP_VERSION, "clustertriggers", namespace, name,
-                    _status_patch(old_status, new_status), resource_version=version,
-                )  # fmt: skip
-            except KubeError as exc:
-                if exc.status != 409:
-                    raise
-                # someone else wrote (e.g. pushed events): decide again on the fresh object
+            written = await write_status(namespace, name, old_status, new_status, version)
+            if not written:
+                # someone else changed the status (pushed events): decide again, afresh
                 await _await_own_write(body, version)
                 return 0.0
             await _await_own_write(body, version)
@@ -290,7 +287,37 @@ def build_registry(
         for event in decision.events:
             kopf.event(body, type=event.type, reason=event.reason, message=event.message)
         delays = [d for d in (decision.requeue_after, requeue) if d is not None]
-        return min(delays) if delays else None
+        return max(0.0, min(delays) - early) if delays else None
+
+    async def write_status(
+        namespace: str,
+        name: str,
+        old: dict[str, Any],
+        new: dict[str, Any],
+        version: str | None,
+    ) -> bool:
+        """Patch status if nobody changed it since `version`; False when somebody did.
+
+        A conflict caused only by metadata writes (kopf's finalizer and annotations,
+        frequent when an operator starts on many triggers) is retried at once with
+        the fresh resourceVersion: the status this decision was made on is intact.
+        """
+        path = resource_path(GROUP_VERSION, "clustertriggers", namespace, name)
+        for _ in range(STATUS_WRITE_ATTEMPTS):
+            try:
+                await client.patch_status(
+                    GROUP_VERSION, "clustertriggers", namespace, name,
+                    _status_patch(old, new), resource_version=version,
+                )  # fmt: skip
+                return True
+            except KubeError as exc:
+                if exc.status != 409:
+                    raise
+            fresh = await client.request("GET", path)
+            if dict(fresh.get("status") or {}) != old:
+                return False
+            version = (fresh.get("metadata") or {}).get("resourceVersion")
+        return False
 
     last_polls: dict[Key, float] = {}
 
