@@ -108,6 +108,8 @@ async def test_max_failures_then_a_spec_edit_recovers() -> None:
             h.clock.set(at(10, minute))
             job = await h.until(lambda m=minute: len(h.jobs("t")) == m // 5 and h.jobs("t")[-1])
             h.finish_job(job, ok=False)
+            # the next slot must not find this Job still running (Forbid would skip it)
+            await h.until(lambda m=minute: h.status("t").get("consecutive_failures") == m // 5)
         st = await h.until(lambda: h.status("t").get("status") == "failed" and h.status("t"))
         assert "next_scheduled_at" not in st
         ready = st["conditions"][0]
@@ -242,6 +244,7 @@ async def test_manual_execution_via_annotation() -> None:
         await h.settle()
         assert len(h.jobs("t")) == 1, "the same value fires once"
         h.finish_job(job, ok=True, summary=SUMMARY)
+        await h.until(lambda: h.status("t").get("last_execution_status") == "succeeded")
         h.annotate("t", "recluster.io/execute-now", "second")
         await h.until(lambda: len(h.jobs("t")) == 2)
 

@@ -9,6 +9,7 @@ One loop per trigger serialises every status write of that trigger.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections import defaultdict
@@ -93,14 +94,41 @@ class StoreAccess:
 
 
 class Wakers:
-    """Wake-up events of the trigger loops, by (namespace, name)."""
+    """Wake-up events of the trigger loops, by (namespace, name).
+
+    Only touched from the event loop's thread: the handlers that set them are
+    `async def` (kopf runs plain functions in a thread pool, where setting an
+    asyncio.Event is not safe).
+    """
 
     def __init__(self) -> None:
         self.events: dict[Key, asyncio.Event] = defaultdict(asyncio.Event)
+        self.seen: dict[Key, asyncio.Event] = defaultdict(asyncio.Event)
+        """Set when a new version of the trigger object itself arrives on the watch."""
 
     def wake(self, namespace: str | None, name: str | None) -> None:
         if namespace and name and (namespace, name) in self.events:
             self.events[(namespace, name)].set()
+
+    def saw(self, namespace: str | None, name: str | None) -> None:
+        if namespace and name and (namespace, name) in self.seen:
+            self.seen[(namespace, name)].set()
+
+    async def until_changed(
+        self, body: kopf.Body, key: Key, old_version: str | None, timeout: float = 5.0
+    ) -> None:
+        """Wait until the live body shows a version newer than old_version (our write)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        seen = self.seen[key]
+        while body.metadata.get("resourceVersion") == old_version:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            seen.clear()
+            with contextlib.suppress(TimeoutError):
+                # the body view may be updated just after the handler ran: re-check soon
+                await asyncio.wait_for(seen.wait(), min(remaining, 0.05))
 
     def wake_namespace(self, namespace: str | None) -> None:
         for (ns, _), event in self.events.items():
@@ -170,15 +198,16 @@ def build_registry(
 
     @kopf.on.event("batch", "v1", "jobs", labels={LABEL_TRIGGER: kopf.PRESENT}, registry=registry)
     @kopf.on.event("", "v1", "pods", labels={LABEL_TRIGGER: kopf.PRESENT}, registry=registry)
-    def wake_on_job(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
+    async def wake_on_job(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
         wakers.wake(namespace, labels.get(LABEL_TRIGGER))
 
     @kopf.on.event(*DEFINITIONS, registry=registry)
-    def wake_on_definition(namespace: str | None, **_: Any) -> None:
+    async def wake_on_definition(namespace: str | None, **_: Any) -> None:
         wakers.wake_namespace(namespace)
 
     @kopf.on.event(*TRIGGERS, registry=registry)
-    def wake_on_trigger(namespace: str | None, name: str, **_: Any) -> None:
+    async def wake_on_trigger(namespace: str | None, name: str, **_: Any) -> None:
+        wakers.saw(namespace, name)
         wakers.wake(namespace, name)
 
     @kopf.daemon(*TRIGGERS, cancellation_timeout=10.0, registry=registry)
@@ -220,6 +249,7 @@ def build_registry(
                     stopper.cancel()
         finally:
             wakers.events.pop(key, None)
+            wakers.seen.pop(key, None)
             metrics.forget(*key)
 
     async def reconcile_once(
@@ -280,9 +310,9 @@ def build_registry(
             written = await write_status(namespace, name, old_status, new_status, version)
             if not written:
                 # someone else changed the status (pushed events): decide again, afresh
-                await _await_own_write(body, version)
+                await wakers.until_changed(body, (namespace, name), version)
                 return 0.0
-            await _await_own_write(body, version)
+            await wakers.until_changed(body, (namespace, name), version)
         metrics.observe(ref, spec, status, decision, now)
         for event in decision.events:
             kopf.event(body, type=event.type, reason=event.reason, message=event.message)
@@ -379,14 +409,6 @@ def build_registry(
                 raise kopf.TemporaryError(f"cannot delete Job: {exc}", delay=5) from exc
 
     return registry
-
-
-async def _await_own_write(body: kopf.Body, old_version: str | None, timeout: float = 5.0) -> None:
-    """Wait until the live body shows our status write, so the next loop never reads it stale."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while body.metadata.get("resourceVersion") == old_version and loop.time() < deadline:
-        await asyncio.sleep(0.01)
 
 
 def _first_error(exc: ValidationError) -> str:
