@@ -27,7 +27,7 @@ from chart_support import CHART, COMBINATIONS, NAMESPACE, ROOT, Helm, Rendered, 
 from recluster.api.trigger import ClusterTriggerSpec
 from recluster.cli import main as cli_main
 from recluster.controller.settings import Settings
-from recluster.core.jobs import JobRequest, JobSettings, build_job
+from recluster.core.jobs import JobRequest, build_job
 from recluster.manifests import parse_documents
 from recluster.validation import validate_documents
 
@@ -111,16 +111,7 @@ def test_the_jobs_the_operator_builds_from_the_chart_settings_validate(
     container = rendered.one("Deployment", OPERATOR)["spec"]["template"]["spec"]["containers"][0]
     literal = {name: e["value"] for name, e in env_of(container).items() if "value" in e}
     settings = Settings.from_env(literal)
-    job_settings = JobSettings(
-        image=settings.image,
-        store_uri=settings.store_uri,
-        image_pull_policy=settings.image_pull_policy,
-        service_account_name=settings.job_service_account,
-        env=tuple(settings.job_env),
-        store_uri_secret=settings.store_uri_secret,
-        volumes=tuple(settings.job_volumes),
-        volume_mounts=tuple(settings.job_volume_mounts),
-    )
+    job_settings = settings.job_settings()
     trigger = yaml.safe_load((ROOT / "examples" / "cron-daily-2am.yaml").read_text())
     spec = ClusterTriggerSpec.model_validate(trigger["spec"])
     assert spec.execution_config is not None

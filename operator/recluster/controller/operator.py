@@ -34,7 +34,6 @@ from ..core.jobs import (
     ANNOTATION_EXECUTE_NOW,
     LABEL_EXECUTION,
     LABEL_TRIGGER,
-    JobSettings,
     build_job,
     observe_job,
 )
@@ -144,16 +143,7 @@ def build_registry(
     registry = kopf.OperatorRegistry()
     wakers = Wakers()
     store = StoreAccess(settings.store_uri)
-    job_settings = JobSettings(
-        image=settings.image,
-        store_uri=settings.store_uri,
-        image_pull_policy=settings.image_pull_policy,
-        service_account_name=settings.job_service_account,
-        env=tuple(settings.job_env),
-        store_uri_secret=settings.store_uri_secret,
-        volumes=tuple(settings.job_volumes),
-        volume_mounts=tuple(settings.job_volume_mounts),
-    )
+    job_settings = settings.job_settings()
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .. import __version__
+from ..core.jobs import JobSettings
 
 DEFAULT_IMAGE = f"ghcr.io/recluster/recluster:{__version__}"
 DEFAULT_STORE_URI = ".recluster/dev/store"
@@ -41,6 +42,19 @@ class Settings:
     """Pause before retrying a reconcile whose API calls failed."""
     clock: Callable[[], datetime] = utcnow
     """Injected in tests; the core never reads the clock itself."""
+
+    def job_settings(self) -> JobSettings:
+        """What every Job of this install gets."""
+        return JobSettings(
+            image=self.image,
+            store_uri=self.store_uri,
+            image_pull_policy=self.image_pull_policy,
+            service_account_name=self.job_service_account,
+            env=tuple(self.job_env),
+            store_uri_secret=self.store_uri_secret,
+            volumes=tuple(self.job_volumes),
+            volume_mounts=tuple(self.job_volume_mounts),
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
