@@ -47,9 +47,9 @@ EVENT_COLLECTION = "col_products"
 def shorten(body: dict[str, Any]) -> dict[str, Any]:
     """The example with schedules short enough to see results within a minute.
 
-    The event example is moved to another collection than the conditional
-    one: its frequent runs would otherwise refresh the baseline the drift
-    example measures against, and drift would never accumulate.
+    The event and cron examples are moved to another collection than the
+    conditional one: their runs would otherwise refresh the baseline the drift
+    example measures against, and drift would not accumulate.
     """
     if body.get("kind") != "ClusterTrigger":
         return body
@@ -58,6 +58,8 @@ def shorten(body: dict[str, Any]) -> dict[str, Any]:
     kind = spec["trigger_type"]
     if kind == "cron":
         schedule["cron_expression"] = "*/2 * * * *"
+        if "execution_config" in spec:
+            spec["execution_config"]["collection_ids"] = [EVENT_COLLECTION]
     elif kind == "interval":
         schedule.update(interval_seconds=30, start_immediately=True)
     elif kind == "event":
