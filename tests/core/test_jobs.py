@@ -143,6 +143,16 @@ def test_failure_reasons_in_order_of_usefulness() -> None:
     assert observe_job(job_with(backoff)).error == "BackoffLimitExceeded"
 
 
+def test_an_outcome_waits_for_the_pods_report_only_while_a_pod_is_there() -> None:
+    failed = [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded",
+               "lastTransitionTime": "2026-11-29T02:01:00Z"}]  # fmt: skip
+    running = {"status": {"containerStatuses": [{"name": "recluster", "state": {"running": {}}}]}}
+    assert observe_job(job_with(failed), [running]).terminated_seen is False
+    assert observe_job(job_with(failed), [pod({"exitCode": "1"})]).terminated_seen is True
+    # the Job controller deleted the pods at the deadline: no report will ever come
+    assert observe_job(job_with(failed), []).terminated_seen is True
+
+
 def test_running_job() -> None:
     seen = observe_job(job_with([], {"active": 1}))
     assert seen.phase == "running" and seen.finished_at is None

@@ -1,8 +1,12 @@
-"""The real kopf operator against the emulated Kubernetes API, with a controlled clock.
+"""The real kopf operator against the real control plane, with a controlled clock.
 
-Used inside each test body (`async with Harness() as h:`): kopf must be started
-and stopped within the test, never from an async fixture. The tests play the
-Job controller by patching Job status and creating the pods' terminal state.
+Used inside each test body (`async with Harness(kube) as h:`): kopf must be
+started and stopped within the test, never from an async fixture. Each
+harness works in a namespace of its own; the operator watches the whole
+cluster, as the chart installs it by default, and logs in with the token of
+the chart's operator ServiceAccount. The real scheduler and Job controller
+run the Jobs' pods on the node agent, whose scripted runtime lets the test
+say how each pod's container ends (`finish_job`), as a kubelet would report it.
 """
 
 from __future__ import annotations
@@ -15,19 +19,19 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-import kopf
-
 import audit_registry
+from kube_support import OPERATOR_ACCOUNT, AuditEntry, LocalKube, user_of
 from recluster.controller.kube import KubeClient
 from recluster.controller.metrics import Metrics
 from recluster.controller.runtime import run_operator
 from recluster.controller.settings import Settings
-from recluster.emulator.cluster import EmulatedCluster
 
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 GROUP, VERSION = "recluster.io", "v1alpha1"
 CONFIG = {"collection_ids": ["col_abc123"], "config": {"algorithm": "kmeans", "n_clusters": 3}}
+IMAGE = "recluster:test"
+"""Tagged `test`: the node agent's scripted runtime runs these pods (kube_support)."""
 
 
 class Clock:
@@ -47,6 +51,12 @@ class Clock:
 
 
 def trigger(name: str, trigger_type: str = "cron", **spec: Any) -> dict[str, Any]:
+    """A ClusterTrigger manifest (the harness puts it in its namespace).
+
+    Jobs get `backoffLimit: 0` unless the test says otherwise: a failed pod
+    then fails its Job at once, instead of after the Job controller's 10 s
+    retry backoff.
+    """
     schedules: dict[str, dict[str, Any]] = {
         "cron": {"cron_expression": "*/5 * * * *", "timezone": "UTC"},
         "interval": {"interval_seconds": 60, "start_immediately": False},
@@ -57,39 +67,46 @@ def trigger(name: str, trigger_type: str = "cron", **spec: Any) -> dict[str, Any
         "schedule_config": schedule,
         **spec,
     }
+    body.setdefault("job_template", {"backoffLimit": 0})
     if "cluster_id" not in body:
         body.setdefault("execution_config", CONFIG)
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "ClusterTrigger",
-        "metadata": {"name": name, "namespace": "default"},
+        "metadata": {"name": name},
         "spec": body,
     }
 
 
 class Harness:
-    """An emulated cluster with our CRDs, and the operator running against it."""
+    """A namespace of the real control plane, and the operator running against it."""
 
     def __init__(
         self,
+        kube: LocalKube,
         start: datetime | None = None,
         max_sleep: float = 0.05,
         metrics: Metrics | None = None,
         store_uri: str = "/data/store",
         event_poll_seconds: float = 30.0,
     ) -> None:
+        self.kube = kube
+        self.cluster = kube.cluster
         self.metrics = metrics
         self.store_uri = store_uri
         self.event_poll_seconds = event_poll_seconds
         self.clock = Clock(start or datetime(2026, 11, 28, 10, 0, 30, tzinfo=UTC))
-        self.cluster = EmulatedCluster(crds=[ROOT / "crds"])
         self.max_sleep = max_sleep
+        self.namespace = kube.namespace_name("op")
+        """Chosen now, created on entry: a test may seed its store before the operator starts."""
         self.task: asyncio.Task[None] | None = None
         self.stop_flag: asyncio.Event | None = None
         self.client: KubeClient | None = None
+        self.audit_start = 0
 
     async def __aenter__(self) -> Harness:
-        await self.cluster.__aenter__()
+        await asyncio.to_thread(self.kube.new_namespace, self.namespace)
+        self.audit_start = self.kube.audit.mark()
         await self.start_operator()
         return self
 
@@ -99,14 +116,22 @@ class Harness:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        # the triggers go while the operator runs: it handles their deletion, so none
+        # outlives the test for another test's (cluster-wide) operator to see
+        if self.task is not None:
+            path = self.cluster.path(GROUP, VERSION, "clustertriggers", self.namespace)
+            await asyncio.to_thread(self.cluster.api.request, "DELETE", path)
+            await self.until(
+                lambda: not self.cluster.objects(GROUP, VERSION, "clustertriggers", self.namespace),
+                what="the test's triggers to be deleted",
+            )
         await self.stop_operator()
-        audit_registry.record(self.cluster)
-        await self.cluster.__aexit__(exc_type, exc, tb)
-        assert not self.cluster.internal_errors, self.cluster.internal_errors
+        audit_registry.ran("operator")
+        await asyncio.to_thread(self.kube.delete_namespace, self.namespace)
 
     def settings(self) -> Settings:
         return Settings(
-            image="recluster:test",
+            image=IMAGE,
             store_uri=self.store_uri,
             event_poll_seconds=self.event_poll_seconds,
             max_sleep=self.max_sleep,
@@ -115,7 +140,7 @@ class Harness:
         )
 
     async def start_operator(self, client: KubeClient | None = None) -> None:
-        info = kopf.ConnectionInfo(server=self.cluster.url, insecure=True)
+        info = self.kube.connection(OPERATOR_ACCOUNT)
         self.client = client or KubeClient(info, keep_alive=False)
         self.stop_flag, ready = asyncio.Event(), asyncio.Event()
         self.task = asyncio.create_task(
@@ -127,13 +152,13 @@ class Harness:
                 metrics=self.metrics,
             )
         )
-        await asyncio.wait_for(ready.wait(), 10)
+        await asyncio.wait_for(ready.wait(), 30)
 
     async def stop_operator(self) -> None:
         if self.task is None or self.stop_flag is None:
             return
         self.stop_flag.set()
-        await asyncio.wait_for(self.task, 15)
+        await asyncio.wait_for(self.task, 30)
         self.task = None
         if self.client is not None:
             await self.client.close()
@@ -141,20 +166,16 @@ class Harness:
     # -- reading -----------------------------------------------------------------------
 
     def trigger(self, name: str) -> dict[str, Any]:
-        body = self.cluster.get(GROUP, VERSION, "clustertriggers", name, namespace="default")
+        body = self.cluster.get(GROUP, VERSION, "clustertriggers", name, self.namespace)
         assert body is not None, f"ClusterTrigger {name} is gone"
-        return dict(body)
+        return body
 
     def status(self, name: str) -> dict[str, Any]:
         return dict(self.trigger(name).get("status") or {})
 
     def jobs(self, trigger_name: str | None = None) -> list[dict[str, Any]]:
-        jobs = [dict(j) for j in self.cluster.objects("batch", "v1", "jobs", "default")]
-        if trigger_name is not None:
-            jobs = [
-                j for j in jobs
-                if j["metadata"]["labels"].get("recluster.io/trigger") == trigger_name
-            ]  # fmt: skip
+        labels = f"recluster.io/trigger={trigger_name}" if trigger_name is not None else None
+        jobs = self.cluster.objects("batch", "v1", "jobs", self.namespace, labels=labels)
         return sorted(
             jobs,
             key=lambda j: (
@@ -164,10 +185,20 @@ class Harness:
         )
 
     def events(self, reason: str | None = None) -> list[dict[str, Any]]:
-        events = [dict(e) for e in self.cluster.objects("", "v1", "events", "default")]
-        return [e for e in events if reason is None or e.get("reason") == reason]
+        """The Events the operator posted about its triggers (not the controllers' own)."""
+        events = self.cluster.objects("", "v1", "events", self.namespace)
+        return [
+            e for e in events
+            if e.get("involvedObject", {}).get("kind") == "ClusterTrigger"
+            and (reason is None or e.get("reason") == reason)
+        ]  # fmt: skip
 
-    async def until(self, check: Callable[[], T], timeout: float = 10.0, what: str = "") -> T:
+    def audit(self) -> list[AuditEntry]:
+        """The operator's API requests since this harness started."""
+        user = user_of(OPERATOR_ACCOUNT)
+        return [e for e in self.kube.audit.entries(self.audit_start) if e.user == user]
+
+    async def until(self, check: Callable[[], T], timeout: float = 30.0, what: str = "") -> T:
         return await self.cluster.wait_for(check, timeout, what=what or "a condition")
 
     async def settle(self, seconds: float = 0.3) -> None:
@@ -177,7 +208,7 @@ class Harness:
     # -- writing -----------------------------------------------------------------------
 
     def apply(self, body: dict[str, Any]) -> dict[str, Any]:
-        return dict(self.cluster.apply(body))
+        return self.cluster.apply(body, self.namespace)
 
     async def create(self, body: dict[str, Any]) -> dict[str, Any]:
         """Apply a trigger and wait until the operator has reconciled it once."""
@@ -191,56 +222,42 @@ class Harness:
         return created
 
     def patch_spec(self, name: str, spec: dict[str, Any]) -> None:
-        self.cluster.patch(
-            GROUP, VERSION, "clustertriggers", name, {"spec": spec}, namespace="default"
-        )
+        self.cluster.patch(GROUP, VERSION, "clustertriggers", name, {"spec": spec},
+                           self.namespace)  # fmt: skip
 
     def annotate(self, name: str, key: str, value: str) -> None:
         self.cluster.patch(
             GROUP, VERSION, "clustertriggers", name,
-            {"metadata": {"annotations": {key: value}}}, namespace="default",
+            {"metadata": {"annotations": {key: value}}}, self.namespace,
         )  # fmt: skip
 
-    def finish_job(
-        self,
-        job: dict[str, Any],
-        ok: bool,
-        summary: dict[str, Any] | None = None,
-        reason: str = "BackoffLimitExceeded",
-        message: str = "Job has reached the specified backoff limit",
+    async def finish_job(
+        self, job: dict[str, Any], ok: bool, summary: dict[str, Any] | None = None
     ) -> None:
-        """Play the Job controller and the kubelet: a pod that terminated, and Job status."""
+        """End the Job's running pod as its container would: exit code and termination message.
+
+        The node agent reports the pod's terminated state; the Job controller
+        then marks the Job Complete or Failed.
+        """
         name = job["metadata"]["name"]
-        labels = job["spec"]["template"]["metadata"]["labels"]
-        at = self.clock.now.strftime("%Y-%m-%dT%H:%M:%SZ")
-        terminated: dict[str, Any] = {"exitCode": 0 if ok else 1, "finishedAt": at}
-        if summary is not None:
-            terminated["message"] = json.dumps(summary)
-        self.cluster.create(
-            "", "v1", "pods",
-            {
-                "apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": f"{name}-pod", "namespace": "default", "labels": labels},
-                "spec": {"containers": [{"name": "recluster", "image": "recluster:test"}]},
-            },
-        )  # fmt: skip
-        self.cluster.patch_status(
-            "", "v1", "pods", f"{name}-pod",
-            {"containerStatuses": [{"name": "recluster", "state": {"terminated": terminated}}]},
-            namespace="default",
-        )  # fmt: skip
-        if ok:
-            status = {
-                "succeeded": 1,
-                "completionTime": at,
-                "conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": at}],
-            }
-        else:
-            status = {
-                "failed": 1,
-                "conditions": [
-                    {"type": "Failed", "status": "True", "reason": reason, "message": message,
-                     "lastTransitionTime": at}
-                ],
-            }  # fmt: skip
-        self.cluster.patch_status("batch", "v1", "jobs", name, status, namespace="default")
+        launch = await asyncio.to_thread(
+            self.kube.scripted.wait_started,
+            lambda c: c.namespace == self.namespace and c.pod.startswith(f"{name}-"),
+            30.0,
+        )
+        message = json.dumps(summary) if summary is not None else ""
+        self.kube.scripted.finish(launch, 0 if ok else 1, message)
+
+    async def job_finished(self, job: dict[str, Any]) -> dict[str, Any]:
+        """Wait until the Job controller has marked the Job Complete or Failed."""
+        name = job["metadata"]["name"]
+
+        def done() -> dict[str, Any] | None:
+            current = self.cluster.get("batch", "v1", "jobs", name, self.namespace) or {}
+            conditions = (current.get("status") or {}).get("conditions") or []
+            finished = any(
+                c["type"] in ("Complete", "Failed") and c["status"] == "True" for c in conditions
+            )
+            return current if finished else None
+
+        return await self.until(done, what=f"Job {name} to finish")

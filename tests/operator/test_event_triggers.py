@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import kopf
 import numpy as np
 import pytest
 from harness import GROUP, VERSION, Harness
 
+import audit_registry
+from kube_support import GATEWAY_ACCOUNT, RELEASE_NAMESPACE, LocalKube
 from recluster.controller.kube import KubeClient
 from recluster.gateway.app import create_app
-from recluster.gateway.keys import make_api_key_secret
 from recluster.gateway.settings import GatewaySettings
 from recluster.jobrunner.runner import JobInput, run_job
 from recluster.store.factory import open_store
@@ -29,7 +29,7 @@ def event_trigger(name: str, threshold: int = 100, **spec: Any) -> dict[str, Any
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "ClusterTrigger",
-        "metadata": {"name": name, "namespace": "default"},
+        "metadata": {"name": name},
         "spec": {
             "trigger_type": "event",
             "schedule_config": {
@@ -67,26 +67,29 @@ def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-def append(uri: str, count: int, start: int, seed: int = 1) -> None:
+def append(uri: str, namespace: str, count: int, start: int, seed: int = 1) -> None:
     store = open_store(uri)
     try:
         ids = [f"doc-{i}" for i in range(start, start + count)]
-        store.append("default", "col_abc123", ids, vectors(count, centres(4, 7), seed))
+        store.append(namespace, "col_abc123", ids, vectors(count, centres(4, 7), seed))
     finally:
         store.close()
 
 
-async def test_documents_written_fire_at_the_threshold_and_not_before(store_uri: str) -> None:
-    name = f"t{abs(hash(store_uri)) % 10_000}"
-    append(store_uri, 500, 0)
-    async with Harness(store_uri=store_uri, event_poll_seconds=0.1) as h:
+async def test_documents_written_fire_at_the_threshold_and_not_before(
+    kube: LocalKube, store_uri: str
+) -> None:
+    name = "t"
+    h = Harness(kube, store_uri=store_uri, event_poll_seconds=0.1)
+    append(store_uri, h.namespace, 500, 0)
+    async with h:
         await h.create(event_trigger(name))
         await h.until(lambda: h.status(name).get("observed_document_count") == 500)
-        await asyncio.to_thread(append, store_uri, 60, 1000, 2)
+        await asyncio.to_thread(append, store_uri, h.namespace, 60, 1000, 2)
         await h.until(lambda: h.status(name).get("event_counter") == 60)
         await h.settle(0.5)
         assert h.jobs(name) == [], "60 of 100 documents: not yet"
-        await asyncio.to_thread(append, store_uri, 40, 2000, 3)
+        await asyncio.to_thread(append, store_uri, h.namespace, 40, 2000, 3)
         [job] = await h.until(lambda: h.jobs(name), what="the firing at 100 documents")
         assert job["metadata"]["annotations"]["recluster.io/reason"] == "event"
         st = await h.until(lambda: h.status(name).get("execution_count") == 1 and h.status(name))
@@ -94,23 +97,25 @@ async def test_documents_written_fire_at_the_threshold_and_not_before(store_uri:
 
 
 class Pusher:
-    """The gateway app over the harness's emulated API, with an API key for `default`."""
+    """The gateway app, with the chart's gateway credentials and a key for the test's namespace."""
 
     def __init__(self, h: Harness) -> None:
         self.h = h
 
     async def __aenter__(self) -> Pusher:
-        key, secret = make_api_key_secret("pipeline", ["default"], name="api-key-pipeline")
-        self.h.cluster.create("", "v1", "secrets", secret, namespace="default")
-        info = kopf.ConnectionInfo(server=self.h.cluster.url, insecure=True)
+        key, self.secret = await asyncio.to_thread(
+            self.h.kube.add_api_key, "pipeline", [self.h.namespace]
+        )
+        info = self.h.kube.connection(GATEWAY_ACCOUNT)
         self.kube = KubeClient(info, "recluster-gateway", keep_alive=False)
-        self.app = create_app(GatewaySettings(keys_namespace="default"), self.kube)
+        settings = GatewaySettings(keys_namespace=RELEASE_NAMESPACE)
+        self.app = create_app(settings, self.kube)
         self.lifespan = self.app.router.lifespan_context(self.app)
         await self.lifespan.__aenter__()
         self.http = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=self.app),
             base_url="http://gateway",
-            headers={"Authorization": f"Bearer {key}", "X-Namespace": "default"},
+            headers={"Authorization": f"Bearer {key}", "X-Namespace": self.h.namespace},
         )
         return self
 
@@ -118,6 +123,8 @@ class Pusher:
         await self.http.aclose()
         await self.lifespan.__aexit__(None, None, None)
         await self.kube.close()
+        audit_registry.ran("gateway")
+        await asyncio.to_thread(self.h.kube.delete_api_key, self.secret)
 
     async def push(self, count: int, key: str) -> dict[str, Any]:
         body = {
@@ -132,8 +139,8 @@ class Pusher:
         return result
 
 
-async def test_pushed_events_fire_and_survive_an_operator_restart() -> None:
-    async with Harness() as h, Pusher(h) as pusher:
+async def test_pushed_events_fire_and_survive_an_operator_restart(kube: LocalKube) -> None:
+    async with Harness(kube) as h, Pusher(h) as pusher:
         await h.create(event_trigger("pushed"))
         first = await pusher.push(60, "batch-1")
         assert first["triggers"] == [
@@ -154,8 +161,8 @@ async def test_pushed_events_fire_and_survive_an_operator_restart() -> None:
         assert st["event_counter"] == 0
 
 
-async def test_concurrent_pushes_are_grouped_and_none_is_lost() -> None:
-    async with Harness() as h, Pusher(h) as pusher:
+async def test_concurrent_pushes_are_grouped_and_none_is_lost(kube: LocalKube) -> None:
+    async with Harness(kube) as h, Pusher(h) as pusher:
         await h.create(event_trigger("busy", threshold=100_000))
         await asyncio.gather(*(pusher.push(1, f"k{i}") for i in range(200)))
         st = await h.until(
@@ -166,14 +173,14 @@ async def test_concurrent_pushes_are_grouped_and_none_is_lost() -> None:
         assert writes < 100, f"{writes} status writes for 200 events: not grouped"
 
 
-def write_baseline_run(uri: str) -> None:
+def write_baseline_run(uri: str, namespace: str) -> None:
     """A real clustering run, which leaves the baseline drift is measured against."""
     job = JobInput(
         execution_config=__import__(
             "recluster.api.clustering", fromlist=["x"]
         ).ExecutionConfig.model_validate(CONFIG),
         run_id="baseline-run",
-        namespace="default",
+        namespace=namespace,
         store_uri=uri,
     )
     run_job(job, open_store, log=lambda _: None)
@@ -183,7 +190,7 @@ def conditional(name: str) -> dict[str, Any]:
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "ClusterTrigger",
-        "metadata": {"name": name, "namespace": "default"},
+        "metadata": {"name": name},
         "spec": {
             "trigger_type": "conditional",
             "schedule_config": {
@@ -199,19 +206,20 @@ def conditional(name: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("drifted", [False, True], ids=["stable", "drifted"])
 async def test_conditional_fires_on_drift_and_not_on_a_stable_collection(
-    tmp_path: Path, drifted: bool
+    kube: LocalKube, tmp_path: Path, drifted: bool
 ) -> None:
     uri = str(tmp_path / "store")
-    append(uri, 2000, 0)
-    await asyncio.to_thread(write_baseline_run, uri)
+    h = Harness(kube, store_uri=uri)
+    append(uri, h.namespace, 2000, 0)
+    await asyncio.to_thread(write_baseline_run, uri, h.namespace)
     if drifted:  # a new topic: 45% of the collection now
         store = open_store(uri)
         ids = [f"new-{i}" for i in range(1600)]
-        store.append("default", "col_abc123", ids, vectors(1600, centres(1, 99), 5))
+        store.append(h.namespace, "col_abc123", ids, vectors(1600, centres(1, 99), 5))
         store.close()
     else:  # more of the same
-        append(uri, 1600, 5000, seed=9)
-    async with Harness(store_uri=uri) as h:
+        append(uri, h.namespace, 1600, 5000, seed=9)
+    async with h:
         await h.create(conditional("drift"))
         st = await h.until(
             lambda: h.status("drift").get("last_condition_check_at") and h.status("drift")
@@ -230,10 +238,11 @@ async def test_conditional_fires_on_drift_and_not_on_a_stable_collection(
         assert st["next_scheduled_at"] == "2026-11-28T10:01:30Z"
 
 
-async def test_conditional_without_a_baseline_fires_first(tmp_path: Path) -> None:
+async def test_conditional_without_a_baseline_fires_first(kube: LocalKube, tmp_path: Path) -> None:
     uri = str(tmp_path / "store")
-    append(uri, 200, 0)
-    async with Harness(store_uri=uri) as h:
+    h = Harness(kube, store_uri=uri)
+    append(uri, h.namespace, 200, 0)
+    async with h:
         await h.create(conditional("fresh"))
         await h.until(lambda: len(h.jobs("fresh")) == 1)
         events = await h.until(lambda: h.events("ConditionMet"))

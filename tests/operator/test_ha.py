@@ -8,17 +8,16 @@ import threading
 import time
 from datetime import UTC, datetime
 
-import kopf
 import pytest
-from harness import ROOT, Clock, trigger
+from harness import IMAGE, Clock, trigger
 
 import audit_registry
+from kube_support import OPERATOR_ACCOUNT, RELEASE_NAMESPACE, LocalKube
 from recluster.controller.kube import KubeClient
 from recluster.controller.leader import LeaderElection
 from recluster.controller.runtime import run_operator
 from recluster.controller.settings import Settings
 from recluster.core.lease import LeaseTiming
-from recluster.emulator.cluster import EmulatedCluster
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
 TIMING = LeaseTiming(duration=1.0, renew=0.2, retry=0.1)
@@ -27,11 +26,12 @@ TIMING = LeaseTiming(duration=1.0, renew=0.2, retry=0.1)
 class Replica:
     """One operator process: its own thread and event loop (kopf owns its loop's tasks)."""
 
-    def __init__(self, cluster: EmulatedCluster, clock: Clock, identity: str) -> None:
+    def __init__(self, kube: LocalKube, lease: str, clock: Clock, identity: str) -> None:
         self.identity = identity
-        self.url = cluster.url
-        self.election = LeaderElection("default", "recluster-operator", identity, TIMING)
-        self.settings = Settings(max_sleep=0.05, retry_delay=0.05, clock=clock)
+        self.info = kube.connection(OPERATOR_ACCOUNT)
+        # the chart lets the operator hold Leases in its own (release) namespace only
+        self.election = LeaderElection(RELEASE_NAMESPACE, lease, identity, TIMING)
+        self.settings = Settings(image=IMAGE, max_sleep=0.05, retry_delay=0.05, clock=clock)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stop: asyncio.Event | None = None
         self.main: asyncio.Task[None] | None = None
@@ -43,8 +43,7 @@ class Replica:
             self.loop = asyncio.get_running_loop()
             self.stop = asyncio.Event()
             self.main = asyncio.current_task()
-            info = kopf.ConnectionInfo(server=self.url, insecure=True)
-            client = KubeClient(info, f"recluster-operator/{self.identity}", keep_alive=False)
+            client = KubeClient(self.info, f"recluster-operator/{self.identity}", keep_alive=False)
             try:
                 await run_operator(
                     self.settings, client, stop_flag=self.stop, election=self.election
@@ -86,43 +85,54 @@ def at(minute: int) -> datetime:
     return datetime(2026, 11, 28, 10, minute, tzinfo=UTC)
 
 
-async def test_one_leader_acts_and_the_standby_takes_over() -> None:
+async def test_one_leader_acts_and_the_standby_takes_over(kube: LocalKube) -> None:
     clock = Clock(datetime(2026, 11, 28, 10, 0, 30, tzinfo=UTC))
-    async with EmulatedCluster(crds=[ROOT / "crds"]) as cluster:
+    cluster = kube.cluster
+    namespace = kube.new_namespace(kube.namespace_name("ha"))
+    lease = kube.namespace_name("recluster-operator")
+    audit_start = kube.audit.mark()
+    if True:
 
         def jobs() -> list[dict]:
-            return [dict(j) for j in cluster.objects("batch", "v1", "jobs", "default")]
+            return cluster.objects("batch", "v1", "jobs", namespace)
 
         def status() -> dict:
-            body = cluster.get("recluster.io", "v1alpha1", "clustertriggers", "t", "default")
+            body = cluster.get("recluster.io", "v1alpha1", "clustertriggers", "t", namespace)
             return dict((body or {}).get("status") or {})
 
-        def complete_all() -> None:
-            done = {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}
+        async def complete_all() -> None:
+            """Every Job's pod ends well (the scripted container of the node agent)."""
             for job in jobs():
                 if not (job.get("status") or {}).get("succeeded"):
-                    name = job["metadata"]["name"]
-                    cluster.patch_status("batch", "v1", "jobs", name, done, "default")
+                    prefix = f"{job['metadata']['name']}-"
+                    launch = await asyncio.to_thread(
+                        kube.scripted.wait_started,
+                        lambda c, p=prefix: c.namespace == namespace and c.pod.startswith(p),
+                    )
+                    kube.scripted.finish(launch, 0, "{}")
+            # the Job controller marks them Complete; a slot that finds one still
+            # running is skipped (Forbid), as on any cluster
+            await until(lambda: all((j.get("status") or {}).get("succeeded") for j in jobs()))
 
         def creators() -> set[str]:
             return {
-                r.user_agent or ""
-                for r in cluster.audit
-                if r.resource == "jobs" and r.verb == "create"
+                r.user_agent.split(" ")[0]
+                for r in kube.audit.entries(audit_start)
+                if r.resource == "jobs" and r.verb == "create" and r.namespace == namespace
             }
 
-        a = Replica(cluster, clock, "a")
+        a = Replica(kube, lease, clock, "a")
         await until(lambda: a.election.leading)
-        b = Replica(cluster, clock, "b")
+        b = Replica(kube, lease, clock, "b")
         await asyncio.sleep(0.5)
         assert a.election.leading and not b.election.leading
 
-        cluster.apply(trigger("t"))
+        cluster.apply(trigger("t"), namespace)
         await until(lambda: status().get("next_scheduled_at") == "2026-11-28T10:05:00Z")
         clock.set(at(5))
         await until(lambda: len(jobs()) == 1)
         assert creators() == {"recluster-operator/a"}
-        complete_all()
+        await complete_all()
 
         started = time.monotonic()
         await a.shutdown()  # graceful: releases the Lease
@@ -135,11 +145,11 @@ async def test_one_leader_acts_and_the_standby_takes_over() -> None:
         await asyncio.sleep(0.3)
         assert len(jobs()) == 2
         assert creators() == {"recluster-operator/a", "recluster-operator/b"}
-        complete_all()
+        await complete_all()
 
         await b.crash()  # killed: the Lease stays until it expires
         started = time.monotonic()
-        c = Replica(cluster, clock, "c")
+        c = Replica(kube, lease, clock, "c")
         await until(lambda: c.election.leading, timeout=10)
         crashed = time.monotonic() - started
         assert crashed < TIMING.duration + TIMING.retry + 1.0, f"takeover took {crashed:.2f}s"
@@ -155,4 +165,5 @@ async def test_one_leader_acts_and_the_standby_takes_over() -> None:
         ]  # fmt: skip
         assert status()["execution_count"] == 3
         await c.shutdown()
-        audit_registry.record(cluster)
+        audit_registry.ran("operator")
+        kube.delete_namespace(namespace)

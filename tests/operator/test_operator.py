@@ -1,4 +1,4 @@
-"""Scenarios of the operator, run for real: kopf + our handlers + the emulated API."""
+"""Scenarios of the operator, run for real: kopf + our handlers + the real control plane."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from harness import GROUP, VERSION, Harness, trigger
 
+from kube_support import LocalKube
 from recluster.controller.kube import KubeClient, KubeError
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
@@ -21,8 +22,8 @@ def at(hour: int, minute: int, second: int = 0) -> datetime:
 SUMMARY = {"num_clusters": 3, "num_documents": 500, "execution_time_ms": 1234}
 
 
-async def test_create_fires_a_job_with_the_expected_spec() -> None:
-    async with Harness() as h:
+async def test_create_fires_a_job_with_the_expected_spec(kube: LocalKube) -> None:
+    async with Harness(kube) as h:
         body = trigger(
             "nightly",
             job_template={
@@ -62,23 +63,23 @@ async def test_create_fires_a_job_with_the_expected_spec() -> None:
         assert status["last_execution_job_id"] == meta["name"]
         assert status["last_execution_status"] == "running"
         assert status["next_scheduled_at"] == "2026-11-28T10:10:00Z"
-        assert status["namespace_id"] == "default"
+        assert status["namespace_id"] == h.namespace
         assert status["internal_id"] == created["metadata"]["uid"]
         assert await h.until(lambda: h.events("Triggered"))
 
 
-async def test_outcomes_update_counters_history_and_events() -> None:
-    async with Harness() as h:
+async def test_outcomes_update_counters_history_and_events(kube: LocalKube) -> None:
+    async with Harness(kube) as h:
         await h.create(trigger("t"))
         h.clock.set(at(10, 5))
         [first] = await h.until(lambda: h.jobs("t"))
-        h.finish_job(first, ok=False, summary={"error": "collection 'col_abc123' not found"})
+        await h.finish_job(first, ok=False, summary={"error": "collection 'col_abc123' not found"})
         st = await h.until(lambda: h.status("t").get("consecutive_failures") == 1 and h.status("t"))
         assert st["last_execution_status"] == "failed"
         assert st["last_execution_error"] == "collection 'col_abc123' not found"
         h.clock.set(at(10, 10))
         second = await h.until(lambda: len(h.jobs("t")) == 2 and h.jobs("t")[1])
-        h.finish_job(second, ok=True, summary=SUMMARY)
+        await h.finish_job(second, ok=True, summary=SUMMARY)
         st = await h.until(
             lambda: h.status("t").get("last_execution_status") == "succeeded" and h.status("t")
         )
@@ -91,23 +92,28 @@ async def test_outcomes_update_counters_history_and_events() -> None:
         assert await h.until(lambda: h.events("Succeeded") and h.events("Failed"))
 
 
-async def test_job_failure_reason_comes_from_the_job_when_the_pod_says_nothing() -> None:
-    async with Harness() as h:
-        await h.create(trigger("t"))
+async def test_job_failure_reason_comes_from_the_job_when_the_pod_says_nothing(
+    kube: LocalKube,
+) -> None:
+    async with Harness(kube) as h:
+        # the Job controller ends the Job at its deadline; the pod never wrote a message
+        await h.create(trigger("t", job_template={"backoffLimit": 0, "activeDeadlineSeconds": 1}))
         h.clock.set(at(10, 5))
         [job] = await h.until(lambda: h.jobs("t"))
-        h.finish_job(job, ok=False, reason="DeadlineExceeded", message="too slow")
+        await h.job_finished(job)
         st = await h.until(lambda: h.status("t").get("last_execution_error") and h.status("t"))
-        assert st["last_execution_error"] == "DeadlineExceeded: too slow"
+        assert st["last_execution_error"] == (
+            "DeadlineExceeded: Job was active longer than specified deadline"
+        )
 
 
-async def test_max_failures_then_a_spec_edit_recovers() -> None:
-    async with Harness() as h:
+async def test_max_failures_then_a_spec_edit_recovers(kube: LocalKube) -> None:
+    async with Harness(kube) as h:
         await h.create(trigger("t", max_consecutive_failures=2))
         for minute in (5, 10):
             h.clock.set(at(10, minute))
             job = await h.until(lambda m=minute: len(h.jobs("t")) == m // 5 and h.jobs("t")[-1])
-            h.finish_job(job, ok=False)
+            await h.finish_job(job, ok=False)
             # the next slot must not find this Job still running (Forbid would skip it)
             await h.until(lambda m=minute: h.status("t").get("consecutive_failures") == m // 5)
         st = await h.until(lambda: h.status("t").get("status") == "failed" and h.status("t"))
@@ -127,8 +133,8 @@ async def test_max_failures_then_a_spec_edit_recovers() -> None:
         assert await h.until(lambda: h.events("Recovered"))
 
 
-async def test_restart_between_job_creation_and_status_adopts_the_job() -> None:
-    async with Harness() as h:
+async def test_restart_between_job_creation_and_status_adopts_the_job(kube: LocalKube) -> None:
+    async with Harness(kube) as h:
         await h.create(trigger("t"))
         await h.until(lambda: h.status("t").get("next_scheduled_at"))
         await h.stop_operator()
@@ -150,7 +156,7 @@ async def test_restart_between_job_creation_and_status_adopts_the_job() -> None:
         st = await h.until(lambda: h.status("t").get("execution_count") == 1 and h.status("t"))
         assert [j["metadata"]["name"] for j in h.jobs("t")] == [job["metadata"]["name"]]
         assert st["last_execution_job_id"] == job["metadata"]["name"]
-        h.finish_job(job, ok=True, summary=SUMMARY)
+        await h.finish_job(job, ok=True, summary=SUMMARY)
         st = await h.until(
             lambda: h.status("t").get("last_execution_status") == "succeeded" and h.status("t")
         )
@@ -160,8 +166,10 @@ async def test_restart_between_job_creation_and_status_adopts_the_job() -> None:
 @pytest.mark.parametrize(
     ("deadline", "expect_job"), [(None, True), (600, True), (10, False)], ids=str
 )
-async def test_downtime_across_three_slots(deadline: int | None, expect_job: bool) -> None:
-    async with Harness() as h:
+async def test_downtime_across_three_slots(
+    kube: LocalKube, deadline: int | None, expect_job: bool
+) -> None:
+    async with Harness(kube) as h:
         spec: dict[str, Any] = {} if deadline is None else {"starting_deadline_seconds": deadline}
         await h.create(trigger("t", **spec))
         await h.until(lambda: h.status("t").get("next_scheduled_at") == "2026-11-28T10:05:00Z")
@@ -183,8 +191,8 @@ async def test_downtime_across_three_slots(deadline: int | None, expect_job: boo
 
 
 @pytest.mark.parametrize("policy", ["Forbid", "Replace"])
-async def test_concurrency_policy_while_a_job_runs(policy: str) -> None:
-    async with Harness() as h:
+async def test_concurrency_policy_while_a_job_runs(kube: LocalKube, policy: str) -> None:
+    async with Harness(kube) as h:
         await h.create(trigger("t", concurrency_policy=policy))
         h.clock.set(at(10, 5))
         [first] = await h.until(lambda: h.jobs("t"))
@@ -209,8 +217,8 @@ async def test_concurrency_policy_while_a_job_runs(policy: str) -> None:
             assert statuses[jobs[0]["metadata"]["name"]] == "running"
 
 
-async def test_pause_resume_and_disable() -> None:
-    async with Harness() as h:
+async def test_pause_resume_and_disable(kube: LocalKube) -> None:
+    async with Harness(kube) as h:
         await h.create(trigger("t", status="paused"))
         st = await h.until(lambda: h.status("t").get("status") == "paused" and h.status("t"))
         assert st["next_scheduled_at"] == "2026-11-28T10:05:00Z"
@@ -232,8 +240,8 @@ async def test_pause_resume_and_disable() -> None:
         assert len(h.jobs("t")) == 1
 
 
-async def test_manual_execution_via_annotation() -> None:
-    async with Harness() as h:
+async def test_manual_execution_via_annotation(kube: LocalKube) -> None:
+    async with Harness(kube) as h:
         await h.create(trigger("t", status="paused"))
         await h.until(lambda: h.status("t").get("status") == "paused")
         h.annotate("t", "recluster.io/execute-now", "2026-11-28T10:01:00Z")
@@ -243,14 +251,14 @@ async def test_manual_execution_via_annotation() -> None:
         assert st["last_manual_execution"] == "2026-11-28T10:01:00Z"
         await h.settle()
         assert len(h.jobs("t")) == 1, "the same value fires once"
-        h.finish_job(job, ok=True, summary=SUMMARY)
+        await h.finish_job(job, ok=True, summary=SUMMARY)
         await h.until(lambda: h.status("t").get("last_execution_status") == "succeeded")
         h.annotate("t", "recluster.io/execute-now", "second")
         await h.until(lambda: len(h.jobs("t")) == 2)
 
 
-async def test_cluster_definition_inheritance_and_absence() -> None:
-    async with Harness() as h:
+async def test_cluster_definition_inheritance_and_absence(kube: LocalKube) -> None:
+    async with Harness(kube) as h:
         await h.create(trigger("t", "interval", cluster_id="cluster_xyz789",
                         schedule={"start_immediately": True}))  # fmt: skip
         st = await h.until(lambda: h.status("t").get("conditions") and h.status("t"))
@@ -264,7 +272,7 @@ async def test_cluster_definition_inheritance_and_absence() -> None:
             {
                 "apiVersion": f"{GROUP}/{VERSION}",
                 "kind": "ClusterDefinition",
-                "metadata": {"name": "cluster-xyz789", "namespace": "default"},
+                "metadata": {"name": "cluster-xyz789"},
                 "spec": {
                     "cluster_id": "cluster_xyz789",
                     "execution_config": {
@@ -289,8 +297,8 @@ async def test_cluster_definition_inheritance_and_absence() -> None:
         assert st["conditions"][0]["reason"] == "Active"
 
 
-async def test_invalid_schedule_never_fires_and_says_why() -> None:
-    async with Harness() as h:
+async def test_invalid_schedule_never_fires_and_says_why(kube: LocalKube) -> None:
+    async with Harness(kube) as h:
         await h.create(trigger("t", schedule={"timezone": "Mars/Olympus"}))
         st = await h.until(lambda: h.status("t").get("conditions") and h.status("t"))
         ready = st["conditions"][0]
@@ -302,28 +310,25 @@ async def test_invalid_schedule_never_fires_and_says_why() -> None:
         assert h.jobs("t") == []
 
 
-async def test_delete_leaves_nothing_behind() -> None:
-    async with Harness() as h:
+async def test_delete_leaves_nothing_behind(kube: LocalKube) -> None:
+    async with Harness(kube) as h:
         await h.create(trigger("t"))
         h.clock.set(at(10, 5))
         await h.until(lambda: h.jobs("t"))
-        h.cluster.delete(GROUP, VERSION, "clustertriggers", "t", namespace="default")
+        h.cluster.delete(GROUP, VERSION, "clustertriggers", "t", h.namespace)
         await h.until(
-            lambda: (
-                h.cluster.get(GROUP, VERSION, "clustertriggers", "t", namespace="default") is None
-            ),
+            lambda: h.cluster.get(GROUP, VERSION, "clustertriggers", "t", h.namespace) is None,
             what="the trigger to be gone",
         )
         await h.until(lambda: h.jobs("t") == [], what="its Jobs to be gone")
-        deletes = [
-            r for r in h.cluster.audit
-            if r.verb == "delete" and r.resource == "jobs"
-        ]  # fmt: skip
+        deletes = [r for r in h.audit() if r.verb == "delete" and r.resource == "jobs"]
         assert deletes, "the operator deletes Jobs itself, not relying on a garbage collector"
 
 
-async def test_a_status_write_conflict_from_metadata_only_is_retried_at_once() -> None:
-    async with Harness() as h:
+async def test_a_status_write_conflict_from_metadata_only_is_retried_at_once(
+    kube: LocalKube,
+) -> None:
+    async with Harness(kube) as h:
         await h.create(trigger("t"))
         await h.stop_operator()
 
@@ -345,6 +350,6 @@ async def test_a_status_write_conflict_from_metadata_only_is_retried_at_once() -
         st = await h.until(lambda: h.status("t").get("execution_count") == 1 and h.status("t"))
         assert st["last_execution_job_id"] == job["metadata"]["name"]
         assert client.conflicts == 0
-        gets = [r for r in h.cluster.audit if r.verb == "get" and r.resource == "clustertriggers"]
+        gets = [r for r in h.audit() if r.verb == "get" and r.resource == "clustertriggers"]
         assert gets, "the status was re-read after the conflict"
         assert len(h.jobs("t")) == 1

@@ -22,6 +22,12 @@ operator:
     - apiGroups: [recluster.io]
       resources: [clustertriggers/status]
       verbs: [patch]
+    # Jobs name their trigger as owner with blockOwnerDeletion: where the
+    # OwnerReferencesPermissionEnforcement admission plugin runs (OpenShift,
+    # hardened clusters, the local control plane) that needs this grant.
+    - apiGroups: [recluster.io]
+      resources: [clustertriggers/finalizers]
+      verbs: [update]
     - apiGroups: [recluster.io]
       resources: [clusterdefinitions]
       verbs: [list, watch]

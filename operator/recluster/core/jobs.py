@@ -198,7 +198,10 @@ class JobObservation:
     summary: Mapping[str, Any] | None = None
     error: str | None = None
     terminated_seen: bool = True
-    """False while the pod's terminated state (its termination message) is not known yet."""
+    """False while a pod of the Job is known whose terminated state (its termination
+    message) is not: the kubelet's report may trail the Job's condition. A Job whose
+    pods are all gone (the Job controller deletes them at a deadline) has nothing
+    more to tell."""
 
 
 def _iso(moment: datetime) -> str:
@@ -272,7 +275,7 @@ def observe_job(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]] = ()) 
         scheduled_at=_time((meta.get("annotations") or {}).get(ANNOTATION_SCHEDULED_AT)),
         summary=summary,
         error=error,
-        terminated_seen=terminated is not None,
+        terminated_seen=terminated is not None or not pods,
     )
 
 

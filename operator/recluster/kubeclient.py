@@ -1,0 +1,160 @@
+"""Synchronous Kubernetes API calls on raw JSON, through the official `kubernetes` client.
+
+Credentials, TLS and proxies come from the `kubernetes` package's own config
+loaders (a kubeconfig file, or the in-cluster service account); this module
+only adds what our callers want on top: JSON in and out for any resource
+(built-in or custom) by its path, one error type with the Status reason, and
+watch streams as dictionaries. Used by the node agent, `recluster dev` and
+the tests; the operator's asynchronous client (controller/kube.py) shares
+`resource_path`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client as k8s_client  # type: ignore[import-untyped]
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException  # type: ignore[import-untyped]
+from kubernetes.watch.watch import iter_resp_lines  # type: ignore[import-untyped]
+
+JSON = dict[str, Any]
+MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+
+
+def resource_path(
+    api_version: str,
+    plural: str,
+    namespace: str | None = None,
+    name: str | None = None,
+    subresource: str | None = None,
+) -> str:
+    """`/apis/batch/v1/namespaces/ns/jobs/name[/status]` (the core group under `/api/v1`)."""
+    base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    path = f"{base}/namespaces/{namespace}/{plural}" if namespace else f"{base}/{plural}"
+    if name:
+        path = f"{path}/{name}"
+        if subresource:
+            path = f"{path}/{subresource}"
+    return path
+
+
+class ApiError(Exception):
+    """A call answered with an error Status: `status` (HTTP), `reason`, `message`."""
+
+    def __init__(self, status: int, reason: str, message: str, body: Mapping[str, Any]) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status, self.reason, self.message, self.body = status, reason, message, dict(body)
+
+
+def _error(exc: ApiException) -> ApiError:
+    try:
+        body = json.loads(exc.body) if exc.body else {}
+    except (ValueError, TypeError):
+        body = {}
+    body = body if isinstance(body, dict) else {}
+    return ApiError(
+        int(exc.status or 0),
+        str(body.get("reason") or exc.reason or ""),
+        str(body.get("message") or exc.body or ""),
+        body,
+    )
+
+
+class KubeApi:
+    """One authenticated client: `request`, `get`, `watch` on JSON bodies."""
+
+    def __init__(self, api_client: Any, user_agent: str = "recluster") -> None:
+        self.api_client = api_client
+        self.api_client.user_agent = user_agent
+
+    @classmethod
+    def from_kubeconfig(cls, path: Path | str, user_agent: str = "recluster") -> KubeApi:
+        return cls(k8s_config.new_client_from_config(config_file=str(path)), user_agent)
+
+    @classmethod
+    def in_cluster(cls, user_agent: str = "recluster") -> KubeApi:
+        configuration = k8s_client.Configuration()
+        k8s_config.load_incluster_config(client_configuration=configuration)
+        return cls(k8s_client.ApiClient(configuration), user_agent)
+
+    @property
+    def server(self) -> str:
+        return str(self.api_client.configuration.host)
+
+    def close(self) -> None:
+        self.api_client.close()
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        query: Mapping[str, Any] | None = None,
+        content_type: str | None = None,
+        timeout: float | tuple[float, float] | None = 30,
+    ) -> Any:
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type or "application/json"
+        try:
+            return self.api_client.call_api(
+                path, method,
+                query_params=[(k, v) for k, v in (query or {}).items() if v is not None],
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+                _return_http_data_only=True,
+                _preload_content=False,
+                _request_timeout=timeout,
+            )  # fmt: skip
+        except ApiException as exc:
+            raise _error(exc) from None
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        query: Mapping[str, Any] | None = None,
+        content_type: str | None = None,
+        timeout: float = 30,
+    ) -> JSON:
+        response = self._call(method, path, body, query=query, content_type=content_type,
+                              timeout=timeout)  # fmt: skip
+        data = response.data
+        if not data:
+            return {}
+        parsed = json.loads(data)
+        return parsed if isinstance(parsed, dict) else {"items": parsed}
+
+    def get(self, path: str, query: Mapping[str, Any] | None = None) -> JSON | None:
+        """The object, or None when it does not exist."""
+        try:
+            return self.request("GET", path, query=query)
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def watch(
+        self, path: str, query: Mapping[str, Any] | None = None, timeout_seconds: int = 60
+    ) -> Iterator[JSON]:
+        """Watch events (`type`, `object`) until the server ends the stream."""
+        params = {**(query or {}), "watch": "true", "timeoutSeconds": str(timeout_seconds)}
+        response = self._call("GET", path, query=params, timeout=(10, timeout_seconds + 30))
+        try:
+            for line in iter_resp_lines(response):
+                event = json.loads(line)
+                if isinstance(event, dict):
+                    yield event
+        finally:
+            response.release_conn()

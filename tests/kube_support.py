@@ -1,0 +1,386 @@
+"""The real control plane the integration tests share, one per pytest session.
+
+`LocalKube` starts etcd, kube-apiserver, kube-controller-manager and
+kube-scheduler (recluster.localkube), a node agent whose containers are
+scripted by the tests (images tagged `:test`, or that no local process can
+run) or run as local processes (the Recluster image under any other tag),
+installs our CRDs, and applies the RBAC objects the Helm chart renders, so
+the operator and the gateway run with exactly the chart's grants: a missing
+one fails as a 403, and the apiserver's audit log shows what they used.
+
+Each test works in namespaces of its own (`new_namespace`); the control plane
+is never restarted between tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import kopf
+import yaml
+
+from recluster.gateway.keys import make_api_key_secret
+from recluster.kubeclient import MERGE_PATCH, ApiError, KubeApi, resource_path
+from recluster.localkube.controlplane import ControlPlane
+from recluster.localkube.nodeagent import AgentConfig, NodeAgent
+from recluster.localkube.runtime import (
+    ContainerLaunch,
+    ImageUnavailable,
+    ProcessRuntime,
+    RunningContainer,
+    ScriptedRuntime,
+)
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parents[1]
+NODE = "local-node"
+RELEASE_NAMESPACE = "recluster"
+OPERATOR_ACCOUNT = "rel-recluster-operator"
+GATEWAY_ACCOUNT = "rel-recluster-gateway"
+RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+TOKEN_SECONDS = 24 * 3600
+
+
+def user_of(account: str, namespace: str = RELEASE_NAMESPACE) -> str:
+    return f"system:serviceaccount:{namespace}:{account}"
+
+
+class RoutedRuntime:
+    """Scripted containers for test images, local processes for the Recluster image."""
+
+    name = "routed"
+
+    def __init__(self) -> None:
+        self.scripted = ScriptedRuntime()
+        self.process = ProcessRuntime()
+
+    def start(self, launch: ContainerLaunch) -> RunningContainer:
+        if launch.image.endswith(":test"):
+            return self.scripted.start(launch)
+        try:
+            self.process.profile(launch.image)
+        except ImageUnavailable:
+            return self.scripted.start(launch)
+        return self.process.start(launch)
+
+
+def _group_version(group: str, version: str) -> str:
+    return f"{group}/{version}" if group else version
+
+
+class Cluster:
+    """Synchronous reads and writes for tests, on any resource: (group, version, plural)."""
+
+    def __init__(self, api: KubeApi) -> None:
+        self.api = api
+
+    def path(
+        self, group: str, version: str, plural: str, namespace: str | None = None,
+        name: str | None = None, subresource: str | None = None,
+    ) -> str:  # fmt: skip
+        return resource_path(_group_version(group, version), plural, namespace, name, subresource)
+
+    def objects(
+        self, group: str, version: str, plural: str, namespace: str | None = None,
+        labels: str | None = None,
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        query = {"labelSelector": labels} if labels else None
+        listed = self.api.request("GET", self.path(group, version, plural, namespace), query=query)
+        return list(listed.get("items") or [])
+
+    def get(
+        self, group: str, version: str, plural: str, name: str, namespace: str | None = None
+    ) -> dict[str, Any] | None:
+        return self.api.get(self.path(group, version, plural, namespace, name))
+
+    def create(
+        self, group: str, version: str, plural: str, body: Mapping[str, Any],
+        namespace: str | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        return self.api.request("POST", self.path(group, version, plural, namespace), dict(body))
+
+    def apply(self, body: Mapping[str, Any], namespace: str | None = None) -> dict[str, Any]:
+        """Create, or merge the body into the existing object (as `kubectl apply` would)."""
+        group, _, version = str(body["apiVersion"]).rpartition("/")
+        plural = PLURALS[str(body["kind"])]
+        namespace = namespace or body["metadata"].get("namespace")
+        body = {**body, "metadata": {**body["metadata"], "namespace": namespace}}
+        try:
+            return self.create(group, version, plural, body, namespace)
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+        name = str(body["metadata"]["name"])
+        return self.patch(group, version, plural, name, dict(body), namespace)
+
+    def patch(
+        self, group: str, version: str, plural: str, name: str, patch: Mapping[str, Any],
+        namespace: str | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        path = self.path(group, version, plural, namespace, name)
+        return self.api.request("PATCH", path, dict(patch), content_type=MERGE_PATCH)
+
+    def patch_status(
+        self, group: str, version: str, plural: str, name: str, status: Mapping[str, Any],
+        namespace: str | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        path = self.path(group, version, plural, namespace, name, "status")
+        return self.api.request("PATCH", path, {"status": dict(status)}, content_type=MERGE_PATCH)
+
+    def delete(
+        self, group: str, version: str, plural: str, name: str, namespace: str | None = None,
+        propagation: str = "Background",
+    ) -> None:  # fmt: skip
+        body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
+        try:
+            self.api.request("DELETE", self.path(group, version, plural, namespace, name), body)
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+
+    async def wait_for(
+        self, check: Callable[[], T], timeout: float = 30.0, what: str = "a condition"
+    ) -> T:
+        """Poll check() until it returns something truthy (calls run off the event loop)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = await asyncio.to_thread(check)
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+            await asyncio.sleep(0.05)
+
+    def wait_for_sync(
+        self, check: Callable[[], T], timeout: float = 30.0, what: str = "a condition"
+    ) -> T:
+        deadline = time.monotonic() + timeout
+        while True:
+            result = check()
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+            time.sleep(0.05)
+
+
+PLURALS = {
+    "ClusterTrigger": "clustertriggers",
+    "ClusterDefinition": "clusterdefinitions",
+    "Job": "jobs",
+    "Pod": "pods",
+    "Secret": "secrets",
+    "ConfigMap": "configmaps",
+    "Namespace": "namespaces",
+    "ServiceAccount": "serviceaccounts",
+    "ClusterRole": "clusterroles",
+    "ClusterRoleBinding": "clusterrolebindings",
+    "Role": "roles",
+    "RoleBinding": "rolebindings",
+    "CustomResourceDefinition": "customresourcedefinitions",
+    "Lease": "leases",
+}
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    user: str
+    user_agent: str
+    verb: str
+    group: str
+    resource: str
+    namespace: str
+    name: str
+    code: int
+
+    @property
+    def rule(self) -> tuple[str, str, str]:
+        return (self.group, self.resource, self.verb)
+
+
+class AuditLog:
+    """The apiserver's audit log (JSON lines), read from an offset on."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def mark(self) -> int:
+        """Where the log ends now: read `since` this to see only what follows."""
+        try:
+            return self.path.stat().st_size
+        except OSError:
+            return 0
+
+    def entries(self, since: int = 0) -> Iterator[AuditEntry]:
+        try:
+            with self.path.open("rb") as log:
+                log.seek(since)
+                lines = log.read().splitlines()
+        except OSError:
+            return
+        for line in lines:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # a line being written
+            ref = event.get("objectRef") or {}
+            resource = str(ref.get("resource") or "")
+            if ref.get("subresource"):
+                resource = f"{resource}/{ref['subresource']}"
+            yield AuditEntry(
+                user=str((event.get("user") or {}).get("username") or ""),
+                user_agent=str(event.get("userAgent") or ""),
+                verb=str(event.get("verb") or ""),
+                group=str(ref.get("apiGroup") or ""),
+                resource=resource,
+                namespace=str(ref.get("namespace") or ""),
+                name=str(ref.get("name") or ""),
+                code=int((event.get("responseStatus") or {}).get("code") or 0),
+            )
+
+    def rules(self, user: str, since: int = 0) -> set[tuple[str, str, str]]:
+        """(apiGroup, resource[/subresource], verb) of every resource request `user` made."""
+        return {e.rule for e in self.entries(since) if e.user == user and e.resource}
+
+
+class LocalKube:
+    """Control plane + node agent + CRDs + the chart's RBAC, for one test session."""
+
+    def __init__(self, workdir: Path, rendered_rbac: list[dict[str, Any]]) -> None:
+        self.workdir = workdir
+        self.plane = ControlPlane(workdir / "control-plane")
+        self.runtime = RoutedRuntime()
+        self.rendered_rbac = rendered_rbac
+        self.agent: NodeAgent | None = None
+        self.admin_api: KubeApi | None = None
+        self.tokens: dict[str, str] = {}
+        self.audit = AuditLog(self.plane.audit_log)
+
+    @property
+    def scripted(self) -> ScriptedRuntime:
+        return self.runtime.scripted
+
+    @property
+    def cluster(self) -> Cluster:
+        assert self.admin_api is not None
+        return Cluster(self.admin_api)
+
+    def start(self) -> LocalKube:
+        self.plane.start()
+        self.admin_api = KubeApi.from_kubeconfig(self.plane.admin_kubeconfig, "recluster-tests")
+        node_api = KubeApi.from_kubeconfig(self.plane.node_kubeconfig(NODE), "recluster-node-agent")
+        config = AgentConfig(
+            NODE, self.workdir / "node", apiserver_port=self.plane.ports["apiserver"]
+        )
+        self.agent = NodeAgent(node_api, self.runtime, config).start()
+        self._install_crds()
+        self._install_rbac()
+        return self
+
+    def stop(self) -> None:
+        if self.agent is not None:
+            self.agent.stop()
+        if self.admin_api is not None:
+            self.admin_api.close()
+        self.plane.stop()
+
+    # -- setup -------------------------------------------------------------------------
+
+    def _install_crds(self) -> None:
+        cluster = self.cluster
+        names = []
+        for path in sorted((ROOT / "crds").glob("*.yaml")):
+            body = yaml.safe_load(path.read_text())
+            cluster.apply(body)
+            names.append(body["metadata"]["name"])
+
+        def established() -> bool:
+            for name in names:
+                crd = cluster.get("apiextensions.k8s.io", "v1", "customresourcedefinitions", name)
+                conditions = ((crd or {}).get("status") or {}).get("conditions") or []
+                if not any(
+                    c["type"] == "Established" and c["status"] == "True" for c in conditions
+                ):
+                    return False
+            return True
+
+        cluster.wait_for_sync(established, what="our CRDs to be established")
+
+        def served() -> bool:
+            # a new resource's storage answers 429 "(re)initializing" for a moment
+            for plural in ("clustertriggers", "clusterdefinitions"):
+                try:
+                    cluster.objects("recluster.io", "v1alpha1", plural)
+                except ApiError as exc:
+                    if exc.status == 429:
+                        return False
+                    raise
+            return True
+
+        cluster.wait_for_sync(served, what="our resources to be served")
+
+    def _install_rbac(self) -> None:
+        cluster = self.cluster
+        cluster.apply({"apiVersion": "v1", "kind": "Namespace",
+                       "metadata": {"name": RELEASE_NAMESPACE}})  # fmt: skip
+        for document in self.rendered_rbac:
+            if document["kind"] in RBAC_KINDS:
+                cluster.apply(document, document["metadata"].get("namespace"))
+        for account in (OPERATOR_ACCOUNT, GATEWAY_ACCOUNT):
+            request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                       "spec": {"expirationSeconds": TOKEN_SECONDS}}  # fmt: skip
+            path = cluster.path("", "v1", "serviceaccounts", RELEASE_NAMESPACE, account, "token")
+            assert self.admin_api is not None
+            self.tokens[account] = self.admin_api.request("POST", path, request)["status"]["token"]
+
+    # -- per test ----------------------------------------------------------------------
+
+    @staticmethod
+    def namespace_name(prefix: str = "t") -> str:
+        """A namespace name no other test uses."""
+        return f"{prefix[:40]}-{uuid.uuid4().hex[:6]}"
+
+    def new_namespace(self, name: str) -> str:
+        self.cluster.create(
+            "",
+            "v1",
+            "namespaces",
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+        )
+        return name
+
+    def delete_namespace(self, name: str) -> None:
+        """Delete without waiting: the namespace controller empties it in the background."""
+        self.cluster.delete("", "v1", "namespaces", name)
+
+    def add_api_key(self, owner: str, namespaces: list[str]) -> tuple[str, str]:
+        """A gateway API key for `owner` in the release namespace: (key, its Secret's name).
+
+        Secret names are unique (keys of every test share the one namespace the
+        chart lets the gateway read); the owner is what the gateway reports.
+        """
+        name = self.namespace_name(f"api-key-{owner}")
+        key, secret = make_api_key_secret(owner, namespaces, name=name)
+        self.cluster.create("", "v1", "secrets", secret, RELEASE_NAMESPACE)
+        return key, name
+
+    def delete_api_key(self, name: str) -> None:
+        self.cluster.delete("", "v1", "secrets", name, RELEASE_NAMESPACE)
+
+    def connection(self, account: str) -> kopf.ConnectionInfo:
+        """What the operator or gateway logs in with: the service account's token."""
+        return kopf.ConnectionInfo(
+            server=self.plane.url,
+            ca_path=str(self.plane.pki.ca.cert),
+            token=self.tokens[account],
+        )
+
+    def token_kubeconfig(self, path: Path, account: str) -> Path:
+        return self.plane.token_kubeconfig(path, self.tokens[account], user_of(account))
