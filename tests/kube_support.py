@@ -262,6 +262,7 @@ class LocalKube:
         self.admin_api: KubeApi | None = None
         self.tokens: dict[str, str] = {}
         self.audit = AuditLog(self.plane.audit_log)
+        self._audit_seen = 0
 
     @property
     def scripted(self) -> ScriptedRuntime:
@@ -373,6 +374,22 @@ class LocalKube:
 
     def delete_api_key(self, name: str) -> None:
         self.cluster.delete("", "v1", "secrets", name, RELEASE_NAMESPACE)
+
+    def sync_audit(self) -> None:
+        """Return once every request answered so far is in the audit log.
+
+        The apiserver writes a request's audit event as the request completes, a
+        moment after the client has its answer: a marker request made now is
+        written after all of those, so once it shows, they have.
+        """
+        marker = self.namespace_name("audit-marker")
+        assert self.admin_api is not None
+        self.admin_api.get(self.cluster.path("", "v1", "configmaps", RELEASE_NAMESPACE, marker))
+        self.cluster.wait_for_sync(
+            lambda: any(e.name == marker for e in self.audit.entries(self._audit_seen)),
+            what="the audit log to catch up",
+        )
+        self._audit_seen = self.audit.mark()
 
     def connection(self, account: str) -> kopf.ConnectionInfo:
         """What the operator or gateway logs in with: the service account's token."""

@@ -1,9 +1,10 @@
-"""The gateway app, in process, against the emulated Kubernetes API.
+"""The gateway app, in process, against the session's real control plane.
 
-`Gateway` starts an emulated cluster with our CRDs, three namespaces
-(`team-a`, `team-b` and the keys' `recluster-system`), API keys for alice
-(team-a), bob (team-b) and carol (both), and the app with an httpx client
-that calls it over ASGI. Everything runs on the test's event loop.
+`Gateway` makes two namespaces of its own (`g.a` and `g.b`, standing for a
+team-a and a team-b), API keys for alice (a), bob (b) and carol (both) in the
+release namespace where the chart lets the gateway read them, and the app,
+logged in with the chart's gateway ServiceAccount, with an httpx client that
+calls it over ASGI. Everything runs on the test's event loop.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
-import kopf
 
 import audit_registry
-from recluster.controller.kube import KubeClient
-from recluster.emulator.cluster import EmulatedCluster
+from kube_support import GATEWAY_ACCOUNT, RELEASE_NAMESPACE, AuditEntry, LocalKube, user_of
+
+from recluster.controller.kube import KubeClient, KubeError
 from recluster.gateway import (
     USER_AGENT,
     GatewaySettings,
@@ -36,7 +37,7 @@ SEEDS: dict[str, dict[str, Any]] = {
     p.stem: json.loads(p.read_text()) for p in sorted((ROOT / "tests/data/seed").glob("*.json"))
 }
 GROUP, VERSION = "recluster.io", "v1alpha1"
-KEYS_NAMESPACE = "recluster-system"
+KEYS_NAMESPACE = RELEASE_NAMESPACE
 SEED_RESPONSE_FIELDS = {
     "namespace_id", "internal_id", "execution_config", "trigger_type", "schedule_config",
     "trigger_id", "cluster_id", "status", "last_triggered_at", "last_execution_job_id",
@@ -79,28 +80,71 @@ def body(description: str = "Nightly", trigger_type: str = "cron", **extra: Any)
     return result
 
 
-class Gateway:
-    """Emulated cluster + gateway app + an httpx client for it (`async with Gateway() as g`)."""
+class FaultyKubeClient(KubeClient):
+    """The gateway's Kubernetes client, answering chosen calls with an error instead.
 
-    def __init__(self, refresh_seconds: float = 60.0, **settings: Any) -> None:
-        self.cluster = EmulatedCluster(crds=[ROOT / "crds"])
+    For faults a real apiserver cannot be made to produce on demand (a 500, a
+    trigger that changes between every read and write, an object stored under an
+    older, laxer CRD).
+    """
+
+    faults: list[tuple[str, str, int, dict[str, Any], int]]
+
+    def fail(
+        self, method: str, path: str, status: int, body: dict[str, Any], times: int = 1_000_000
+    ) -> None:
+        """The next `times` calls of method on a path ending with `path` answer status."""
+        self.faults.append((method.upper(), path, status, body, times))
+
+    rewrites: list[tuple[str, str, Callable[[dict[str, Any]], dict[str, Any]]]]
+
+    def rewrite(
+        self, method: str, path: str, change: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> None:
+        """Answers of method on paths ending with `path` pass through `change` first."""
+        self.rewrites.append((method.upper(), path, change))
+
+    async def request(self, method: str, path: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        for index, (verb, suffix, status, body, times) in enumerate(self.faults):
+            if verb == method.upper() and path.endswith(suffix) and times > 0:
+                self.faults[index] = (verb, suffix, status, body, times - 1)
+                raise KubeError(status, str(body.get("reason")), str(body.get("message")))
+        answer = await super().request(method, path, *args, **kwargs)
+        for verb, suffix, change in self.rewrites:
+            if verb == method.upper() and path.endswith(suffix):
+                answer = change(answer)
+        return answer
+
+
+class Gateway:
+    """Namespaces, keys, the gateway app and an httpx client (`async with Gateway(kube) as g`)."""
+
+    def __init__(self, kube: LocalKube, refresh_seconds: float = 60.0, **settings: Any) -> None:
+        self.kube = kube
+        self.cluster = kube.cluster
+        self.a = kube.namespace_name("team-a")
+        self.b = kube.namespace_name("team-b")
         self.settings = GatewaySettings(
             keys_namespace=KEYS_NAMESPACE, key_refresh_seconds=refresh_seconds, **settings
         )
         self.keys: dict[str, str] = {}
-        self.kube: KubeClient | None = None
+        self.key_secrets: dict[str, str] = {}
+        self.secrets: list[str] = []
+        self.kube_client: FaultyKubeClient | None = None
         self._lifespan: Any = None
+        self.audit_start = 0
 
     async def __aenter__(self) -> Gateway:
-        await self.cluster.start()
-        for namespace in ("team-a", "team-b", KEYS_NAMESPACE):
-            self.cluster.ensure_namespace(namespace)
-        self.add_key("alice", ["team-a"])
-        self.add_key("bob", ["team-b"])
-        self.add_key("carol", ["team-a", "team-b"])
-        info = kopf.ConnectionInfo(server=self.cluster.url, insecure=True)
-        self.kube = KubeClient(info, user_agent=USER_AGENT, keep_alive=False)
-        self.app = create_app(self.settings, self.kube)
+        for namespace in (self.a, self.b):
+            await asyncio.to_thread(self.kube.new_namespace, namespace)
+        self.add_key("alice", [self.a])
+        self.add_key("bob", [self.b])
+        self.add_key("carol", [self.a, self.b])
+        self.audit_start = self.kube.audit.mark()
+        info = self.kube.connection(GATEWAY_ACCOUNT)
+        self.kube_client = FaultyKubeClient(info, user_agent=USER_AGENT, keep_alive=False)
+        self.kube_client.faults, self.kube_client.rewrites = [], []
+        self.app = create_app(self.settings, self.kube_client)
         self._lifespan = self.app.router.lifespan_context(self.app)
         await self._lifespan.__aenter__()
         self.http = httpx.AsyncClient(
@@ -116,23 +160,38 @@ class Gateway:
     ) -> None:
         await self.http.aclose()
         await self._lifespan.__aexit__(exc_type, exc, tb)
-        assert self.kube is not None
-        await self.kube.close()
-        audit_registry.record(self.cluster)
-        await self.cluster.stop()
-        assert not self.cluster.internal_errors, self.cluster.internal_errors
+        assert self.kube_client is not None
+        await self.kube_client.close()
+        audit_registry.ran("gateway")
+        await asyncio.to_thread(self._clean_up)
+
+    def _clean_up(self) -> None:
+        for name in self.secrets:
+            self.kube.delete_api_key(name)
+        for namespace in (self.a, self.b):
+            # finalizers set by a test would keep the namespace Terminating forever
+            for trigger in self.cluster.objects(GROUP, VERSION, "clustertriggers", namespace):
+                if trigger["metadata"].get("finalizers"):
+                    self.cluster.patch(GROUP, VERSION, "clustertriggers",
+                                       trigger["metadata"]["name"],
+                                       {"metadata": {"finalizers": None}}, namespace)  # fmt: skip
+            self.kube.delete_namespace(namespace)
 
     def add_key(self, owner: str, namespaces: list[str]) -> str:
-        key, secret = make_api_key_secret(owner, namespaces, name=f"api-key-{owner}")
-        self.cluster.create("", "v1", "secrets", secret, namespace=KEYS_NAMESPACE)
+        key, secret = self.kube.add_api_key(owner, namespaces)
         self.keys[owner] = key
+        self.key_secrets[owner] = secret
+        self.secrets.append(secret)
         return key
 
-    def headers(self, owner: str = "alice", namespace: str = "team-a") -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.keys[owner]}", "X-Namespace": namespace}
+    def remove_key(self, owner: str) -> None:
+        self.kube.delete_api_key(self.key_secrets[owner])
+
+    def headers(self, owner: str = "alice", namespace: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[owner]}", "X-Namespace": namespace or self.a}
 
     async def create(
-        self, payload: dict[str, Any], owner: str = "alice", namespace: str = "team-a"
+        self, payload: dict[str, Any], owner: str = "alice", namespace: str | None = None
     ) -> dict[str, Any]:
         response = await self.http.post(
             "/v1/clusters/triggers", json=payload, headers=self.headers(owner, namespace)
@@ -141,13 +200,20 @@ class Gateway:
         created: dict[str, Any] = response.json()
         return created
 
-    def stored(self, name: str, namespace: str = "team-a") -> dict[str, Any]:
+    def stored(self, name: str, namespace: str | None = None) -> dict[str, Any]:
+        namespace = namespace or self.a
         obj = self.cluster.get(GROUP, VERSION, "clustertriggers", name, namespace)
         assert obj is not None, f"{namespace}/{name} does not exist"
-        return dict(obj)
+        return obj
 
-    def define(self, cluster_id: str, config: dict[str, Any], namespace: str = "team-a") -> None:
+    def triggers(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        return self.cluster.objects(GROUP, VERSION, "clustertriggers", namespace or self.a)
+
+    def define(
+        self, cluster_id: str, config: dict[str, Any], namespace: str | None = None
+    ) -> None:
         """A ClusterDefinition answering to cluster_id."""
+        namespace = namespace or self.a
         self.cluster.create(
             GROUP, VERSION, "clusterdefinitions",
             {
@@ -155,11 +221,18 @@ class Gateway:
                 "metadata": {"name": cluster_id.replace("_", "-"), "namespace": namespace},
                 "spec": {"cluster_id": cluster_id, "execution_config": config},
             },
-            namespace=namespace,
+            namespace,
         )  # fmt: skip
 
-    def gateway_requests(self) -> list[Any]:
-        return self.cluster.audit.records(user_agent=USER_AGENT)
+    def mark(self) -> None:
+        """Forget the gateway's requests so far (gateway_requests starts from here)."""
+        self.audit_start = self.kube.audit.mark()
+
+    def gateway_requests(self) -> list[AuditEntry]:
+        """What the gateway asked of the apiserver since the last mark (from its audit log)."""
+        self.kube.sync_audit()
+        user = user_of(GATEWAY_ACCOUNT)
+        return [e for e in self.kube.audit.entries(self.audit_start) if e.user == user]
 
 
 def fields(response: httpx.Response) -> set[str]:
@@ -169,14 +242,14 @@ def fields(response: httpx.Response) -> set[str]:
 
 
 class ServedGateway:
-    """The emulator and the gateway served by uvicorn (`serve_gateway`) on a thread of
-    their own with its own event loop, for synchronous clients (schemathesis, httpx).
+    """The gateway served by uvicorn (`serve_gateway`) on a thread of its own with its
+    own event loop, for synchronous clients (schemathesis, httpx).
 
-    `run(fn)` calls `fn()` on that loop's thread (the emulator's in-process methods
-    must be called there).
+    `run(fn)` calls `fn()` on that loop's thread.
     """
 
-    def __init__(self, **settings: Any) -> None:
+    def __init__(self, kube: LocalKube, **settings: Any) -> None:
+        self.kube = kube
         self.settings = settings
         self.url = ""
         self.gateway: Gateway | None = None
@@ -212,7 +285,7 @@ class ServedGateway:
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        async with Gateway(**self.settings) as gateway:
+        async with Gateway(self.kube, **self.settings) as gateway:
             self.gateway = gateway
 
             def ready(port: int) -> None:
@@ -231,6 +304,6 @@ class ServedGateway:
 
         return asyncio.run_coroutine_threadsafe(call(), self._loop).result(10)
 
-    def headers(self, owner: str = "alice", namespace: str = "team-a") -> dict[str, str]:
+    def headers(self, owner: str = "alice", namespace: str | None = None) -> dict[str, str]:
         assert self.gateway is not None
         return self.gateway.headers(owner, namespace)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-import kopf
 import pytest
 from gateway_support import SEEDS, Gateway
+from kube_support import OPERATOR_ACCOUNT, LocalKube
 
 from recluster.controller.kube import KubeClient
 from recluster.controller.runtime import run_operator
@@ -16,13 +16,12 @@ from recluster.controller.settings import Settings
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
 
 
-async def test_the_operator_picks_up_what_the_gateway_creates() -> None:
-    async with Gateway() as g:
+async def test_the_operator_picks_up_what_the_gateway_creates(kube: LocalKube) -> None:
+    async with Gateway(kube) as g:
         created = await g.create(SEEDS["cron"])
         name = created["trigger_id"]
         # kopf runs inside the test body (never from a fixture) and stops by its flag.
-        info = kopf.ConnectionInfo(server=g.cluster.url, insecure=True)
-        client = KubeClient(info, keep_alive=False)
+        client = KubeClient(kube.connection(OPERATOR_ACCOUNT), keep_alive=False)
         settings = Settings(
             image="recluster:test",
             store_uri="/data/store",
@@ -33,7 +32,7 @@ async def test_the_operator_picks_up_what_the_gateway_creates() -> None:
         stop, ready = asyncio.Event(), asyncio.Event()
         task = asyncio.create_task(run_operator(settings, client, stop_flag=stop, ready_flag=ready))
         try:
-            await asyncio.wait_for(ready.wait(), 10)
+            await asyncio.wait_for(ready.wait(), 30)
             generation = g.stored(name)["metadata"]["generation"]
             await g.cluster.wait_for(
                 lambda: (
@@ -45,7 +44,7 @@ async def test_the_operator_picks_up_what_the_gateway_creates() -> None:
             seen = (await g.http.get(f"/v1/clusters/triggers/{name}", headers=g.headers())).json()
             assert seen["status"] == "active"
             assert seen["next_scheduled_at"] == "2026-11-29T02:00:00Z"
-            assert seen["namespace_id"] == "team-a"
+            assert seen["namespace_id"] == g.a
             assert seen["internal_id"] == created["internal_id"]
             # Pausing through the gateway is what the operator then reports.
             await g.http.post(f"/v1/clusters/triggers/{name}/pause", headers=g.headers())

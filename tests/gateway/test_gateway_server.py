@@ -23,13 +23,15 @@ from gateway_support import (
     ServedGateway,
 )
 
+from kube_support import GATEWAY_ACCOUNT, LocalKube, user_of
+
 from recluster.gateway import make_api_key_secret
 
 TRIGGERS = "/v1/clusters/triggers"
 
 
-def test_serve_gateway_over_http() -> None:
-    with ServedGateway() as served, httpx.Client(base_url=served.url, timeout=10) as http:
+def test_serve_gateway_over_http(kube: LocalKube) -> None:
+    with ServedGateway(kube) as served, httpx.Client(base_url=served.url, timeout=10) as http:
         assert http.get("/healthz").text == "ok"
         assert http.get("/readyz").text == "ok"
         created = http.post(TRIGGERS, json=SEEDS["interval"], headers=served.headers())
@@ -52,7 +54,7 @@ def test_serve_gateway_over_http() -> None:
         assert declared.status_code == 413
         assert http.get("/docs").status_code == 200
         assert http.get("/openapi.json").json()["info"]["title"]
-    # __exit__ stopped uvicorn and the emulator: nothing listens any more.
+    # __exit__ stopped uvicorn: nothing listens any more.
     with pytest.raises(httpx.ConnectError):
         httpx.get(served.url + "/healthz", timeout=2)
 
@@ -68,13 +70,15 @@ def _raw_post(url: str, head: bytes, body: bytes = b"") -> bytes:
         return answer
 
 
-def test_large_declared_bodies_are_answered_without_being_sent() -> None:
-    with ServedGateway() as served:
+def test_large_declared_bodies_are_answered_without_being_sent(kube: LocalKube) -> None:
+    with ServedGateway(kube) as served:
+        assert served.gateway is not None
         auth = served.headers()["Authorization"].encode()
+        namespace = served.gateway.a.encode()
         for declared in (2 << 20, 1 << 30):  # drained below 16 MiB; beyond it, not read
             head = (
                 b"POST /v1/clusters/triggers HTTP/1.1\r\nHost: x\r\n"
-                b"Authorization: " + auth + b"\r\nX-Namespace: team-a\r\n"
+                b"Authorization: " + auth + b"\r\nX-Namespace: " + namespace + b"\r\n"
                 b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
                 b"Content-Length: " + str(declared).encode() + b"\r\n\r\n"
             )
@@ -90,13 +94,12 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_recluster_gateway_command(tmp_path: Any) -> None:
+def test_recluster_gateway_command(kube: LocalKube, tmp_path: Any) -> None:
     """`recluster gateway` finds the cluster through KUBECONFIG and stops on SIGTERM."""
-    with ServedGateway() as served:
+    with ServedGateway(kube) as served:
         assert served.gateway is not None
-        cluster = served.gateway.cluster
-        kubeconfig = tmp_path / "kubeconfig"
-        served.run(lambda: cluster.write_kubeconfig(kubeconfig, token="t", user="gw"))
+        kubeconfig = kube.token_kubeconfig(tmp_path / "kubeconfig", GATEWAY_ACCOUNT)
+        since = kube.audit.mark()
         port = _free_port()
         env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
         command = [sys.executable, "-c", "from recluster.cli import main; main()", "gateway"]
@@ -116,7 +119,7 @@ def test_recluster_gateway_command(tmp_path: Any) -> None:
                 assert process.poll() is None, process.stdout.read() if process.stdout else ""
                 assert time.monotonic() < deadline, "recluster gateway did not become ready"
                 time.sleep(0.1)
-            listed = httpx.get(url + TRIGGERS, headers=served.headers("bob", "team-b"))
+            listed = httpx.get(url + TRIGGERS, headers=served.headers("bob", served.gateway.b))
             assert listed.status_code == 200
             assert listed.json()["total"] == 0
             assert httpx.get(url + TRIGGERS, headers={"X-Namespace": "x"}).status_code == 401
@@ -125,15 +128,17 @@ def test_recluster_gateway_command(tmp_path: Any) -> None:
             output = process.communicate(timeout=15)[0].decode()
         assert process.returncode == 0, output
         # The CLI's client introduced itself as the gateway (for RBAC audits).
-        agents = {r.user_agent for r in cluster.audit.records(user="gw")}
+        kube.sync_audit()
+        user = user_of(GATEWAY_ACCOUNT)
+        agents = {r.user_agent for r in kube.audit.entries(since) if r.user == user}
         assert agents == {"recluster-gateway"}
         for key in served.gateway.keys.values():
             assert key not in output
 
 
 @pytest.mark.asyncio
-async def test_published_schema_of_create_matches_the_seed() -> None:
-    async with Gateway() as g:
+async def test_published_schema_of_create_matches_the_seed(kube: LocalKube) -> None:
+    async with Gateway(kube) as g:
         schema: dict[str, Any] = (await g.http.get("/openapi.json")).json()
     components = schema["components"]["schemas"]
 
