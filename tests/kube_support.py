@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import kopf
-import yaml
 
 from recluster.gateway.keys import make_api_key_secret
 from recluster.kubeclient import MERGE_PATCH, ApiError, KubeApi, resource_path
@@ -37,6 +36,7 @@ from recluster.localkube.runtime import (
     RunningContainer,
     ScriptedRuntime,
 )
+from recluster.localkube.setup import install_crds
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
@@ -281,7 +281,8 @@ class LocalKube:
             NODE, self.workdir / "node", apiserver_port=self.plane.ports["apiserver"]
         )
         self.agent = NodeAgent(node_api, self.runtime, config).start()
-        self._install_crds()
+        assert self.admin_api is not None
+        install_crds(self.admin_api)
         self._install_rbac()
         return self
 
@@ -293,39 +294,6 @@ class LocalKube:
         self.plane.stop()
 
     # -- setup -------------------------------------------------------------------------
-
-    def _install_crds(self) -> None:
-        cluster = self.cluster
-        names = []
-        for path in sorted((ROOT / "crds").glob("*.yaml")):
-            body = yaml.safe_load(path.read_text())
-            cluster.apply(body)
-            names.append(body["metadata"]["name"])
-
-        def established() -> bool:
-            for name in names:
-                crd = cluster.get("apiextensions.k8s.io", "v1", "customresourcedefinitions", name)
-                conditions = ((crd or {}).get("status") or {}).get("conditions") or []
-                if not any(
-                    c["type"] == "Established" and c["status"] == "True" for c in conditions
-                ):
-                    return False
-            return True
-
-        cluster.wait_for_sync(established, what="our CRDs to be established")
-
-        def served() -> bool:
-            # a new resource's storage answers 429 "(re)initializing" for a moment
-            for plural in ("clustertriggers", "clusterdefinitions"):
-                try:
-                    cluster.objects("recluster.io", "v1alpha1", plural)
-                except ApiError as exc:
-                    if exc.status == 429:
-                        return False
-                    raise
-            return True
-
-        cluster.wait_for_sync(served, what="our resources to be served")
 
     def _install_rbac(self) -> None:
         cluster = self.cluster

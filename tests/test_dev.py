@@ -1,4 +1,4 @@
-"""`recluster dev`: the embedded system on this machine, all trigger types firing."""
+"""`recluster dev`: the whole system on a local control plane, all trigger types firing."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from typing import Any
 
 import aiohttp
 import pytest
-import yaml
 
 from recluster.devsystem.feeder import FeedPace, mix
 from recluster.devsystem.system import DevSystem, shorten
 from recluster.devsystem.table import render
+from recluster.kubeclient import KubeApi
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,7 +45,7 @@ def fired(trigger: dict[str, Any], reason: str) -> bool:
 @pytest.mark.timeout(240)
 def test_dev_system_runs_every_trigger_type(tmp_path: Path) -> None:
     pace = FeedPace(batch=60, interval=1.0, ramp_seconds=15.0)
-    system = DevSystem(tmp_path / "dev", ROOT / "examples", gateway_port=0, feed=pace)
+    system = DevSystem(tmp_path / "dev", ROOT / "examples", gateway_port=0, feed=pace, keep=False)
     seen: dict[str, Any] = {}
 
     def by_name() -> dict[str, dict[str, Any]]:
@@ -82,8 +82,10 @@ def test_dev_system_runs_every_trigger_type(tmp_path: Path) -> None:
                 await asyncio.sleep(0.5)
             seen["table"] = render(system.cluster_triggers())
             seen["triggers"] = by_name()
-            config = yaml.safe_load(system.kubeconfig.read_text())
-            server = config["clusters"][0]["cluster"]["server"]
+            user = KubeApi.from_kubeconfig(system.kubeconfig)  # what a user's kubectl reads
+            listed = user.request("GET", "/apis/recluster.io/v1alpha1/clustertriggers")
+            seen["listed"] = len(listed["items"])
+            user.close()
             key = system.api_key_file.read_text().strip()
             seed = json.loads((ROOT / "tests/data/seed/cron.json").read_text())
             headers = {
@@ -91,19 +93,19 @@ def test_dev_system_runs_every_trigger_type(tmp_path: Path) -> None:
                 "X-Namespace": "default",
                 "Connection": "close",
             }
-            async with aiohttp.ClientSession() as session:
-                url = f"{server}/apis/recluster.io/v1alpha1/namespaces/default/clustertriggers"
-                async with session.get(url, headers={"Connection": "close"}) as response:
-                    seen["listed"] = len((await response.json())["items"])
-                async with session.post(
-                    f"{system.gateway_url}/v1/clusters/triggers", json=seed, headers=headers
-                ) as response:
-                    seen["created"] = (response.status, await response.json())
+            async with aiohttp.ClientSession() as session, session.post(
+                f"{system.gateway_url}/v1/clusters/triggers", json=seed, headers=headers
+            ) as response:
+                seen["created"] = (response.status, await response.json())
         finally:
             stop.set()
             await asyncio.wait_for(task, 60)
 
-    asyncio.run(scenario())
+    system.start_cluster()
+    try:
+        asyncio.run(scenario())
+    finally:
+        system.stop_cluster()
     table = str(seen.get("table"))
     assert "first" in seen, f"no clusters computed:\n{table}"
     assert "all" in seen, f"event and conditional examples did not both fire:\n{table}"

@@ -249,21 +249,43 @@ def operator_(
     help="Manifests to apply (schedules are shortened to seconds).",
 )
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
-@click.option("--port", type=int, default=0, help="Port of the emulated API (default: free).")
 @click.option(
     "--gateway-port", type=int, default=8080, show_default=True, help="Port of the REST gateway."
 )
-def dev(
-    workdir: Path, examples: Path, duration: float | None, port: int, gateway_port: int
-) -> None:
-    """Run the whole system on this machine: emulated API, operator, local Jobs.
+def dev(workdir: Path, examples: Path, duration: float | None, gateway_port: int) -> None:
+    """Run the whole system on this machine: a real local control plane, operator, gateway.
 
-    Applies the examples with short schedules, loads generated sample
-    collections into the local store, and shows the triggers until Ctrl-C.
+    Builds the Kubernetes binaries on first use (see `recluster localkube
+    build`), applies the examples with short schedules, loads generated
+    sample collections into the local store, and shows the triggers until
+    Ctrl-C. The control plane's state is kept in WORKDIR between runs.
     """
     from .devsystem.system import run_dev
 
-    sys.exit(run_dev(workdir, examples, duration, port, gateway_port))
+    sys.exit(run_dev(workdir, examples, duration, gateway_port))
+
+
+@main.group()
+def localkube() -> None:
+    """The local Kubernetes control plane that `recluster dev` and the tests run on."""
+
+
+@localkube.command(name="build")
+def localkube_build() -> None:
+    """Build (once) or find etcd, kube-apiserver, kube-controller-manager, kube-scheduler.
+
+    Versions come from tools/kube/go.mod; binaries go to a cache keyed by them
+    ($RECLUSTER_KUBE_CACHE, else ~/.cache/recluster/kube); KUBEBUILDER_ASSETS
+    overrides. Prints where each binary is.
+    """
+    from .localkube.binaries import BinariesUnavailable, ensure_binaries
+
+    try:
+        found = ensure_binaries(lambda line: click.echo(line, err=True))
+    except BinariesUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    for name, path in found.items():
+        click.echo(f"{name}\t{path}")
 
 
 @main.command(name="run-job")
@@ -279,6 +301,7 @@ def dev(
 @click.option(
     "--termination-log",
     type=click.Path(dir_okay=False, path_type=Path),
+    envvar="RECLUSTER_TERMINATION_LOG",
     default=Path("/dev/termination-log"),
     show_default=True,
     help="Where the JSON summary (or the failure reason) is written for the operator.",

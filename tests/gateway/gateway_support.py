@@ -21,13 +21,11 @@ import httpx
 
 import audit_registry
 from kube_support import GATEWAY_ACCOUNT, RELEASE_NAMESPACE, AuditEntry, LocalKube, user_of
-
 from recluster.controller.kube import KubeClient, KubeError
 from recluster.gateway import (
     USER_AGENT,
     GatewaySettings,
     create_app,
-    make_api_key_secret,
     serve_gateway,
 )
 
@@ -209,9 +207,7 @@ class Gateway:
     def triggers(self, namespace: str | None = None) -> list[dict[str, Any]]:
         return self.cluster.objects(GROUP, VERSION, "clustertriggers", namespace or self.a)
 
-    def define(
-        self, cluster_id: str, config: dict[str, Any], namespace: str | None = None
-    ) -> None:
+    def define(self, cluster_id: str, config: dict[str, Any], namespace: str | None = None) -> None:
         """A ClusterDefinition answering to cluster_id."""
         namespace = namespace or self.a
         self.cluster.create(

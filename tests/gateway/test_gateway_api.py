@@ -20,8 +20,8 @@ from gateway_support import (
     body,
     fields,
 )
-from kube_support import LocalKube
 
+from kube_support import LocalKube
 from recluster.gateway import USER_AGENT
 from recluster.manifests import Document
 from recluster.validation import validate_documents

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 from gateway_support import SEEDS, Gateway
-from kube_support import OPERATOR_ACCOUNT, LocalKube
 
+from kube_support import OPERATOR_ACCOUNT, LocalKube
 from recluster.controller.kube import KubeClient
 from recluster.controller.runtime import run_operator
 from recluster.controller.settings import Settings

@@ -16,7 +16,6 @@ import httpx
 import pytest
 import schemathesis
 from gateway_support import SEEDS, ServedGateway
-from kube_support import LocalKube
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
@@ -27,6 +26,8 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+
+from kube_support import LocalKube
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 EXAMPLES = {GenerationMode.POSITIVE: 40, GenerationMode.NEGATIVE: 20}

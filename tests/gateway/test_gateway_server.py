@@ -24,7 +24,6 @@ from gateway_support import (
 )
 
 from kube_support import GATEWAY_ACCOUNT, LocalKube, user_of
-
 from recluster.gateway import make_api_key_secret
 
 TRIGGERS = "/v1/clusters/triggers"

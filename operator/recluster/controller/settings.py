@@ -30,6 +30,9 @@ class Settings:
     job_service_account: str | None = None
     store_uri_secret: tuple[str, str] | None = None
     """(secret name, key): Jobs read the store URI from it (a DSN with a password)."""
+    job_store_uri: str | None = None
+    """The store as Jobs see it, where that differs from the operator's view (`recluster
+    dev` runs the operator on the host and mounts the store into Jobs); default store_uri."""
     job_env: list[dict[str, Any]] = field(default_factory=list)
     job_volumes: list[dict[str, Any]] = field(default_factory=list)
     job_volume_mounts: list[dict[str, Any]] = field(default_factory=list)
@@ -47,7 +50,7 @@ class Settings:
         """What every Job of this install gets."""
         return JobSettings(
             image=self.image,
-            store_uri=self.store_uri,
+            store_uri=self.job_store_uri or self.store_uri,
             image_pull_policy=self.image_pull_policy,
             service_account_name=self.job_service_account,
             env=tuple(self.job_env),

@@ -1,8 +1,10 @@
-"""`recluster dev`: emulated API + operator + local Job executor + sample data, one process.
+"""`recluster dev`: a real local control plane, the operator, the gateway and sample data.
 
-Everything a cluster would do runs here for real, except that Jobs run as
-local processes: the operator is the production code, talking HTTP to the
-emulated API, and `recluster run-job` is what a Job pod would run.
+Everything runs for real: etcd, kube-apiserver, controller-manager and
+scheduler (recluster.localkube, built on first use), the node agent running
+each Job's pod as a local `recluster run-job` process, the operator (the
+production code, in a thread of its own) and the REST gateway. Only the
+kubelet and container images are replaced (docs/localkube.md says how).
 """
 
 from __future__ import annotations
@@ -21,18 +23,22 @@ from typing import Any
 
 import kopf
 
-from ..api.crd import all_crds
+from ..api.trigger import GROUP_VERSION
 from ..controller.kube import KubeClient
 from ..controller.runtime import run_operator
 from ..controller.settings import Settings
-from ..emulator.cluster import EmulatedCluster
 from ..gateway.app import create_app
 from ..gateway.keys import make_api_key_secret
 from ..gateway.server import serve_gateway
 from ..gateway.settings import GatewaySettings
+from ..kubeclient import MERGE_PATCH, ApiError, KubeApi, resource_path
+from ..localkube.controlplane import ControlPlane
+from ..localkube.nodeagent import AgentConfig, NodeAgent
+from ..localkube.pki import ADMIN
+from ..localkube.runtime import ProcessRuntime
+from ..localkube.setup import install_crds
 from ..manifests import load_documents
 from ..store.factory import open_store
-from .executor import LocalJobExecutor
 from .feeder import DocumentFeeder, FeedPace
 from .sample import ensure_sample
 from .table import render
@@ -85,16 +91,34 @@ def collections_of(bodies: list[dict[str, Any]]) -> list[str]:
     return sorted(found)
 
 
+PLURALS = {"ClusterTrigger": "clustertriggers", "ClusterDefinition": "clusterdefinitions"}
+NODE = "dev-node"
+IMAGE = "recluster:dev"
+JOB_STORE_PATH = "/var/lib/recluster/store"
+"""Where the chart mounts a Parquet store (values.yaml store.parquet.path)."""
+"""Any tag of the Recluster image runs as a local process on the node agent."""
+
+
+def admin_connection(plane: ControlPlane) -> kopf.ConnectionInfo:
+    pair = plane.pki.client(ADMIN)
+    return kopf.ConnectionInfo(
+        server=plane.url,
+        ca_path=str(plane.pki.ca.cert),
+        certificate_path=str(pair.cert),
+        private_key_path=str(pair.key),
+    )
+
+
 class OperatorThread:
     """The operator in a thread of its own, with its own event loop, as in a separate process.
 
     kopf owns the loop it runs in: it cancels tasks it did not start when it
     stops, and handles signals in the main thread. Here the main loop serves
-    the emulated API, the gateway and the table, and decides about signals.
+    the gateway and the table, and decides about signals.
     """
 
-    def __init__(self, url: str, settings: Settings) -> None:
-        self.url, self.settings = url, settings
+    def __init__(self, info: kopf.ConnectionInfo, settings: Settings) -> None:
+        self.info, self.settings = info, settings
         self.ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -105,9 +129,7 @@ class OperatorThread:
         async def body() -> None:
             self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
             ready = asyncio.Event()
-            client = KubeClient(
-                kopf.ConnectionInfo(server=self.url, insecure=True), keep_alive=False
-            )
+            client = KubeClient(self.info, keep_alive=False)
             waiter = asyncio.create_task(self._signal_ready(ready))
             try:
                 await run_operator(self.settings, client, stop_flag=self._stop, ready_flag=ready)
@@ -134,27 +156,60 @@ class OperatorThread:
 
 
 class DevSystem:
-    """The pieces of `recluster dev`, started and stopped together."""
+    """The pieces of `recluster dev`: `start_cluster()`, `run()`, then `stop_cluster()`.
+
+    The cluster starts and stops on the calling thread (the main thread: its
+    processes then die with this one, see localkube/processes.py); `run()` is
+    the asynchronous rest.
+    """
 
     def __init__(
         self,
         workdir: Path,
         examples: Path,
-        port: int = 0,
         gateway_port: int | None = 8080,
         feed: FeedPace | None = None,
+        *,
+        keep: bool = True,
+        progress: Callable[[str], None] | None = None,
     ) -> None:
         self.workdir = workdir.resolve()
         self.examples = examples
-        self.port = port
         self.gateway_port = gateway_port
         self.gateway_url: str | None = None
         self.feed = feed or FeedPace()
         self.api_key_file = self.workdir / "api-key"
         self.store_uri = str(self.workdir / "store")
         self.kubeconfig = self.workdir / "kubeconfig"
-        self.cluster = EmulatedCluster(port=port)
-        self.cluster.install_crds(all_crds().values())
+        self.say = progress or (lambda line: print(line, flush=True))
+        self.plane = ControlPlane(self.workdir / "control-plane", keep=keep, progress=self.say)
+        self.agent: NodeAgent | None = None
+        self.api: KubeApi | None = None
+
+    # -- the cluster -------------------------------------------------------------------
+
+    def start_cluster(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.plane.start()
+        try:
+            self.plane.kubeconfig(self.kubeconfig, ADMIN, namespace=NAMESPACE)
+            self.api = KubeApi.from_kubeconfig(self.kubeconfig, "recluster-dev")
+            node_api = KubeApi.from_kubeconfig(self.plane.node_kubeconfig(NODE), "node-agent")
+            config = AgentConfig(
+                NODE, self.workdir / "node", apiserver_port=self.plane.ports["apiserver"]
+            )
+            self.agent = NodeAgent(node_api, ProcessRuntime(), config).start()
+            install_crds(self.api)
+        except BaseException:
+            self.stop_cluster()
+            raise
+
+    def stop_cluster(self) -> None:
+        if self.agent is not None:
+            self.agent.stop()
+        if self.api is not None:
+            self.api.close()
+        self.plane.stop()
 
     def bodies(self) -> list[dict[str, Any]]:
         documents = load_documents([self.examples])
@@ -171,69 +226,82 @@ class DevSystem:
         finally:
             store.close()
 
+    def apply(self, body: dict[str, Any]) -> None:
+        """Create the object, or merge it into the one a previous run left."""
+        assert self.api is not None
+        plural = PLURALS[str(body["kind"])]
+        collection = resource_path(GROUP_VERSION, plural, NAMESPACE)
+        try:
+            self.api.request("POST", collection, body)
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+            path = resource_path(GROUP_VERSION, plural, NAMESPACE, body["metadata"]["name"])
+            self.api.request("PATCH", path, body, content_type=MERGE_PATCH)
+
+    def cluster_triggers(self) -> list[dict[str, Any]]:
+        assert self.api is not None
+        path = resource_path(GROUP_VERSION, "clustertriggers", NAMESPACE)
+        return list(self.api.request("GET", path).get("items") or [])
+
+    # -- everything else ---------------------------------------------------------------
+
     async def run(
         self,
         stop: asyncio.Event,
         show: Callable[[str], None] | None = None,
         refresh: float = 2.0,
     ) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
         bodies = self.bodies()
-        counts = self.load_samples(bodies)
-        os.environ["RECLUSTER_STORE_URI"] = self.store_uri
-        async with self.cluster:
-            self.cluster.write_kubeconfig(self.kubeconfig)
-            print(f"emulated Kubernetes API at {self.cluster.url}", flush=True)
-            print(f"kubeconfig: {self.kubeconfig}", flush=True)
-            print(f"store: {self.store_uri} ({counts})", flush=True)
-            settings = Settings(
-                image="recluster:dev",
-                store_uri=self.store_uri,
-                max_sleep=5.0,
-                event_poll_seconds=2.0,
-            )
-            operator = OperatorThread(self.cluster.url, settings)
-            executor = LocalJobExecutor(self.cluster, workdir=self.workdir)
-            executing = asyncio.create_task(executor.run(stop))
-            feed_store = open_store(self.store_uri)
-            feeder = DocumentFeeder(feed_store, NAMESPACE, sorted(counts), self.feed)
-            feeding = asyncio.create_task(feeder.run(stop))
-            serving = None
+        counts = await asyncio.to_thread(self.load_samples, bodies)
+        self.say(f"kubeconfig: {self.kubeconfig}")
+        self.say(f"  kubectl --kubeconfig {self.kubeconfig} get clustertriggers")
+        self.say(f"store: {self.store_uri} ({counts})")
+        settings = Settings(
+            image=IMAGE,
+            store_uri=self.store_uri,
+            # Jobs mount the store where the chart puts it: the host directory, by hostPath
+            job_store_uri=JOB_STORE_PATH,
+            job_volumes=[{"name": "store",
+                          "hostPath": {"path": self.store_uri, "type": "Directory"}}],
+            job_volume_mounts=[{"name": "store", "mountPath": JOB_STORE_PATH}],
+            max_sleep=5.0,
+            event_poll_seconds=2.0,
+        )  # fmt: skip
+        operator = OperatorThread(admin_connection(self.plane), settings)
+        feed_store = open_store(self.store_uri)
+        feeder = DocumentFeeder(feed_store, NAMESPACE, sorted(counts), self.feed)
+        feeding = asyncio.create_task(feeder.run(stop))
+        serving = None
+        try:
             if self.gateway_port is not None:
                 serving = await self.start_gateway(stop)
-            try:
-                await operator.wait_ready(30)
-                for body in sorted(bodies, key=lambda b: b["kind"] != "ClusterDefinition"):
-                    self.cluster.apply(body, namespace=NAMESPACE)
-                while not stop.is_set():
-                    if show is not None:
-                        triggers = self.cluster.objects(
-                            "recluster.io", "v1alpha1", "clustertriggers", NAMESPACE
-                        )
-                        show(render(triggers))
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), refresh)
-            finally:
-                stop.set()
-                operator.stop()
-                await executing
-                await feeding
-                feed_store.close()
-                if serving is not None:
-                    await serving
-                await operator.join(30)
+            await operator.wait_ready(60)
+            for body in sorted(bodies, key=lambda b: b["kind"] != "ClusterDefinition"):
+                await asyncio.to_thread(self.apply, body)
+            while not stop.is_set():
+                if show is not None:
+                    show(render(await asyncio.to_thread(self.cluster_triggers)))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), refresh)
+        finally:
+            stop.set()
+            operator.stop()
+            await feeding
+            feed_store.close()
+            if serving is not None:
+                await serving
+            await operator.join(30)
 
     async def start_gateway(self, stop: asyncio.Event) -> asyncio.Task[None]:
         """The REST gateway on localhost, with a dev API key bound to `default`."""
+        assert self.api is not None
         key, secret = make_api_key_secret("dev", [NAMESPACE], name="recluster-dev-api-key")
-        self.cluster.create("", "v1", "secrets", secret, namespace=NAMESPACE)
+        path = resource_path("v1", "secrets", NAMESPACE, "recluster-dev-api-key")
+        await asyncio.to_thread(self._replace, path, secret)
         self.api_key_file.write_text(key + "\n")
         self.api_key_file.chmod(0o600)
-        client = KubeClient(
-            kopf.ConnectionInfo(server=self.cluster.url, insecure=True),
-            "recluster-gateway",
-            keep_alive=False,
-        )
+        client = KubeClient(admin_connection(self.plane), "recluster-gateway", keep_alive=False)
         app = create_app(GatewaySettings(keys_namespace=NAMESPACE), client)
         ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
@@ -249,14 +317,15 @@ class DevSystem:
         task = asyncio.create_task(serve())
         port = await asyncio.wait_for(ready, 30)
         self.gateway_url = f"http://127.0.0.1:{port}"
-        print(f"REST gateway: {self.gateway_url} (API key in {self.api_key_file})", flush=True)
+        self.say(f"REST gateway: {self.gateway_url} (API key in {self.api_key_file})")
         return task
 
-    def cluster_triggers(self) -> list[dict[str, Any]]:
-        return [
-            dict(t)
-            for t in self.cluster.objects("recluster.io", "v1alpha1", "clustertriggers", NAMESPACE)
-        ]
+    def _replace(self, path: str, body: dict[str, Any]) -> None:
+        """A fresh key each run: the old Secret goes, the new one is created."""
+        assert self.api is not None
+        with contextlib.suppress(ApiError):
+            self.api.request("DELETE", path)
+        self.api.request("POST", path.rsplit("/", 1)[0], body)
 
 
 async def _stop_when_orphaned(stop: asyncio.Event) -> None:
@@ -272,12 +341,11 @@ def run_dev(
     workdir: Path,
     examples: Path,
     duration: float | None,
-    port: int = 0,
     gateway_port: int | None = 8080,
 ) -> int:
     """Run until Ctrl-C (or `duration` seconds); print the trigger table as it changes."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    system = DevSystem(workdir, examples, port, gateway_port)
+    system = DevSystem(workdir, examples, gateway_port)
     interactive = sys.stdout.isatty()
     started = time.monotonic()
 
@@ -299,6 +367,11 @@ def run_dev(
         await system.run(stop, show)
         orphaned.cancel()
 
-    asyncio.run(main())
+    # the cluster's processes belong to the main thread (they die with it, even on kill -9)
+    system.start_cluster()
+    try:
+        asyncio.run(main())
+    finally:
+        system.stop_cluster()
     print("stopped; results are in", system.store_uri)
     return 0
