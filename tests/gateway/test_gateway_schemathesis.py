@@ -1,6 +1,6 @@
 """Schemathesis against /openapi.json: no generated request makes the gateway fail (5xx).
 
-The gateway runs under uvicorn with the emulated API on a thread of their own;
+The gateway runs under uvicorn on a thread of its own, on the real control plane;
 schemathesis calls it over HTTP. Most cases carry a valid key and namespace
 (else nearly all would stop at 401/403), and for trigger paths half of them
 name triggers that exist, so validation, PATCH merging and the Kubernetes

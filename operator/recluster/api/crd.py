@@ -220,7 +220,8 @@ def cluster_trigger_crd() -> dict[str, Any]:
         _column("Type", ".spec.trigger_type", "string", "Trigger type"),
         _column("Schedule", ".status.schedule", "string", "When it fires (cron, every, threshold)"),
         _column("Status", ".status.status", "string", "Current status"),
-        _column("Next", ".status.next_scheduled_at", "date", "Next scheduled execution"),
+        # a string, not a date: kubectl shows a date column as an age, "<invalid>" when future
+        _column("Next", ".status.next_scheduled_at", "string", "Next scheduled execution (UTC)"),
         _column("Last", ".status.last_triggered_at", "date", "Last time the trigger fired"),
         _column("Executions", ".status.execution_count", "integer", "Total executions"),
         _column("Failures", ".status.consecutive_failures", "integer", "Consecutive failures"),
