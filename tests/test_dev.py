@@ -93,9 +93,12 @@ def test_dev_system_runs_every_trigger_type(tmp_path: Path) -> None:
                 "X-Namespace": "default",
                 "Connection": "close",
             }
-            async with aiohttp.ClientSession() as session, session.post(
-                f"{system.gateway_url}/v1/clusters/triggers", json=seed, headers=headers
-            ) as response:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(
+                    f"{system.gateway_url}/v1/clusters/triggers", json=seed, headers=headers
+                ) as response,
+            ):
                 seen["created"] = (response.status, await response.json())
         finally:
             stop.set()
