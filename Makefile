@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: dev test lint typecheck crds e2e values-docs clean
+.PHONY: dev test lint typecheck crds e2e values-docs kube clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,13 +12,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+## kube: build (once) the local control plane's binaries, and fetch kubectl and helm
+kube: $(STAMP)
+	$(BIN)/recluster localkube build
+	$(BIN)/python tools/get_helm.py --kubectl
+
 ## dev: set everything up and run the whole system on this machine (Ctrl-C stops it)
-dev: $(STAMP)
+dev: $(STAMP) kube
 	$(BIN)/recluster validate --quiet examples/
 	$(BIN)/recluster dev
 
 ## test: set everything up and run lint, type checks and the test suite
-test: $(STAMP) lint typecheck
+test: $(STAMP) lint typecheck kube
 	$(BIN)/pytest
 
 LINTED := operator tests tools $(wildcard benchmarks)

@@ -199,6 +199,8 @@ class AuditEntry:
     namespace: str
     name: str
     code: int
+    decision: str
+    """The authorizer's verdict: allow, or forbid (a 403 for another reason says allow)."""
 
     @property
     def rule(self) -> tuple[str, str, str]:
@@ -243,6 +245,9 @@ class AuditLog:
                 namespace=str(ref.get("namespace") or ""),
                 name=str(ref.get("name") or ""),
                 code=int((event.get("responseStatus") or {}).get("code") or 0),
+                decision=str(
+                    (event.get("annotations") or {}).get("authorization.k8s.io/decision") or ""
+                ),
             )
 
     def rules(self, user: str, since: int = 0) -> set[tuple[str, str, str]]:

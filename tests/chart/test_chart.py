@@ -375,6 +375,8 @@ def test_s3_store_settings_and_credentials_reach_the_operator_and_jobs(render: R
 OPERATOR_WATCHED = {
     ("recluster.io", "clustertriggers"): {"get", "list", "watch", "patch"},
     ("recluster.io", "clustertriggers/status"): {"patch"},
+    # Jobs name their trigger with blockOwnerDeletion (OwnerReferencesPermissionEnforcement)
+    ("recluster.io", "clustertriggers/finalizers"): {"update"},
     ("recluster.io", "clusterdefinitions"): {"list", "watch"},
     ("batch", "jobs"): {"list", "watch", "create", "delete"},
     ("", "pods"): {"list", "watch"},
