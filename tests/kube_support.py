@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import kopf
-
 from recluster.gateway.keys import make_api_key_secret
-from recluster.kubeclient import MERGE_PATCH, ApiError, KubeApi, resource_path
+from recluster.kube.credentials import Credentials
+from recluster.kube.errors import KubeError
+from recluster.kube.paths import MERGE_PATCH, resource_path
+from recluster.kube.sync import KubeApi
 from recluster.localkube.controlplane import ControlPlane
 from recluster.localkube.nodeagent import AgentConfig, NodeAgent
 from recluster.localkube.runtime import (
@@ -114,7 +115,7 @@ class Cluster:
         body = {**body, "metadata": {**body["metadata"], "namespace": namespace}}
         try:
             return self.create(group, version, plural, body, namespace)
-        except ApiError as exc:
+        except KubeError as exc:
             if exc.status != 409:
                 raise
         name = str(body["metadata"]["name"])
@@ -141,7 +142,7 @@ class Cluster:
         body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
         try:
             self.api.request("DELETE", self.path(group, version, plural, namespace, name), body)
-        except ApiError as exc:
+        except KubeError as exc:
             if exc.status != 404:
                 raise
 
@@ -364,13 +365,10 @@ class LocalKube:
         )
         self._audit_seen = self.audit.mark()
 
-    def connection(self, account: str) -> kopf.ConnectionInfo:
+    def connection(self, account: str) -> Credentials:
         """What the operator or gateway logs in with: the service account's token."""
-        return kopf.ConnectionInfo(
-            server=self.plane.url,
-            ca_path=str(self.plane.pki.ca.cert),
-            token=self.tokens[account],
-        )
+        path = self.workdir / f"{account}.kubeconfig"
+        return Credentials.from_kubeconfig(self.token_kubeconfig(path, account))
 
     def token_kubeconfig(self, path: Path, account: str) -> Path:
         return self.plane.token_kubeconfig(path, self.tokens[account], user_of(account))

@@ -14,7 +14,7 @@ import pytest
 from recluster.devsystem.feeder import FeedPace, mix
 from recluster.devsystem.system import DevSystem, shorten
 from recluster.devsystem.table import render
-from recluster.kubeclient import KubeApi
+from recluster.kube.sync import KubeApi
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -198,10 +198,10 @@ def operator_(
     import uuid
 
     from .controller.health import serve_health
-    from .controller.kube import KubeClient
     from .controller.leader import LeaderElection
     from .controller.runtime import run_operator
     from .controller.settings import Settings
+    from .kube.client import KubeClient
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -359,7 +359,6 @@ def gateway(host: str, port: int, keys_namespace: str | None) -> None:
     import asyncio
     import signal
 
-    from .controller.kube import KubeClient
     from .gateway import (
         USER_AGENT,
         GatewaySettings,
@@ -367,6 +366,7 @@ def gateway(host: str, port: int, keys_namespace: str | None) -> None:
         default_keys_namespace,
         serve_gateway,
     )
+    from .kube.client import KubeClient
 
     settings = GatewaySettings(keys_namespace=keys_namespace or default_keys_namespace())
 

@@ -22,7 +22,7 @@ from kube_support import LocalKube
 from recluster.api.trigger import ClusterTriggerSpec
 from recluster.controller.settings import Settings
 from recluster.core.jobs import JobRequest, build_job
-from recluster.kubeclient import ApiError
+from recluster.kube.errors import KubeError
 
 Render = Callable[[dict[str, Any]], Rendered]
 NOT_SERVED = {"ServiceMonitor"}
@@ -37,7 +37,7 @@ def ensure_namespace(kube: LocalKube, name: str) -> None:
             "namespaces",
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
         )
-    except ApiError as exc:
+    except KubeError as exc:
         if exc.status != 409:
             raise
 

@@ -21,13 +21,14 @@ import httpx
 
 import audit_registry
 from kube_support import GATEWAY_ACCOUNT, RELEASE_NAMESPACE, AuditEntry, LocalKube, user_of
-from recluster.controller.kube import KubeClient, KubeError
 from recluster.gateway import (
     USER_AGENT,
     GatewaySettings,
     create_app,
     serve_gateway,
 )
+from recluster.kube.client import KubeClient
+from recluster.kube.errors import KubeError
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,9 +9,9 @@ import pytest
 from gateway_support import SEEDS, Gateway
 
 from kube_support import OPERATOR_ACCOUNT, LocalKube
-from recluster.controller.kube import KubeClient
 from recluster.controller.runtime import run_operator
 from recluster.controller.settings import Settings
+from recluster.kube.client import KubeClient
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
 

@@ -21,10 +21,10 @@ from typing import Any, TypeVar
 
 import audit_registry
 from kube_support import OPERATOR_ACCOUNT, AuditEntry, LocalKube, user_of
-from recluster.controller.kube import KubeClient
 from recluster.controller.metrics import Metrics
 from recluster.controller.runtime import run_operator
 from recluster.controller.settings import Settings
+from recluster.kube.client import KubeClient
 
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")

@@ -14,10 +14,10 @@ from harness import GROUP, VERSION, Harness
 
 import audit_registry
 from kube_support import GATEWAY_ACCOUNT, RELEASE_NAMESPACE, LocalKube
-from recluster.controller.kube import KubeClient
 from recluster.gateway.app import create_app
 from recluster.gateway.settings import GatewaySettings
 from recluster.jobrunner.runner import JobInput, run_job
+from recluster.kube.client import KubeClient
 from recluster.store.factory import open_store
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]

@@ -13,11 +13,11 @@ from harness import IMAGE, Clock, trigger
 
 import audit_registry
 from kube_support import OPERATOR_ACCOUNT, RELEASE_NAMESPACE, LocalKube
-from recluster.controller.kube import KubeClient
 from recluster.controller.leader import LeaderElection
 from recluster.controller.runtime import run_operator
 from recluster.controller.settings import Settings
 from recluster.core.lease import LeaseTiming
+from recluster.kube.client import KubeClient
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
 TIMING = LeaseTiming(duration=1.0, renew=0.2, retry=0.1)

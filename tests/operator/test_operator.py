@@ -10,7 +10,8 @@ import pytest
 from harness import GROUP, VERSION, Harness, trigger
 
 from kube_support import LocalKube
-from recluster.controller.kube import KubeClient, KubeError
+from recluster.kube.client import KubeClient
+from recluster.kube.errors import KubeError
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
 
@@ -145,7 +146,7 @@ async def test_restart_between_job_creation_and_status_adopts_the_job(kube: Loca
             async def patch_status(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
                 raise KubeError(503, "ServiceUnavailable", "operator killed here")
 
-        crashing = Crashing(h.client.info, keep_alive=False)  # type: ignore[union-attr]
+        crashing = Crashing(h.client.credentials, keep_alive=False)  # type: ignore[union-attr]
         h.clock.set(at(10, 5, 2))
         await h.start_operator(crashing)
         [job] = await h.until(lambda: h.jobs("t"), what="the Job of the first operator")
@@ -343,7 +344,7 @@ async def test_a_status_write_conflict_from_metadata_only_is_retried_at_once(
                     raise KubeError(409, "Conflict", "the object has been modified")
                 return await super().patch_status(*args, **kwargs)
 
-        client = Conflicting(h.client.info, keep_alive=False)  # type: ignore[union-attr]
+        client = Conflicting(h.client.credentials, keep_alive=False)  # type: ignore[union-attr]
         await h.start_operator(client)
         h.clock.set(at(10, 5))
         [job] = await h.until(lambda: h.jobs("t"))

@@ -20,7 +20,9 @@ from typing import Any
 import aiohttp
 
 from ..core.lease import LeaseTiming, released, step
-from .kube import KubeClient, KubeError, resource_path
+from ..kube.client import KubeClient
+from ..kube.errors import KubeError
+from ..kube.paths import resource_path
 
 log = logging.getLogger(__name__)
 LEASE_API = "coordination.k8s.io/v1"

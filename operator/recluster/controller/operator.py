@@ -38,9 +38,11 @@ from ..core.jobs import (
     observe_job,
 )
 from ..core.triggering import Decision, Observation, TriggerRef, invalid_spec, reconcile
+from ..kube.client import KubeClient
+from ..kube.errors import KubeError
+from ..kube.paths import resource_path
 from ..store.base import CollectionStore
 from ..store.factory import open_store
-from .kube import KubeClient, KubeError, resource_path
 from .metrics import Metrics
 from .settings import Settings
 
@@ -147,7 +149,16 @@ def build_registry(
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
-        return client.info
+        conf = client.credentials.configuration
+        scheme, _space, token = (client.credentials.authorization() or "").partition(" ")
+        return kopf.ConnectionInfo(
+            server=client.server,
+            ca_path=conf.ssl_ca_cert or None,
+            insecure=not conf.verify_ssl,
+            certificate_path=conf.cert_file or None,
+            private_key_path=conf.key_file or None,
+            token=token if scheme == "Bearer" else None,
+        )
 
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Collection
 
 import kopf
 
-from .kube import KubeClient
+from ..kube.client import KubeClient
 from .leader import LeaderElection, lead_while_elected
 from .metrics import Metrics
 from .operator import build_registry

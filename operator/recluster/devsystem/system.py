@@ -21,17 +21,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import kopf
-
 from ..api.trigger import GROUP_VERSION
-from ..controller.kube import KubeClient
 from ..controller.runtime import run_operator
 from ..controller.settings import Settings
 from ..gateway.app import create_app
 from ..gateway.keys import make_api_key_secret
 from ..gateway.server import serve_gateway
 from ..gateway.settings import GatewaySettings
-from ..kubeclient import MERGE_PATCH, ApiError, KubeApi, resource_path
+from ..kube.client import KubeClient
+from ..kube.credentials import Credentials
+from ..kube.errors import KubeError
+from ..kube.paths import MERGE_PATCH, resource_path
+from ..kube.sync import KubeApi
 from ..localkube.controlplane import ControlPlane
 from ..localkube.nodeagent import AgentConfig, NodeAgent
 from ..localkube.pki import ADMIN
@@ -99,14 +100,9 @@ JOB_STORE_PATH = "/var/lib/recluster/store"
 """Any tag of the Recluster image runs as a local process on the node agent."""
 
 
-def admin_connection(plane: ControlPlane) -> kopf.ConnectionInfo:
-    pair = plane.pki.client(ADMIN)
-    return kopf.ConnectionInfo(
-        server=plane.url,
-        ca_path=str(plane.pki.ca.cert),
-        certificate_path=str(pair.cert),
-        private_key_path=str(pair.key),
-    )
+def admin_credentials(plane: ControlPlane) -> Credentials:
+    """The admin kubeconfig's credentials (the operator and gateway of `recluster dev`)."""
+    return Credentials.from_kubeconfig(plane.admin_kubeconfig)
 
 
 class OperatorThread:
@@ -117,8 +113,8 @@ class OperatorThread:
     the gateway and the table, and decides about signals.
     """
 
-    def __init__(self, info: kopf.ConnectionInfo, settings: Settings) -> None:
-        self.info, self.settings = info, settings
+    def __init__(self, credentials: Credentials, settings: Settings) -> None:
+        self.credentials, self.settings = credentials, settings
         self.ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -129,7 +125,7 @@ class OperatorThread:
         async def body() -> None:
             self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
             ready = asyncio.Event()
-            client = KubeClient(self.info, keep_alive=False)
+            client = KubeClient(self.credentials, keep_alive=False)
             waiter = asyncio.create_task(self._signal_ready(ready))
             try:
                 await run_operator(self.settings, client, stop_flag=self._stop, ready_flag=ready)
@@ -233,7 +229,7 @@ class DevSystem:
         collection = resource_path(GROUP_VERSION, plural, NAMESPACE)
         try:
             self.api.request("POST", collection, body)
-        except ApiError as exc:
+        except KubeError as exc:
             if exc.status != 409:
                 raise
             path = resource_path(GROUP_VERSION, plural, NAMESPACE, body["metadata"]["name"])
@@ -268,7 +264,7 @@ class DevSystem:
             max_sleep=5.0,
             event_poll_seconds=2.0,
         )  # fmt: skip
-        operator = OperatorThread(admin_connection(self.plane), settings)
+        operator = OperatorThread(admin_credentials(self.plane), settings)
         feed_store = open_store(self.store_uri)
         feeder = DocumentFeeder(feed_store, NAMESPACE, sorted(counts), self.feed)
         feeding = asyncio.create_task(feeder.run(stop))
@@ -301,7 +297,7 @@ class DevSystem:
         await asyncio.to_thread(self._replace, path, secret)
         self.api_key_file.write_text(key + "\n")
         self.api_key_file.chmod(0o600)
-        client = KubeClient(admin_connection(self.plane), "recluster-gateway", keep_alive=False)
+        client = KubeClient(admin_credentials(self.plane), "recluster-gateway", keep_alive=False)
         app = create_app(GatewaySettings(keys_namespace=NAMESPACE), client)
         ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
@@ -323,7 +319,7 @@ class DevSystem:
     def _replace(self, path: str, body: dict[str, Any]) -> None:
         """A fresh key each run: the old Secret goes, the new one is created."""
         assert self.api is not None
-        with contextlib.suppress(ApiError):
+        with contextlib.suppress(KubeError):
             self.api.request("DELETE", path)
         self.api.request("POST", path.rsplit("/", 1)[0], body)
 

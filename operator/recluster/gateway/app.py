@@ -13,7 +13,8 @@ import aiohttp
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from ..controller.kube import KubeClient, KubeError
+from ..kube.client import KubeClient
+from ..kube.errors import KubeError
 from .errors import install_error_handlers
 from .events import EventRecorder
 from .events import router as events_router

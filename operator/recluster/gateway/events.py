@@ -24,8 +24,10 @@ from pydantic import Field, StringConstraints, ValidationError
 from ..api.base import Identifier, Model
 from ..api.schedule import EventType
 from ..api.trigger import GROUP_VERSION, ClusterTriggerSpec, ClusterTriggerStatus
-from ..controller.kube import KubeClient, KubeError, resource_path
 from ..core.events import PushedEvent, apply_pushed, listens_to
+from ..kube.client import KubeClient
+from ..kube.errors import KubeError
+from ..kube.paths import resource_path
 from .auth import CallerDep
 from .errors import responses, rule_error
 

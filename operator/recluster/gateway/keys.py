@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..api.base import namespace_problem
-from ..controller.kube import KubeClient, KubeError, resource_path
+from ..kube.client import KubeClient
+from ..kube.errors import KubeError
+from ..kube.paths import resource_path
 
 log = logging.getLogger("recluster.gateway.keys")
 

@@ -10,8 +10,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..api.trigger import GROUP_VERSION
-from ..controller.kube import JSON, MERGE_PATCH, KubeClient, resource_path
 from ..core.definitions import definition_ids
+from ..kube.client import KubeClient
+from ..kube.paths import JSON, MERGE_PATCH, resource_path
 
 TRIGGERS = "clustertriggers"
 DEFINITIONS = "clusterdefinitions"

@@ -37,11 +37,12 @@ from ..api.rest import (
 )
 from ..api.schedule import TRIGGER_TYPES, ScheduleConfig
 from ..api.trigger import GROUP_VERSION, ClusterTrigger, ClusterTriggerSpec, TriggerRequest
-from ..controller.kube import JSON, KubeError
 from ..convert import name_from
 from ..core.definitions import resolve_execution
 from ..core.jobs import ANNOTATION_CREATED_BY, ANNOTATION_EXECUTE_NOW
 from ..core.schedule import ScheduleError, validate_cron_expression, validate_timezone
+from ..kube.errors import KubeError
+from ..kube.paths import JSON
 from .auth import Caller
 from .errors import ApiProblem, body_errors, rule_error
 from .kubeapi import TriggerApi, merge_patch

@@ -37,7 +37,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..kubeclient import MERGE_PATCH, STRATEGIC_MERGE_PATCH, ApiError, KubeApi, resource_path
+from ..kube.errors import KubeError
+from ..kube.paths import MERGE_PATCH, STRATEGIC_MERGE_PATCH, resource_path
+from ..kube.sync import KubeApi
 from . import kubelet
 from .kubelet import (
     ContainerConfigError,
@@ -145,7 +147,7 @@ class NodeAgent:
         try:
             node = self.api.request("POST", resource_path("v1", "nodes"),
                                     kubelet.node_manifest(self.facts))  # fmt: skip
-        except ApiError as exc:
+        except KubeError as exc:
             if exc.status != 409:
                 raise
             node = self.api.request("GET", path)
@@ -165,7 +167,7 @@ class NodeAgent:
         path = resource_path("coordination.k8s.io/v1", "leases", namespace, self.node)
         try:
             self.api.request("PATCH", path, {"spec": lease["spec"]}, content_type=MERGE_PATCH)
-        except ApiError as exc:
+        except KubeError as exc:
             if exc.status != 404:
                 raise
             self.api.request(
@@ -181,7 +183,7 @@ class NodeAgent:
                     node = self.api.get(resource_path("v1", "nodes", None, self.node))
                     self._post_node_status((node or {}).get("status"))
                     last_status = time.monotonic()
-            except (ApiError, OSError) as exc:
+            except (KubeError, OSError) as exc:
                 log.warning("node heartbeat failed: %s", exc)
 
     # -- Pods --------------------------------------------------------------------------
@@ -272,7 +274,7 @@ class NodeAgent:
         try:
             self.api.request("PATCH", path, {"metadata": {"uid": meta["uid"]}, "status": status},
                              content_type=STRATEGIC_MERGE_PATCH)  # fmt: skip
-        except ApiError as exc:
+        except KubeError as exc:
             if exc.status in (404, 409):
                 return False
             raise
@@ -284,7 +286,7 @@ class NodeAgent:
             "apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0,
             "preconditions": {"uid": meta["uid"]},
         }  # fmt: skip
-        with contextlib.suppress(ApiError):
+        with contextlib.suppress(KubeError):
             self.api.request("DELETE", resource_path("v1", "pods", meta["namespace"],
                                                      meta["name"]), body)  # fmt: skip
 
@@ -304,7 +306,7 @@ class NodeAgent:
         }  # fmt: skip
         try:
             self.api.request("POST", resource_path("v1", "events", meta["namespace"]), body)
-        except ApiError as exc:
+        except KubeError as exc:
             log.debug("event %s for %s not posted: %s", reason, meta["name"], exc)
 
     def lookup(self, namespace: str) -> Callable[[str, str], Mapping[str, str] | None]:
@@ -699,7 +701,7 @@ def _project(
         path = resource_path("v1", "serviceaccounts", meta["namespace"], account, "token")
         try:
             token = agent.api.request("POST", path, request)["status"]["token"]
-        except ApiError as exc:
+        except KubeError as exc:
             raise ContainerConfigError(f"service account token: {exc.message}") from None
         target.mkdir(parents=True, exist_ok=True)
         (target / str(spec.get("path") or "token")).write_text(str(token))

@@ -10,7 +10,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..api.crd import all_crds
-from ..kubeclient import MERGE_PATCH, ApiError, KubeApi, resource_path
+from ..kube.errors import KubeError
+from ..kube.paths import MERGE_PATCH, resource_path
+from ..kube.sync import KubeApi
 
 CRD_API = "apiextensions.k8s.io/v1"
 READY_TIMEOUT = 60.0
@@ -27,7 +29,7 @@ def install_crds(api: KubeApi, crds: Iterable[Mapping[str, Any]] | None = None) 
         name = str(crd["metadata"]["name"])
         try:
             api.request("POST", resource_path(CRD_API, "customresourcedefinitions"), dict(crd))
-        except ApiError as exc:
+        except KubeError as exc:
             if exc.status != 409:
                 raise
             path = resource_path(CRD_API, "customresourcedefinitions", None, name)
@@ -53,7 +55,7 @@ def _served(api: KubeApi, crd: Mapping[str, Any]) -> bool:
     version = next(v["name"] for v in spec["versions"] if v.get("served", True))
     try:
         api.request("GET", resource_path(f"{spec['group']}/{version}", spec["names"]["plural"]))
-    except ApiError as exc:
+    except KubeError as exc:
         if exc.status == 429:
             return False
         raise

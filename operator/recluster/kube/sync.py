@@ -1,12 +1,9 @@
-"""Synchronous Kubernetes API calls on raw JSON, through the official `kubernetes` client.
+"""Synchronous Kubernetes API calls on JSON, through the official `kubernetes` client.
 
 Credentials, TLS and proxies come from the `kubernetes` package's own config
-loaders (a kubeconfig file, or the in-cluster service account); this module
-only adds what our callers want on top: JSON in and out for any resource
-(built-in or custom) by its path, one error type with the Status reason, and
-watch streams as dictionaries. Used by the node agent, `recluster dev` and
-the tests; the operator's asynchronous client (controller/kube.py) shares
-`resource_path`.
+loaders (credentials.py); this module adds JSON in and out for any resource
+(built-in or custom) by its path, the one error type (KubeError), and watch
+streams as dictionaries. Used by the node agent, `recluster dev` and the tests.
 """
 
 from __future__ import annotations
@@ -17,54 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client as k8s_client  # type: ignore[import-untyped]
-from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException  # type: ignore[import-untyped]
 from kubernetes.watch.watch import iter_resp_lines  # type: ignore[import-untyped]
 
-JSON = dict[str, Any]
-MERGE_PATCH = "application/merge-patch+json"
-STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
-JSON_PATCH = "application/json-patch+json"
-APPLY_PATCH = "application/apply-patch+yaml"
+from .credentials import Credentials
+from .errors import KubeError
+from .paths import JSON
 
 
-def resource_path(
-    api_version: str,
-    plural: str,
-    namespace: str | None = None,
-    name: str | None = None,
-    subresource: str | None = None,
-) -> str:
-    """`/apis/batch/v1/namespaces/ns/jobs/name[/status]` (the core group under `/api/v1`)."""
-    base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
-    path = f"{base}/namespaces/{namespace}/{plural}" if namespace else f"{base}/{plural}"
-    if name:
-        path = f"{path}/{name}"
-        if subresource:
-            path = f"{path}/{subresource}"
-    return path
-
-
-class ApiError(Exception):
-    """A call answered with an error Status: `status` (HTTP), `reason`, `message`."""
-
-    def __init__(self, status: int, reason: str, message: str, body: Mapping[str, Any]) -> None:
-        super().__init__(f"{status} {reason}: {message}")
-        self.status, self.reason, self.message, self.body = status, reason, message, dict(body)
-
-
-def _error(exc: ApiException) -> ApiError:
-    try:
-        body = json.loads(exc.body) if exc.body else {}
-    except (ValueError, TypeError):
-        body = {}
-    body = body if isinstance(body, dict) else {}
-    return ApiError(
-        int(exc.status or 0),
-        str(body.get("reason") or exc.reason or ""),
-        str(body.get("message") or exc.body or ""),
-        body,
-    )
+def _error(exc: ApiException) -> KubeError:
+    return KubeError.from_response(int(exc.status or 0), str(exc.reason or ""), exc.body or "")
 
 
 class KubeApi:
@@ -75,14 +34,12 @@ class KubeApi:
         self.api_client.user_agent = user_agent
 
     @classmethod
-    def from_kubeconfig(cls, path: Path | str, user_agent: str = "recluster") -> KubeApi:
-        return cls(k8s_config.new_client_from_config(config_file=str(path)), user_agent)
+    def from_credentials(cls, credentials: Credentials, user_agent: str = "recluster") -> KubeApi:
+        return cls(k8s_client.ApiClient(credentials.configuration), user_agent)
 
     @classmethod
-    def in_cluster(cls, user_agent: str = "recluster") -> KubeApi:
-        configuration = k8s_client.Configuration()
-        k8s_config.load_incluster_config(client_configuration=configuration)
-        return cls(k8s_client.ApiClient(configuration), user_agent)
+    def from_kubeconfig(cls, path: Path | str, user_agent: str = "recluster") -> KubeApi:
+        return cls.from_credentials(Credentials.from_kubeconfig(path), user_agent)
 
     @property
     def server(self) -> str:
@@ -140,7 +97,7 @@ class KubeApi:
         """The object, or None when it does not exist."""
         try:
             return self.request("GET", path, query=query)
-        except ApiError as exc:
+        except KubeError as exc:
             if exc.status == 404:
                 return None
             raise
