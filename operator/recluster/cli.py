@@ -223,7 +223,7 @@ def operator_(
         try:
             await run_operator(
                 Settings.from_env(), client, namespaces=namespaces, stop_flag=stop,
-                election=election, on_signal=stop.set,
+                election=election,
             )  # fmt: skip
         finally:
             await client.close()

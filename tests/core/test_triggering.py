@@ -53,7 +53,7 @@ def spec(trigger_type: str = "cron", **extra: Any) -> ClusterTriggerSpec:
 
 
 class Sim:
-    """Plays the kopf shell and the Job controller around the pure core."""
+    """Plays the shell and the Job controller around the pure core."""
 
     def __init__(self, trigger_spec: ClusterTriggerSpec, now: datetime = T0) -> None:
         self.spec = trigger_spec
@@ -272,7 +272,8 @@ def test_pause_shows_next_and_resume_does_not_replay() -> None:
     sim = Sim(spec(status="paused"))
     decision = sim.step()
     assert sim.status.status == "paused" and sim.status.next_scheduled_at == at(10, 5)
-    assert sim.status.conditions[0].reason == "Paused"  # type: ignore[index]
+    ready = sim.status.conditions[0]  # type: ignore[index]
+    assert (ready.type, ready.status, ready.reason) == ("Ready", "True", "Paused")
     assert decision.create == []
     for minute in (5, 10, 20, 30):
         assert sim.step(at(10, minute, 1)).create == []
@@ -287,7 +288,8 @@ def test_disabled_shows_no_next_and_never_fires() -> None:
     sim.step()
     assert sim.status.status == "disabled" and sim.status.next_scheduled_at is None
     assert sim.step(at(11, 0)).create == []
-    assert sim.status.conditions[0].reason == "Disabled"  # type: ignore[index]
+    ready = sim.status.conditions[0]  # type: ignore[index]
+    assert (ready.type, ready.status, ready.reason) == ("Ready", "True", "Disabled")
 
 
 def test_manual_execution_fires_once_per_annotation_value() -> None:
@@ -512,3 +514,23 @@ def test_outcome_is_recorded_without_a_pod_after_the_grace() -> None:
     sim.jobs[name] = replace(sim.jobs[name], terminated_seen=False)
     assert sim.step(at(10, 5, 9)).events == []
     assert reasons(sim.step(at(10, 5, 10))) == ["Failed"]
+
+
+def test_ready_moves_its_transition_time_only_when_its_status_changes() -> None:
+    """metav1.Condition: a new reason with the same status keeps lastTransitionTime."""
+    sim = Sim(spec())
+    sim.step(at(10, 1))
+    first = sim.status.conditions[0]  # type: ignore[index]
+    assert (first.status, first.reason, first.lastTransitionTime) == ("True", "Active", at(10, 1))
+    sim.edit(spec(status="paused"))
+    sim.step(at(10, 2))
+    paused = sim.status.conditions[0]  # type: ignore[index]
+    assert (paused.status, paused.reason) == ("True", "Paused")
+    assert paused.lastTransitionTime == at(10, 1), "Active -> Paused is no transition of Ready"
+    assert paused.observedGeneration == sim.ref.generation == 2
+    sim.edit(spec(schedule={"timezone": "Mars/Base"}))
+    sim.step(at(10, 3))
+    broken = sim.status.conditions[0]  # type: ignore[index]
+    assert (broken.status, broken.reason, broken.lastTransitionTime) == (
+        "False", "InvalidSchedule", at(10, 3),
+    )  # fmt: skip

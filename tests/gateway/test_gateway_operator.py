@@ -20,7 +20,7 @@ async def test_the_operator_picks_up_what_the_gateway_creates(kube: LocalKube) -
     async with Gateway(kube) as g:
         created = await g.create(SEEDS["cron"])
         name = created["trigger_id"]
-        # kopf runs inside the test body (never from a fixture) and stops by its flag.
+        # the operator runs inside the test body and stops by its flag.
         client = KubeClient(kube.connection(OPERATOR_ACCOUNT), keep_alive=False)
         settings = Settings(
             image="recluster:test",

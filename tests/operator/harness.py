@@ -1,7 +1,7 @@
-"""The real kopf operator against the real control plane, with a controlled clock.
+"""The real operator against the real control plane, with a controlled clock.
 
-Used inside each test body (`async with Harness(kube) as h:`): kopf must be
-started and stopped within the test, never from an async fixture. Each
+Used inside each test body (`async with Harness(kube) as h:`): the operator
+runs on the test's event loop, started and stopped by the harness. Each
 harness works in a namespace of its own; the operator watches the whole
 cluster, as the chart installs it by default, and logs in with the token of
 the chart's operator ServiceAccount. The real scheduler and Job controller

@@ -24,7 +24,7 @@ TIMING = LeaseTiming(duration=1.0, renew=0.2, retry=0.1)
 
 
 class Replica:
-    """One operator process: its own thread and event loop (kopf owns its loop's tasks)."""
+    """One operator process: its own thread and event loop."""
 
     def __init__(self, kube: LocalKube, lease: str, clock: Clock, identity: str) -> None:
         self.identity = identity

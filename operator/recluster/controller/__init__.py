@@ -1,1 +1,1 @@
-"""The kopf operator: thin shells that read, call the core, and apply its decision."""
+"""The operator: informers, a work queue and the TriggerReconciler, a thin shell around core."""

@@ -1,4 +1,4 @@
-"""The operator's health endpoint, alive on standby replicas too (kopf's runs only when leading)."""
+"""The operator's health endpoint, alive on standby replicas too (it answers whether leading)."""
 
 from __future__ import annotations
 

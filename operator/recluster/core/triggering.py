@@ -1,8 +1,9 @@
 """The trigger state machine: spec + status + what was observed + now -> new status + actions.
 
-Pure and clock-injected. The kopf handlers call `reconcile` whenever anything
-about a trigger may have changed (the object, one of its Jobs, a timer) and
-apply the result: patch the status, create or delete Jobs, post Events.
+Pure and clock-injected. The shell (controller/reconciler.py) calls
+`reconcile` whenever anything about a trigger may have changed (the object,
+one of its Jobs, a timer) and applies the result: patch the status, create or
+delete Jobs, post Events.
 Calling it again with the same inputs decides nothing new, which is what
 makes restarts safe.
 
@@ -456,7 +457,7 @@ class _Run:
 
     def set_ready(self, ready: bool, reason: str, message: str) -> None:
         changed = set_ready(self.st, ready, reason, message, self.ref.generation, self.now)
-        if changed and not ready and reason not in ("Paused", "Disabled"):
+        if changed and not ready:
             self.event("Warning", reason, message)
 
     def requeue(self) -> None:
@@ -482,16 +483,26 @@ def set_ready(
     generation: int,
     now: datetime,
 ) -> bool:
-    """Set the Ready condition; True when its status or reason changed."""
+    """Set the Ready condition (metav1.Condition rules); True when its status or reason changed.
+
+    Ready means "reconciled and doing what the spec asks": a trigger paused or
+    disabled on purpose is Ready (reason Paused, Disabled), so `kubectl wait
+    --for=condition=Ready` returns and GitOps tools call it healthy. It is
+    False only when something is wrong (invalid, missing definition, Jobs
+    refused, too many failures). lastTransitionTime moves only when the
+    status does, as the convention says; the reason and message follow the
+    latest state.
+    """
     status: Literal["True", "False"] = "True" if ready else "False"
     old = next((c for c in st.conditions or [] if c.type == "Ready"), None)
     changed = old is None or old.status != status or old.reason != reason
+    transitioned = old is None or old.status != status or old.lastTransitionTime is None
     condition = Condition(
         type="Ready",
         status=status,
         reason=reason,
         message=message,
-        lastTransitionTime=now if changed or old is None else old.lastTransitionTime,
+        lastTransitionTime=now if transitioned or old is None else old.lastTransitionTime,
         observedGeneration=generation,
     )
     others = [c for c in st.conditions or [] if c.type != "Ready"]
@@ -509,6 +520,29 @@ def invalid_spec(
     decision = Decision(status=st)
     if set_ready(st, False, "InvalidSpec", message, ref.generation, now):
         decision.events.append(Event("Warning", "InvalidSpec", message))
+    st.observedGeneration = ref.generation
+    if st != status:
+        st.updated_at = now
+    return decision
+
+
+def creation_refused(
+    ref: TriggerRef, status: ClusterTriggerStatus, job: str, message: str, now: datetime
+) -> Decision:
+    """The apiserver refused a Job a decision asked for (quota, admission, a bad quantity).
+
+    Nothing is recorded as fired: the status the decision was made from gets
+    Ready=False (reason FailedCreate, the apiserver's words) and a Warning
+    Event, as the CronJob controller reports it. The shell retries with a
+    backoff; the next reconcile decides the firing afresh, and its Jobs
+    created, sets Ready back.
+    """
+    st = status.model_copy(deep=True)
+    st.namespace_id, st.internal_id = ref.namespace, ref.uid
+    decision = Decision(status=st)
+    text = f"Job {job} was refused: {message}"
+    if set_ready(st, False, "FailedCreate", text, ref.generation, now):
+        decision.events.append(Event("Warning", "FailedCreate", text))
     st.observedGeneration = ref.generation
     if st != status:
         st.updated_at = now
@@ -563,7 +597,7 @@ def reconcile(
         elif observed_status == "failed":
             run.set_ready(False, "Failed", "spec.status is failed: nothing fires")
         else:
-            run.set_ready(False, "Disabled", "spec.status is disabled: nothing fires or counts")
+            run.set_ready(True, "Disabled", "spec.status is disabled: nothing fires or counts")
         if manual_new:
             run.event("Warning", "ManualExecutionRefused", f"trigger is {observed_status}")
     elif problem is not None:
@@ -584,7 +618,7 @@ def reconcile(
         if active:
             run.set_ready(True, "Active", _ready_message(run))
         else:
-            run.set_ready(False, "Paused", "spec.status is paused: nothing fires")
+            run.set_ready(True, "Paused", "spec.status is paused: nothing fires")
     if manual_new:
         st.last_manual_execution = manual
 

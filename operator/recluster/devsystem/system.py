@@ -108,9 +108,9 @@ def admin_credentials(plane: ControlPlane) -> Credentials:
 class OperatorThread:
     """The operator in a thread of its own, with its own event loop, as in a separate process.
 
-    kopf owns the loop it runs in: it cancels tasks it did not start when it
-    stops, and handles signals in the main thread. Here the main loop serves
-    the gateway and the table, and decides about signals.
+    As in production, the operator has an event loop to itself: its timers
+    and watches never wait behind the gateway or the table, which the main
+    loop serves, deciding about signals too.
     """
 
     def __init__(self, credentials: Credentials, settings: Settings) -> None:

@@ -1,0 +1,174 @@
+"""The reconciler's effects, behind narrow ports: the Kubernetes API and the collection store.
+
+Like the CronJob controller's `jobControlInterface`: every write the
+reconciler makes goes through `ClusterPort`, every store call through
+`StorePort`; `fakes.py` holds the in-memory implementations the unit tests
+use, this module the real ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+
+from ..api.trigger import GROUP_VERSION
+from ..core.drift import Measurement
+from ..kube.client import KubeClient
+from ..kube.paths import JSON, MERGE_PATCH, resource_path
+from ..store.base import CollectionStore
+from ..store.factory import open_store
+
+T = TypeVar("T")
+EVENT_SOURCE = "recluster-operator"
+DEFAULT_STORE_WORKERS = 4
+
+
+class ClusterPort(Protocol):
+    """Every Kubernetes write of the reconciler (reads come from the caches)."""
+
+    async def create_job(self, job: Mapping[str, Any]) -> bool:
+        """Create the Job; False when one of that name exists (it is adopted)."""
+
+    async def delete_job(self, namespace: str, name: str, uid: str | None) -> None:
+        """Delete the Job and its pods (background); a gone or replaced one is fine."""
+
+    async def write_status(
+        self, namespace: str, name: str, patch: Mapping[str, Any], resource_version: str
+    ) -> JSON:
+        """Merge-patch the trigger's status if it is still at resource_version (else 409)."""
+
+    async def read_trigger(self, namespace: str, name: str) -> JSON | None:
+        """The trigger as the API has it now (after a conflict)."""
+
+    async def remove_finalizers(
+        self, namespace: str, name: str, keep: Sequence[str], resource_version: str
+    ) -> JSON:
+        """Set metadata.finalizers to `keep` if the object is still at resource_version."""
+
+    async def post_event(
+        self, trigger: Mapping[str, Any], type_: str, reason: str, message: str, at: datetime
+    ) -> None:
+        """A core/v1 Event about the trigger."""
+
+
+class StorePort(Protocol):
+    """The store calls of event and conditional triggers."""
+
+    async def count(self, namespace: str, collection: str) -> int:
+        """Documents in a collection."""
+
+    async def measure(
+        self, namespace: str, collections: Sequence[str], metric: str, seed: int
+    ) -> Measurement | None:
+        """The metric against the last run's baseline; None when there is no baseline."""
+
+
+class KubeCluster:
+    """ClusterPort on the real API."""
+
+    def __init__(self, client: KubeClient, instance: str = "") -> None:
+        self.client = client
+        self.instance = instance
+
+    async def create_job(self, job: Mapping[str, Any]) -> bool:
+        return await self.client.create(job)
+
+    async def delete_job(self, namespace: str, name: str, uid: str | None) -> None:
+        await self.client.delete("batch/v1", "jobs", namespace, name, uid=uid)
+
+    async def write_status(
+        self, namespace: str, name: str, patch: Mapping[str, Any], resource_version: str
+    ) -> JSON:
+        return await self.client.patch_status(
+            GROUP_VERSION, "clustertriggers", namespace, name, patch, resource_version
+        )
+
+    async def read_trigger(self, namespace: str, name: str) -> JSON | None:
+        path = resource_path(GROUP_VERSION, "clustertriggers", namespace, name)
+        from ..kube.errors import KubeError
+
+        try:
+            return await self.client.request("GET", path)
+        except KubeError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def remove_finalizers(
+        self, namespace: str, name: str, keep: Sequence[str], resource_version: str
+    ) -> JSON:
+        path = resource_path(GROUP_VERSION, "clustertriggers", namespace, name)
+        body = {"metadata": {"finalizers": list(keep) or None,
+                             "resourceVersion": resource_version}}  # fmt: skip
+        return await self.client.request("PATCH", path, body, content_type=MERGE_PATCH)
+
+    async def post_event(
+        self, trigger: Mapping[str, Any], type_: str, reason: str, message: str, at: datetime
+    ) -> None:
+        meta = trigger["metadata"]
+        stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": GROUP_VERSION, "kind": "ClusterTrigger", "name": meta["name"],
+                "namespace": meta["namespace"], "uid": meta["uid"],
+            },
+            "type": type_, "reason": reason, "message": message[:1024],
+            "source": {"component": EVENT_SOURCE},
+            "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
+            "reportingComponent": "recluster.io/operator", "reportingInstance": self.instance,
+        }  # fmt: skip
+        await self.client.request("POST", resource_path("v1", "events", meta["namespace"]), body)
+
+
+class ThreadedStore:
+    """StorePort on a real store: blocking calls in a bounded pool of threads.
+
+    Each thread opens its own store (connections are not shared between
+    threads), so at most `workers` store calls run at once, whichever
+    triggers they are for: a slow drift measurement holds one thread, not
+    every event poll.
+    """
+
+    def __init__(self, uri: str, workers: int = DEFAULT_STORE_WORKERS) -> None:
+        self.uri = uri
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="store")
+        self.local = threading.local()
+        self.opened: list[CollectionStore] = []
+        self.lock = threading.Lock()
+
+    def _store(self) -> CollectionStore:
+        store: CollectionStore | None = getattr(self.local, "store", None)
+        if store is None:
+            store = open_store(self.uri)
+            self.local.store = store
+            with self.lock:
+                self.opened.append(store)
+        return store
+
+    async def _run(self, fn: Callable[[CollectionStore], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.pool, lambda: fn(self._store()))
+
+    async def count(self, namespace: str, collection: str) -> int:
+        return await self._run(lambda s: s.count(namespace, collection))
+
+    async def measure(
+        self, namespace: str, collections: Sequence[str], metric: str, seed: int
+    ) -> Measurement | None:
+        from ..drift_check import check
+
+        return await self._run(lambda s: check(s, namespace, list(collections), metric, seed))
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        with self.lock:
+            for store in self.opened:
+                store.close()
+            self.opened.clear()

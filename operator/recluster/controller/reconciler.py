@@ -1,0 +1,316 @@
+"""TriggerReconciler: one trigger, read from the caches, decided by the core, applied.
+
+A thin shell around `core.triggering` (which makes every decision, with the
+clock passed in). It reads (caches.py), calls the core, and performs the
+effects through its ports (ports.py): create and delete Jobs, write the
+status, post Events, count and measure in the store. Rules:
+
+1. Deletions before creations: `Replace` removes the running Job before its
+   successor starts, as the CronJob controller does.
+2. Jobs before the status: a crash between the two leaves a Job whose
+   deterministic name the next decision finds and adopts.
+3. A Job the apiserver refuses (4xx other than 409) writes the status of
+   `core.creation_refused` instead of the decision's (Ready=False
+   FailedCreate, a Warning Event) and the key backs off; 5xx and network
+   errors back off without a status write.
+4. The status write is resourceVersion-checked; on a conflict the trigger is
+   read again and decided again (`kube.retry.retry_on_conflict`): whatever
+   changed it (a pushed event, a spec edit) is taken into account.
+5. The reconciler never sleeps: it returns when to be called again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+from pydantic import ValidationError
+
+from ..api.trigger import ClusterTriggerSpec, ClusterTriggerStatus
+from ..core.definitions import resolve_execution
+from ..core.jobs import ANNOTATION_EXECUTE_NOW, build_job, observe_job
+from ..core.triggering import (
+    Decision,
+    Observation,
+    TriggerRef,
+    creation_refused,
+    invalid_spec,
+    reconcile,
+)
+from ..kube.errors import KubeError
+from ..kube.retry import retry_on_conflict
+from .caches import Caches, uid_of
+from .informer import Key
+from .metrics import Metrics
+from .ports import ClusterPort, StorePort
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+JSON = dict[str, Any]
+LEGACY_FINALIZERS = ("recluster.io/cleanup", "kopf.zalando.org/KopfFinalizerMarker")
+"""Left on triggers by operators before 0.2 (kopf's and ours); removed on sight."""
+STATUS_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """When to reconcile the key again: after `requeue_after` seconds, or with backoff."""
+
+    requeue_after: float | None = None
+    failed: bool = False
+
+
+class JobRefused(Exception):
+    def __init__(self, job: str, error: KubeError) -> None:
+        super().__init__(error.message)
+        self.job, self.error = job, error
+
+
+def _time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def _status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """A merge patch turning old into new (removed fields become null)."""
+    patch: dict[str, Any] = dict(new)
+    for key in old:
+        if key not in new:
+            patch[key] = None
+    return patch
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    path = ".".join(str(p) for p in error["loc"])
+    return f"spec.{path}: {str(error['msg']).removeprefix('Value error, ')}"
+
+
+class TriggerReconciler:
+    def __init__(
+        self,
+        settings: Settings,
+        cluster: ClusterPort,
+        store: StorePort,
+        caches: Caches,
+        metrics: Metrics,
+    ) -> None:
+        self.settings = settings
+        self.cluster = cluster
+        self.store = store
+        self.caches = caches
+        self.metrics = metrics
+        self.job_settings = settings.job_settings()
+        self.polled: dict[Key, float] = {}
+        """event triggers: when each last polled its collection's count (loop time)."""
+
+    def forget(self, key: Key) -> None:
+        self.polled.pop(key, None)
+        self.metrics.forget(*key)
+
+    async def reconcile(self, key: Key) -> Outcome:
+        cached = self.caches.trigger(key)
+        if cached is None:
+            self.forget(key)
+            return Outcome()
+        fresh: list[JSON] = [cached]
+
+        async def attempt() -> Outcome:
+            return await self._reconcile_object(fresh[0])
+
+        async def reread_on_conflict() -> Outcome:
+            try:
+                return await attempt()
+            except KubeError as exc:
+                if exc.status == 409:
+                    latest = await self.cluster.read_trigger(*key)
+                    if latest is None:
+                        return Outcome()
+                    fresh[0] = latest
+                raise
+
+        try:
+            return await retry_on_conflict(reread_on_conflict, STATUS_ATTEMPTS)
+        except JobRefused as refused:
+            await self._record_refusal(fresh[0], refused)
+            return Outcome(failed=True)
+        except KubeError as exc:
+            if exc.status == 404:  # deleted meanwhile: its watch event follows
+                return Outcome()
+            log.warning("%s/%s: reconcile failed, backing off: %s", *key, exc)
+            self.metrics.reconcile_errors.labels(*key).inc()
+            return Outcome(failed=True)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("%s/%s: reconcile failed, backing off: %s", *key, exc)
+            self.metrics.reconcile_errors.labels(*key).inc()
+            return Outcome(failed=True)
+
+    # -- one decision ----------------------------------------------------------------
+
+    def _ref(self, obj: JSON, now: datetime) -> TriggerRef:
+        meta = obj["metadata"]
+        return TriggerRef(
+            name=str(meta["name"]),
+            namespace=str(meta["namespace"]),
+            uid=str(meta["uid"]),
+            generation=int(meta.get("generation") or 1),
+            created_at=_time(meta.get("creationTimestamp")) or now,
+        )
+
+    async def _reconcile_object(self, obj: JSON) -> Outcome:
+        exact = self.settings.clock()
+        now = exact.replace(microsecond=0)  # status times in whole seconds, like Kubernetes'
+        early = (exact - now).total_seconds()  # sleep less by what truncation added
+        meta = obj["metadata"]
+        obj = await self._drop_legacy_finalizers(obj)
+        ref = self._ref(obj, now)
+        old_status = dict(obj.get("status") or {})
+        status = ClusterTriggerStatus.model_validate(old_status)
+        spec: ClusterTriggerSpec | None = None
+        extra: float | None = None
+        try:
+            spec = ClusterTriggerSpec.model_validate(dict(obj.get("spec") or {}))
+        except ValidationError as exc:
+            decision = invalid_spec(ref, status, _first_error(exc), now)
+        else:
+            observation = self._observe(ref, spec, meta)
+            if spec.trigger_type == "event":
+                count, extra = await self._poll_count(ref, spec, now)
+                observation = replace(observation, document_count=count)
+            decision = reconcile(ref, spec, status, observation, now)
+            if decision.measure and observation.execution_config is not None:
+                measured = await self._measure(ref, spec, observation, now)
+                decision = reconcile(ref, spec, status, replace(observation, **measured), now)
+            await self._apply_jobs(decision, spec, obj)
+        await self._write(obj, old_status, decision)
+        self.metrics.observe(ref, spec, status, decision, now)
+        for event in decision.events:
+            await self._event(obj, event.type, event.reason, event.message, now)
+        delays = [d for d in (decision.requeue_after, extra) if d is not None]
+        return Outcome(max(0.0, min(delays) - early) if delays else None)
+
+    def _observe(
+        self, ref: TriggerRef, spec: ClusterTriggerSpec, meta: Mapping[str, Any]
+    ) -> Observation:
+        wanted: list[JSON] = []
+        if spec.cluster_id is not None:
+            wanted = self.caches.definitions_of(ref.namespace, spec.cluster_id)
+        config, problem = resolve_execution(spec, wanted)
+        jobs = [observe_job(job, self.caches.pods_of(job)) for job in self.caches.jobs_of(ref.uid)]
+        return Observation(
+            jobs=tuple(jobs),
+            execution_config=config,
+            config_problem=problem,
+            manual_request=(meta.get("annotations") or {}).get(ANNOTATION_EXECUTE_NOW),
+        )
+
+    async def _poll_count(
+        self, ref: TriggerRef, spec: ClusterTriggerSpec, now: datetime
+    ) -> tuple[int | None, float]:
+        """event (pull source): the count, at most every poll interval; and when to poll next."""
+        key = (ref.namespace, ref.name)
+        every = self.settings.event_poll_seconds
+        # pacing of store reads, not a decision: the monotonic clock, as timers use
+        clock = asyncio.get_running_loop().time()
+        last = self.polled.get(key)
+        if last is not None and clock - last < every:
+            return None, every - (clock - last)
+        self.polled[key] = clock
+        collection = spec.schedule_config.collection_id or ""
+        try:
+            return await self.store.count(ref.namespace, collection), every
+        except Exception as exc:  # a store problem must not stop the trigger
+            log.warning("cannot count documents of %s: %s", collection, exc)
+            return None, every
+
+    async def _measure(
+        self, ref: TriggerRef, spec: ClusterTriggerSpec, observation: Observation, now: datetime
+    ) -> dict[str, Any]:
+        """conditional: the metric on a bounded sample, against the last run's baseline."""
+        metric = str(spec.schedule_config.metric)
+        config = observation.execution_config
+        assert config is not None
+        try:
+            result = await self.store.measure(
+                ref.namespace, config.collection_ids, metric, int(now.timestamp())
+            )
+        except Exception as exc:
+            log.warning("cannot measure %s on %s: %s", metric, config.collection_ids, exc)
+            return {}
+        if result is None:
+            return {"baseline_missing": True}
+        return {"measurement": result.value, "measurement_note": result.note}
+
+    async def _apply_jobs(self, decision: Decision, spec: ClusterTriggerSpec, obj: JSON) -> None:
+        meta = obj["metadata"]
+        owned = {j["metadata"]["name"]: uid_of(j) for j in self.caches.jobs_of(str(meta["uid"]))}
+        for deletion in decision.delete:  # rule 1: before any creation
+            await self.cluster.delete_job(
+                meta["namespace"], deletion.name, owned.get(deletion.name)
+            )
+            log.info("deleted Job %s/%s: %s", meta["namespace"], deletion.name, deletion.reason)
+        trigger = {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"]}
+        for request in decision.create:
+            job = build_job(trigger, spec.job_template, request, self.job_settings)
+            try:
+                created = await self.cluster.create_job(job)
+            except KubeError as exc:
+                if 400 <= exc.status < 500 and exc.status not in (409, 429):
+                    raise JobRefused(request.name, exc) from exc
+                raise
+            log.info("%s Job %s/%s (%s)", "created" if created else "adopted",
+                     meta["namespace"], request.name, request.reason)  # fmt: skip
+
+    async def _write(self, obj: JSON, old: Mapping[str, Any], decision: Decision) -> None:
+        new = decision.status.model_dump(mode="json", exclude_none=True)
+        if new == dict(old):
+            return
+        meta = obj["metadata"]
+        written = await self.cluster.write_status(
+            meta["namespace"], meta["name"], _status_patch(old, new), str(meta["resourceVersion"])
+        )
+        if written:  # the cache reflects our write at once; its watch event changes nothing
+            key = (str(meta["namespace"]), str(meta["name"]))
+            if key in self.caches.triggers:
+                self.caches.triggers[key] = {**obj, "metadata": written["metadata"],
+                                             "status": written.get("status") or {}}  # fmt: skip
+
+    async def _record_refusal(self, obj: JSON, refused: JobRefused) -> None:
+        now = self.settings.clock().replace(microsecond=0)
+        ref = self._ref(obj, now)
+        old = dict(obj.get("status") or {})
+        decision = creation_refused(
+            ref, ClusterTriggerStatus.model_validate(old), refused.job, refused.error.message, now
+        )
+        log.warning("%s/%s: Job %s refused: %s", ref.namespace, ref.name, refused.job,
+                    refused.error)  # fmt: skip
+        try:
+            await self._write(obj, old, decision)
+            for event in decision.events:
+                await self._event(obj, event.type, event.reason, event.message, now)
+        except (KubeError, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("%s/%s: cannot record the refusal: %s", ref.namespace, ref.name, exc)
+
+    async def _event(self, obj: JSON, type_: str, reason: str, message: str, now: datetime) -> None:
+        try:
+            await self.cluster.post_event(obj, type_, reason, message, now)
+        except (KubeError, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("Event %s not posted: %s", reason, exc)
+
+    async def _drop_legacy_finalizers(self, obj: JSON) -> JSON:
+        """Finalizers of operators before 0.2 would block deletion once nothing removes them."""
+        meta = obj["metadata"]
+        finalizers = list(meta.get("finalizers") or [])
+        keep = [f for f in finalizers if f not in LEGACY_FINALIZERS]
+        if keep == finalizers:
+            return obj
+        written = await self.cluster.remove_finalizers(
+            meta["namespace"], meta["name"], keep, str(meta["resourceVersion"])
+        )
+        return {**obj, "metadata": written.get("metadata") or meta}
