@@ -202,6 +202,7 @@ class AuditEntry:
     code: int
     decision: str
     """The authorizer's verdict: allow, or forbid (a 403 for another reason says allow)."""
+    uri: str = ""
 
     @property
     def rule(self) -> tuple[str, str, str]:
@@ -249,6 +250,7 @@ class AuditLog:
                 decision=str(
                     (event.get("annotations") or {}).get("authorization.k8s.io/decision") or ""
                 ),
+                uri=str(event.get("requestURI") or ""),
             )
 
     def rules(self, user: str, since: int = 0) -> set[tuple[str, str, str]]:
@@ -348,6 +350,37 @@ class LocalKube:
 
     def delete_api_key(self, name: str) -> None:
         self.cluster.delete("", "v1", "secrets", name, RELEASE_NAMESPACE)
+
+    def wait_until_collected(self, timeout: float = 90.0) -> None:
+        """Return once the garbage collector follows ownerReferences to ClusterTriggers.
+
+        The collector learns of a new resource kind at its periodic discovery
+        (every 30 s): until then a trigger's dependents outlive it. A canary
+        trigger and a ConfigMap it owns show when it has.
+        """
+        cluster = self.cluster
+        namespace = self.new_namespace(self.namespace_name("gc-canary"))
+        owner = cluster.create("recluster.io", "v1alpha1", "clustertriggers", {
+            "apiVersion": "recluster.io/v1alpha1", "kind": "ClusterTrigger",
+            "metadata": {"name": "canary"},
+            "spec": {"trigger_type": "interval", "status": "disabled",
+                     "schedule_config": {"interval_seconds": 3600, "start_immediately": False},
+                     "execution_config": {"collection_ids": ["c"],
+                                          "config": {"algorithm": "kmeans", "n_clusters": 2}}},
+        }, namespace)  # fmt: skip
+        cluster.create("", "v1", "configmaps", {
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "canary", "ownerReferences": [{
+                "apiVersion": "recluster.io/v1alpha1", "kind": "ClusterTrigger", "name": "canary",
+                "uid": owner["metadata"]["uid"]}]},
+        }, namespace)  # fmt: skip
+        cluster.delete("recluster.io", "v1alpha1", "clustertriggers", "canary", namespace)
+        cluster.wait_for_sync(
+            lambda: cluster.get("", "v1", "configmaps", "canary", namespace) is None,
+            timeout,
+            "the garbage collector to know ClusterTriggers",
+        )
+        self.delete_namespace(namespace)
 
     def sync_audit(self) -> None:
         """Return once every request answered so far is in the audit log.

@@ -50,6 +50,11 @@ class Clock:
         self.now = moment
 
 
+def at(hour: int, minute: int, second: int = 0) -> datetime:
+    """A moment of the harness's day (its clock starts at 10:00:30 UTC on 2026-11-28)."""
+    return datetime(2026, 11, 28, hour, minute, second, tzinfo=UTC)
+
+
 def trigger(name: str, trigger_type: str = "cron", **spec: Any) -> dict[str, Any]:
     """A ClusterTrigger manifest (the harness puts it in its namespace).
 

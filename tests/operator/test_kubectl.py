@@ -137,10 +137,17 @@ async def test_wait_for_ready_and_delete_without_hanging(
         assert "condition met" in waited.stdout
         h.clock.set(h.clock.now.replace(minute=5))
         await h.until(lambda: h.jobs("nightly"), what="a Job")
+        # paused on purpose is Ready too (review item 10): wait returns, GitOps says healthy
+        paused = trigger("quiet", status="paused")
+        await k("apply", "-f", "-", input=manifest(paused))
+        waited = await k("wait", "--for=condition=Ready", "ctr/quiet", "--timeout=60s")
+        assert "condition met" in waited.stdout
+        assert h.status("quiet")["conditions"][0]["reason"] == "Paused"
         deleted = await k("delete", "ctr", "nightly", "--timeout=60s")
         assert 'clustertrigger.recluster.io "nightly" deleted' in deleted.stdout
         assert h.cluster.get(GROUP, VERSION, "clustertriggers", "nightly", h.namespace) is None
-        await h.until(lambda: h.jobs("nightly") == [], what="its Jobs to go")
+        # the garbage collector takes them (it learns of a new kind every 30 s)
+        await h.until(lambda: h.jobs("nightly") == [], timeout=90, what="its Jobs to go")
 
 
 async def test_server_side_apply_twice_has_no_conflict(

@@ -136,8 +136,14 @@ class ThreadedStore:
     every event poll.
     """
 
-    def __init__(self, uri: str, workers: int = DEFAULT_STORE_WORKERS) -> None:
+    def __init__(
+        self,
+        uri: str,
+        workers: int = DEFAULT_STORE_WORKERS,
+        opener: Callable[[str], CollectionStore] = open_store,
+    ) -> None:
         self.uri = uri
+        self.opener = opener
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="store")
         self.local = threading.local()
         self.opened: list[CollectionStore] = []
@@ -146,7 +152,7 @@ class ThreadedStore:
     def _store(self) -> CollectionStore:
         store: CollectionStore | None = getattr(self.local, "store", None)
         if store is None:
-            store = open_store(self.uri)
+            store = self.opener(self.uri)
             self.local.store = store
             with self.lock:
                 self.opened.append(store)
