@@ -118,11 +118,14 @@ async def test_jobs_belong_by_controller_uid_not_by_label() -> None:
     labels = {"recluster.io/trigger": "t", "recluster.io/execution": "x"}
     # a user's Job with our label, and one of an older trigger of the same name
     w.cluster.put_job({"metadata": {"name": "users-job", "namespace": NS, "labels": labels}})
-    w.cluster.put_job({"metadata": {
-        "name": "t-old", "namespace": NS, "labels": labels,
-        "ownerReferences": [{"apiVersion": "recluster.io/v1alpha1", "kind": "ClusterTrigger",
-                             "name": "t", "uid": "uid-of-a-deleted-trigger", "controller": True}],
-    }, "status": {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}})  # fmt: skip
+    older = {"apiVersion": "recluster.io/v1alpha1", "kind": "ClusterTrigger", "name": "t",
+             "uid": "uid-of-a-deleted-trigger", "controller": True}  # fmt: skip
+    complete = {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}
+    w.cluster.put_job({
+        "metadata": {"name": "t-old", "namespace": NS, "labels": labels,
+                     "ownerReferences": [older]},
+        "status": complete,
+    })  # fmt: skip
     done = {"succeeded": 1, "completionTime": "2026-11-28T10:00:10Z",
             "conditions": [{"type": "Complete", "status": "True"}]}  # fmt: skip
     for minute in (0, 5, 10, 15):
