@@ -382,7 +382,6 @@ OPERATOR_WATCHED = {
     ("", "pods"): {"list", "watch"},
     ("", "events"): {"create"},
 }
-OPERATOR_CRDS = {("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"}}
 LEASES = {("coordination.k8s.io", "leases"): {"get", "create", "update"}}
 GATEWAY_WATCHED = {
     ("recluster.io", "clustertriggers"): {"get", "list", "create", "patch", "delete"},
@@ -421,7 +420,7 @@ def _bound(rendered: Rendered, account: str) -> dict[tuple[str, str | None], dic
 def test_cluster_wide_rbac(render: Render) -> None:
     rendered = render(COMBINATIONS["gateway"])
     assert _bound(rendered, OPERATOR) == {
-        ("ClusterRole", None): {**OPERATOR_WATCHED, **OPERATOR_CRDS},
+        ("ClusterRole", None): OPERATOR_WATCHED,
         ("Role", NAMESPACE): LEASES,
     }
     assert _bound(rendered, GATEWAY) == {
@@ -440,7 +439,6 @@ def test_cluster_wide_rbac(render: Render) -> None:
 def test_namespaced_rbac_and_job_service_accounts(render: Render) -> None:
     rendered = render(COMBINATIONS["namespaced"])
     assert _bound(rendered, OPERATOR) == {
-        ("ClusterRole", None): OPERATOR_CRDS,
         ("Role", "team-a"): OPERATOR_WATCHED,
         ("Role", "team-b"): OPERATOR_WATCHED,
         ("Role", NAMESPACE): LEASES,

@@ -120,3 +120,18 @@ async def test_a_rotated_token_is_picked_up_after_a_401(kube: LocalKube, tmp_pat
         assert client.credentials.generation == 1, "the credentials were re-read after a 401"
     finally:
         await client.close()
+
+
+async def test_the_finalizer_of_older_operators_is_removed(kube: LocalKube) -> None:
+    """An upgrade from a 0.1 operator: its finalizer would block deletion forever."""
+    async with Harness(kube) as h:
+        await h.stop_operator()
+        body = trigger("old")
+        body["metadata"]["finalizers"] = ["recluster.io/cleanup"]
+        h.apply(body)
+        await h.start_operator()
+        await h.until(lambda: not h.trigger("old")["metadata"].get("finalizers"))
+        h.cluster.delete("recluster.io", "v1alpha1", "clustertriggers", "old", h.namespace)
+        assert (
+            h.cluster.get("recluster.io", "v1alpha1", "clustertriggers", "old", h.namespace) is None
+        )

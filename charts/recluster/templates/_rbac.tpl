@@ -17,7 +17,8 @@ operator:
   watched:
     - apiGroups: [recluster.io]
       resources: [clustertriggers]
-      # get: re-read after a status write conflicted (operator.write_status)
+      # get: re-read after a status write conflicted; patch: drop the finalizer
+      # operators before 0.2 left (controller/reconciler.py)
       verbs: [get, list, watch, patch]
     - apiGroups: [recluster.io]
       resources: [clustertriggers/status]
@@ -40,12 +41,8 @@ operator:
     - apiGroups: [""]
       resources: [events]
       verbs: [create]
-  cluster:
-    # kopf scans the CRDs it serves.
-    - apiGroups: [apiextensions.k8s.io]
-      resources: [customresourcedefinitions]
-      verbs: [list, watch]
-  # kopf lists namespaces only for glob patterns, which watchNamespaces refuses.
+  # Nothing cluster-wide: the informers list and watch the watched namespaces only.
+  cluster: []
   clusterWhenNamespaced: []
   release:
     # Leader election between the replicas.
