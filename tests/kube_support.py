@@ -304,18 +304,26 @@ class LocalKube:
     # -- setup -------------------------------------------------------------------------
 
     def _install_rbac(self) -> None:
+        self.install_rbac(self.rendered_rbac)
+        for account in (OPERATOR_ACCOUNT, GATEWAY_ACCOUNT):
+            self.tokens[account] = self.request_token(account)
+
+    def install_rbac(self, rendered: list[dict[str, Any]]) -> None:
+        """The ServiceAccounts, Roles and bindings of a rendered chart, nothing else."""
         cluster = self.cluster
         cluster.apply({"apiVersion": "v1", "kind": "Namespace",
                        "metadata": {"name": RELEASE_NAMESPACE}})  # fmt: skip
-        for document in self.rendered_rbac:
+        for document in rendered:
             if document["kind"] in RBAC_KINDS:
                 cluster.apply(document, document["metadata"].get("namespace"))
-        for account in (OPERATOR_ACCOUNT, GATEWAY_ACCOUNT):
-            request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-                       "spec": {"expirationSeconds": TOKEN_SECONDS}}  # fmt: skip
-            path = cluster.path("", "v1", "serviceaccounts", RELEASE_NAMESPACE, account, "token")
-            assert self.admin_api is not None
-            self.tokens[account] = self.admin_api.request("POST", path, request)["status"]["token"]
+
+    def request_token(self, account: str, namespace: str = RELEASE_NAMESPACE) -> str:
+        """A token of a ServiceAccount (TokenRequest, as a projected token is made)."""
+        request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                   "spec": {"expirationSeconds": TOKEN_SECONDS}}  # fmt: skip
+        path = self.cluster.path("", "v1", "serviceaccounts", namespace, account, "token")
+        assert self.admin_api is not None
+        return str(self.admin_api.request("POST", path, request)["status"]["token"])
 
     # -- per test ----------------------------------------------------------------------
 
@@ -400,6 +408,8 @@ class LocalKube:
 
     def connection(self, account: str) -> Credentials:
         """What the operator or gateway logs in with: the service account's token."""
+        if account not in self.tokens:
+            self.tokens[account] = self.request_token(account)
         path = self.workdir / f"{account}.kubeconfig"
         return Credentials.from_kubeconfig(self.token_kubeconfig(path, account))
 

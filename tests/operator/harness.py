@@ -94,8 +94,13 @@ class Harness:
         metrics: Metrics | None = None,
         store_uri: str = "/data/store",
         event_poll_seconds: float = 30.0,
+        account: str = OPERATOR_ACCOUNT,
+        namespaced: bool = False,
     ) -> None:
         self.kube = kube
+        self.account = account
+        self.namespaced = namespaced
+        """Watch only the harness's namespace (the chart's watchNamespaces), not the cluster."""
         self.cluster = kube.cluster
         self.metrics = metrics
         self.store_uri = store_uri
@@ -104,13 +109,17 @@ class Harness:
         self.max_sleep = max_sleep
         self.namespace = kube.namespace_name("op")
         """Chosen now, created on entry: a test may seed its store before the operator starts."""
+        self.created = False
+        """True when the test made the namespace itself (e.g. to bind Roles in it first)."""
         self.task: asyncio.Task[None] | None = None
         self.stop_flag: asyncio.Event | None = None
         self.client: KubeClient | None = None
         self.audit_start = 0
 
     async def __aenter__(self) -> Harness:
-        await asyncio.to_thread(self.kube.new_namespace, self.namespace)
+        if not self.created:
+            await asyncio.to_thread(self.kube.new_namespace, self.namespace)
+            self.created = True
         self.audit_start = self.kube.audit.mark()
         await self.start_operator()
         return self
@@ -145,13 +154,14 @@ class Harness:
         )
 
     async def start_operator(self, client: KubeClient | None = None) -> None:
-        info = self.kube.connection(OPERATOR_ACCOUNT)
+        info = self.kube.connection(self.account)
         self.client = client or KubeClient(info, keep_alive=False)
         self.stop_flag, ready = asyncio.Event(), asyncio.Event()
         self.task = asyncio.create_task(
             run_operator(
                 self.settings(),
                 self.client,
+                namespaces=[self.namespace] if self.namespaced else (),
                 stop_flag=self.stop_flag,
                 ready_flag=ready,
                 metrics=self.metrics,
@@ -200,7 +210,7 @@ class Harness:
 
     def audit(self) -> list[AuditEntry]:
         """The operator's API requests since this harness started."""
-        user = user_of(OPERATOR_ACCOUNT)
+        user = user_of(self.account)
         return [e for e in self.kube.audit.entries(self.audit_start) if e.user == user]
 
     async def until(self, check: Callable[[], T], timeout: float = 30.0, what: str = "") -> T:

@@ -10,8 +10,10 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
+import yaml
 from harness import Harness, at, trigger
 
+from helm_support import CHART, Helm
 from kube_support import OPERATOR_ACCOUNT, RELEASE_NAMESPACE, LocalKube, user_of
 from recluster.kube.client import KubeClient
 from recluster.kube.credentials import Credentials
@@ -135,3 +137,28 @@ async def test_the_finalizer_of_older_operators_is_removed(kube: LocalKube) -> N
         assert (
             h.cluster.get("recluster.io", "v1alpha1", "clustertriggers", "old", h.namespace) is None
         )
+
+
+async def test_the_chart_watching_one_namespace_works_with_its_roles_only(
+    kube: LocalKube, helm: Helm
+) -> None:
+    """watchNamespaces: Roles in the watched namespace, nothing cluster-wide, no 403."""
+    h = Harness(kube, account="one-ns-recluster-operator", namespaced=True)
+    done = helm.run("template", "one-ns", CHART, "--namespace", RELEASE_NAMESPACE,
+                    "--set", f"watchNamespaces[0]={h.namespace}")  # fmt: skip
+    rendered = [d for d in yaml.safe_load_all(done.stdout) if d]
+    assert not [d for d in rendered if d["kind"] == "ClusterRoleBinding"
+                and "operator" in d["metadata"]["name"]], "nothing cluster-wide"  # fmt: skip
+    await asyncio.to_thread(kube.new_namespace, h.namespace)
+    await asyncio.to_thread(kube.install_rbac, rendered)
+    h.created = True
+    async with h:
+        await h.create(trigger("t"))
+        h.clock.set(at(10, 5))
+        [job] = await h.until(lambda: h.jobs("t"))
+        await h.finish_job(job, ok=True, summary={"num_clusters": 2, "num_documents": 10})
+        await h.until(lambda: h.status("t").get("last_execution_status") == "succeeded")
+        kube.sync_audit()
+        refused = [e for e in h.audit() if e.decision != "allow"]
+        assert refused == []
+        assert {e.namespace for e in h.audit()} <= {h.namespace, RELEASE_NAMESPACE}
