@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from recluster.api.jobtemplate import ResourceRequirements
 from recluster.controller.settings import DEFAULT_STORE_URI, Settings
 
 
@@ -11,6 +12,9 @@ def test_defaults() -> None:
     settings = Settings.from_env({})
     assert settings.store_uri == DEFAULT_STORE_URI and settings.store_uri_secret is None
     assert settings.job_env == [] and settings.metrics_port is None
+    jobs = settings.job_settings()
+    assert jobs.affinity is None and jobs.active_deadline_seconds is None
+    assert jobs.resources is None
 
 
 def test_values_from_the_chart() -> None:
@@ -32,12 +36,56 @@ def test_values_from_the_chart() -> None:
     assert settings.metrics_port == 9090 and settings.event_poll_seconds == 5.0
 
 
+AFFINITY = (
+    '{"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{"topologyKey":'
+    ' "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "op"}}}]}}'
+)
+
+
+def test_job_affinity_deadline_and_resources_reach_every_job() -> None:
+    jobs = Settings.from_env(
+        {
+            "RECLUSTER_JOB_AFFINITY": AFFINITY,
+            "RECLUSTER_JOB_ACTIVE_DEADLINE_SECONDS": "21600",
+            "RECLUSTER_JOB_RESOURCES": '{"requests": {"cpu": "500m"}, "limits": {"memory": "4Gi"}}',
+        }
+    ).job_settings()
+    assert jobs.affinity is not None
+    (term,) = jobs.affinity["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert jobs.active_deadline_seconds == 21600
+    assert jobs.resources == ResourceRequirements(
+        requests={"cpu": "500m"}, limits={"memory": "4Gi"}
+    )
+
+
+@pytest.mark.parametrize("value", ["", "0"])
+def test_a_zero_or_empty_deadline_is_none(value: str) -> None:
+    settings = Settings.from_env({"RECLUSTER_JOB_ACTIVE_DEADLINE_SECONDS": value})
+    assert settings.job_settings().active_deadline_seconds is None
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
         ({"RECLUSTER_JOB_ENV": "{"}, "RECLUSTER_JOB_ENV is not valid JSON"),
         ({"RECLUSTER_JOB_ENV": '{"name": "A"}'}, "must be a JSON list of EnvVar objects"),
         ({"RECLUSTER_STORE_URI_SECRET": "nokey"}, "must be <secret name>/<key>"),
+        ({"RECLUSTER_JOB_AFFINITY": "{podAffinity"}, "RECLUSTER_JOB_AFFINITY is not valid JSON"),
+        ({"RECLUSTER_JOB_AFFINITY": "[]"}, "RECLUSTER_JOB_AFFINITY must be a JSON object"),
+        ({"RECLUSTER_JOB_RESOURCES": "4Gi"}, "RECLUSTER_JOB_RESOURCES is not valid JSON"),
+        (
+            {"RECLUSTER_JOB_RESOURCES": '{"limit": {"memory": "4Gi"}}'},
+            "RECLUSTER_JOB_RESOURCES is not a ResourceRequirements object: limit: Extra inputs",
+        ),
+        (
+            {"RECLUSTER_JOB_ACTIVE_DEADLINE_SECONDS": "6h"},
+            "RECLUSTER_JOB_ACTIVE_DEADLINE_SECONDS must be a whole number of seconds",
+        ),
+        (
+            {"RECLUSTER_JOB_ACTIVE_DEADLINE_SECONDS": "-1"},
+            "RECLUSTER_JOB_ACTIVE_DEADLINE_SECONDS must be a whole number of seconds",
+        ),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], message: str) -> None:

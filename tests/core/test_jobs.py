@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 
 from recluster.api.clustering import ExecutionConfig
-from recluster.api.jobtemplate import JobTemplate
+from recluster.api.jobtemplate import JobTemplate, ResourceRequirements
 from recluster.core.jobs import (
     JobRequest,
     JobSettings,
@@ -92,6 +92,59 @@ def test_defaults_come_from_the_install() -> None:
     assert container["image"] == SETTINGS.image
     assert job["spec"]["backoffLimit"] == 1
     assert job["metadata"]["annotations"]["recluster.io/reason"] == "manual"
+
+
+INSTALL_DEFAULTS = JobSettings(
+    image="i",
+    store_uri="/store",
+    affinity={
+        "podAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "topologyKey": "kubernetes.io/hostname",
+                    "namespaces": ["recluster"],
+                    "labelSelector": {"matchLabels": {"app.kubernetes.io/component": "operator"}},
+                }
+            ]
+        }
+    },
+    active_deadline_seconds=21600,
+    resources=ResourceRequirements(
+        requests={"cpu": "500m", "memory": "1Gi"}, limits={"memory": "4Gi"}
+    ),
+)
+
+
+def test_the_install_bounds_every_job_and_holds_it_near_the_store() -> None:
+    job = build_job(TRIGGER, None, request(), INSTALL_DEFAULTS)
+    assert job["spec"]["activeDeadlineSeconds"] == 21600
+    pod = job["spec"]["template"]["spec"]
+    assert pod["affinity"] == INSTALL_DEFAULTS.affinity
+    assert pod["containers"][0]["resources"] == {
+        "requests": {"cpu": "500m", "memory": "1Gi"},
+        "limits": {"memory": "4Gi"},
+    }
+    bare = build_job(TRIGGER, None, request(), SETTINGS)
+    assert "activeDeadlineSeconds" not in bare["spec"]
+    assert "affinity" not in bare["spec"]["template"]["spec"]
+    assert "resources" not in bare["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_the_job_template_wins_over_the_install_but_not_for_the_store_affinity() -> None:
+    template = JobTemplate.model_validate(
+        {
+            "activeDeadlineSeconds": 600,
+            "resources": {"limits": {"memory": "16Gi"}},
+            "nodeSelector": {"pool": "batch"},
+        }
+    )
+    job = build_job(TRIGGER, template, request(), INSTALL_DEFAULTS)
+    assert job["spec"]["activeDeadlineSeconds"] == 600
+    pod = job["spec"]["template"]["spec"]
+    # resources are replaced whole: a template's limits do not inherit the install's requests
+    assert pod["containers"][0]["resources"] == {"limits": {"memory": "16Gi"}}
+    assert pod["affinity"] == INSTALL_DEFAULTS.affinity
+    assert pod["nodeSelector"] == {"pool": "batch"}
 
 
 def job_with(conditions: list[dict[str, str]], status: dict[str, object] | None = None) -> dict:

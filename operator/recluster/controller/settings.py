@@ -9,7 +9,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from .. import __version__
+from ..api.jobtemplate import ResourceRequirements
 from ..core.jobs import JobSettings
 
 DEFAULT_IMAGE = f"ghcr.io/recluster/recluster:{__version__}"
@@ -36,6 +39,11 @@ class Settings:
     job_env: list[dict[str, Any]] = field(default_factory=list)
     job_volumes: list[dict[str, Any]] = field(default_factory=list)
     job_volume_mounts: list[dict[str, Any]] = field(default_factory=list)
+    job_affinity: dict[str, Any] | None = None
+    """Affinity of every Job's pod (the chart's: same node as the operator, for a
+    ReadWriteOnce store claim)."""
+    job_active_deadline_seconds: int | None = None
+    job_resources: ResourceRequirements | None = None
     metrics_port: int | None = None
     max_sleep: float = 60.0
     """A trigger's loop re-checks at least this often, whatever it expects next."""
@@ -57,6 +65,9 @@ class Settings:
             store_uri_secret=self.store_uri_secret,
             volumes=tuple(self.job_volumes),
             volume_mounts=tuple(self.job_volume_mounts),
+            affinity=self.job_affinity,
+            active_deadline_seconds=self.job_active_deadline_seconds,
+            resources=self.job_resources,
         )
 
     @classmethod
@@ -78,19 +89,61 @@ class Settings:
             job_env=_json_list(env, "RECLUSTER_JOB_ENV", "EnvVar"),
             job_volumes=_json_list(env, "RECLUSTER_JOB_VOLUMES", "Volume"),
             job_volume_mounts=_json_list(env, "RECLUSTER_JOB_VOLUME_MOUNTS", "VolumeMount"),
+            job_affinity=_json_object(env, "RECLUSTER_JOB_AFFINITY", "an Affinity"),
+            job_active_deadline_seconds=_seconds(env, "RECLUSTER_JOB_ACTIVE_DEADLINE_SECONDS"),
+            job_resources=_resources(env, "RECLUSTER_JOB_RESOURCES"),
             metrics_port=int(port) if port else None,
             event_poll_seconds=float(env.get("RECLUSTER_EVENT_POLL_SECONDS") or 30.0),
         )
 
 
-def _json_list(env: Mapping[str, str], name: str, kind: str) -> list[dict[str, Any]]:
-    """A JSON list of Kubernetes objects from an environment variable (empty when unset)."""
+def _json(env: Mapping[str, str], name: str) -> Any:
+    """The JSON value of an environment variable (None when unset or empty)."""
     if not env.get(name):
-        return []
+        return None
     try:
-        value = json.loads(env[name])
+        return json.loads(env[name])
     except ValueError as exc:
         raise ValueError(f"{name} is not valid JSON: {exc}") from None
+
+
+def _json_list(env: Mapping[str, str], name: str, kind: str) -> list[dict[str, Any]]:
+    """A JSON list of Kubernetes objects from an environment variable (empty when unset)."""
+    value = _json(env, name)
+    if value is None:
+        return []
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
         raise ValueError(f"{name} must be a JSON list of {kind} objects")
     return value
+
+
+def _json_object(env: Mapping[str, str], name: str, kind: str) -> dict[str, Any] | None:
+    """A JSON object (a Kubernetes structure) from an environment variable (None when unset)."""
+    value = _json(env, name)
+    if value is not None and not isinstance(value, dict):
+        raise ValueError(f"{name} must be a JSON object ({kind})")
+    return value or None
+
+
+def _resources(env: Mapping[str, str], name: str) -> ResourceRequirements | None:
+    """Container resources ({requests, limits}) from an environment variable."""
+    value = _json_object(env, name, "ResourceRequirements: requests and limits")
+    if value is None:
+        return None
+    try:
+        return ResourceRequirements.model_validate(value)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise ValueError(f"{name} is not a ResourceRequirements object: {problems}") from None
+
+
+def _seconds(env: Mapping[str, str], name: str) -> int | None:
+    """A whole number of seconds; unset, empty or 0 mean none."""
+    text = env.get(name, "").strip()
+    if not text:
+        return None
+    if not text.isdigit():
+        raise ValueError(f"{name} must be a whole number of seconds (0: none), got {text!r}")
+    return int(text) or None

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from ..api.clustering import ExecutionConfig
-from ..api.jobtemplate import JobTemplate
+from ..api.jobtemplate import JobTemplate, ResourceRequirements
 from ..api.trigger import GROUP_VERSION
 
 LABEL_TRIGGER = "recluster.io/trigger"
@@ -58,6 +58,13 @@ class JobSettings:
     """(secret, key) holding the store URI: Jobs never carry a DSN's password in clear."""
     volumes: Sequence[Mapping[str, Any]] = ()
     volume_mounts: Sequence[Mapping[str, Any]] = ()
+    affinity: Mapping[str, Any] | None = None
+    """The pod's affinity, for the store: a ReadWriteOnce claim holds Jobs on the operator's
+    node. A trigger's job_template cannot change it."""
+    active_deadline_seconds: int | None = None
+    """Default of a Job's activeDeadlineSeconds; job_template.activeDeadlineSeconds wins."""
+    resources: ResourceRequirements | None = None
+    """Default resources of the container; job_template.resources replaces them whole."""
 
 
 @dataclass(frozen=True)
@@ -128,8 +135,9 @@ def build_job(
     pull_policy = template.imagePullPolicy or settings.image_pull_policy
     if pull_policy:
         container["imagePullPolicy"] = pull_policy
-    if template.resources is not None:
-        container["resources"] = template.resources.model_dump(exclude_none=True)
+    resources = template.resources if template.resources is not None else settings.resources
+    if resources is not None:
+        container["resources"] = resources.model_dump(exclude_none=True)
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         # the clustering job never calls the Kubernetes API
@@ -144,14 +152,17 @@ def build_job(
         pod_spec["nodeSelector"] = dict(template.nodeSelector)
     if template.tolerations:
         pod_spec["tolerations"] = [t.model_dump(exclude_none=True) for t in template.tolerations]
+    if settings.affinity:
+        pod_spec["affinity"] = dict(settings.affinity)
     job_spec: dict[str, Any] = {
         "backoffLimit": (
             template.backoffLimit if template.backoffLimit is not None else DEFAULT_BACKOFF_LIMIT
         ),
         "template": {"metadata": {"labels": labels}, "spec": pod_spec},
     }
-    if template.activeDeadlineSeconds is not None:
-        job_spec["activeDeadlineSeconds"] = template.activeDeadlineSeconds
+    deadline = template.activeDeadlineSeconds or settings.active_deadline_seconds
+    if deadline:
+        job_spec["activeDeadlineSeconds"] = deadline
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
