@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,10 @@ from typing import Any
 import yaml
 
 from helm_support import CHART, NAMESPACE, RELEASE, ROOT, Helm, get_helm, values_table
+from recluster.api.jobtemplate import JobTemplate
+from recluster.api.trigger import ClusterTriggerSpec
+from recluster.controller.settings import Settings
+from recluster.core.jobs import JobRequest, build_job
 
 __all__ = ["CHART", "NAMESPACE", "RELEASE", "ROOT", "Helm", "get_helm", "values_table"]
 
@@ -42,6 +47,11 @@ COMBINATIONS: dict[str, dict[str, Any]] = {
         },
     },
     "examples": {"examples": {"enabled": True}},
+    # a store every node can mount: two operator replicas, their disruption budget
+    "shared-store": {
+        "operator": {"replicas": 2},
+        "store": {"parquet": {"persistence": {"accessModes": ["ReadWriteMany"]}}},
+    },
     "everything": {
         "watchNamespaces": ["team-a"],
         "gateway": {"enabled": True, "replicas": 1, "service": {"type": "LoadBalancer"}},
@@ -63,6 +73,8 @@ COMBINATIONS: dict[str, dict[str, Any]] = {
             ],
             "extraVolumes": [{"name": "scratch", "emptyDir": {"sizeLimit": "1Gi"}}],
             "extraVolumeMounts": [{"name": "scratch", "mountPath": "/scratch"}],
+            "activeDeadlineSeconds": 3600,
+            "resources": {"requests": {"cpu": "2", "memory": "2Gi"}, "limits": {"cpu": 4}},
         },
         "store": {"parquet": {"volume": {"nfs": {"server": "nfs.local", "path": "/store"}}}},
         "metrics": {"serviceMonitor": {"enabled": True}},
@@ -71,6 +83,14 @@ COMBINATIONS: dict[str, dict[str, Any]] = {
         "commonLabels": {"team": "search"},
     },
 }
+
+
+def kube_version_floor() -> str:
+    """The oldest Kubernetes the chart installs on (Chart.yaml `kubeVersion: ">=X.Y.Z-0"`)."""
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    found = re.fullmatch(r">=(\d+\.\d+\.\d+)-0", chart["kubeVersion"])
+    assert found, f"kubeVersion {chart['kubeVersion']!r} is not a lower bound"
+    return found.group(1)
 
 
 @dataclass
@@ -106,3 +126,29 @@ def values_file(directory: Path, values: dict[str, Any], name: str = "values") -
 def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """A container's env as name -> EnvVar."""
     return {e["name"]: e for e in container.get("env", [])}
+
+
+def operator_container(rendered: Rendered, name: str = "rel-recluster-operator") -> dict[str, Any]:
+    """The operator Deployment's container."""
+    container: dict[str, Any] = rendered.one("Deployment", name)["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    return container
+
+
+def job_from_chart(
+    rendered: Rendered, namespace: str = "team-a", template: JobTemplate | None = None
+) -> dict[str, Any]:
+    """The Job the operator would build for examples/cron-daily-2am.yaml, from the operator's
+    env as the chart renders it, parsed as the operator parses it (Settings.from_env)."""
+    env = env_of(operator_container(rendered))
+    literal = {name: e["value"] for name, e in env.items() if "value" in e}
+    trigger = yaml.safe_load((ROOT / "examples" / "cron-daily-2am.yaml").read_text())
+    spec = ClusterTriggerSpec.model_validate(trigger["spec"])
+    assert spec.execution_config is not None
+    request = JobRequest(
+        name="daily-2am-0123456789", execution="0123456789", scheduled_at=None,
+        reason="manual", execution_config=spec.execution_config,
+    )  # fmt: skip
+    metadata = {"name": "daily-2am", "namespace": namespace, "uid": "u-1"}
+    return build_job(metadata, template, request, Settings.from_env(literal).job_settings())

@@ -21,13 +21,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from chart_support import CHART, COMBINATIONS, NAMESPACE, ROOT, Helm, Rendered, env_of, values_file
+from chart_support import (
+    CHART,
+    COMBINATIONS,
+    NAMESPACE,
+    ROOT,
+    Helm,
+    Rendered,
+    env_of,
+    job_from_chart,
+    kube_version_floor,
+    values_file,
+)
 
-from recluster.api.trigger import ClusterTriggerSpec
 from recluster.cli import main as cli_main
-from recluster.controller.settings import Settings
-from recluster.core.jobs import JobRequest, build_job
 from recluster.manifests import parse_documents
 from recluster.validation import validate_documents
 
@@ -37,7 +44,7 @@ kubernetes_validate = pytest.importorskip(
 Render = Callable[[dict[str, Any]], Rendered]
 
 # chart's kubeVersion floor, and the newest schemas kubernetes-validate ships
-KUBERNETES_VERSIONS = ("1.27.0", kubernetes_validate.latest_version())
+KUBERNETES_VERSIONS = (kube_version_floor(), kubernetes_validate.latest_version())
 RECLUSTER_KINDS = {"ClusterTrigger", "ClusterDefinition"}
 CRD_KINDS = {"ServiceMonitor"}
 CHART_IMAGE = "ghcr.io/recluster/recluster:0.1.0"
@@ -107,23 +114,7 @@ def test_the_jobs_the_operator_builds_from_the_chart_settings_validate(
     render: Render, combination: str
 ) -> None:
     """The operator's env parses as the operator parses it, and yields valid Jobs."""
-    rendered = render(COMBINATIONS[combination])
-    container = rendered.one("Deployment", OPERATOR)["spec"]["template"]["spec"]["containers"][0]
-    literal = {name: e["value"] for name, e in env_of(container).items() if "value" in e}
-    settings = Settings.from_env(literal)
-    job_settings = settings.job_settings()
-    trigger = yaml.safe_load((ROOT / "examples" / "cron-daily-2am.yaml").read_text())
-    spec = ClusterTriggerSpec.model_validate(trigger["spec"])
-    assert spec.execution_config is not None
-    request = JobRequest(
-        name="daily-2am-0123456789",
-        execution="0123456789",
-        scheduled_at=None,
-        reason="manual",
-        execution_config=spec.execution_config,
-    )
-    metadata = {"name": "daily-2am", "namespace": "team-a", "uid": "u-1"}
-    job = build_job(metadata, None, request, job_settings)
+    job = job_from_chart(render(COMBINATIONS[combination]))
     assert _validate_kubernetes(job) == []
     pod = job["spec"]["template"]["spec"]
     mounts = {m["name"] for m in pod["containers"][0]["volumeMounts"]}
@@ -209,6 +200,15 @@ def test_chart_examples_are_the_repository_examples() -> None:
         ),
         ({"store": {"parquet": {"path": "relative/path"}}}, "/store/parquet/path"),
         ({"operator": {"resources": {"request": {}}}}, "'request'"),
+        ({"job": {"activeDeadlineSeconds": -1}}, "/job/activeDeadlineSeconds"),
+        ({"job": {"activeDeadlineSeconds": "6h"}}, "/job/activeDeadlineSeconds"),
+        ({"job": {"resources": {"limit": {"memory": "4Gi"}}}}, "'limit'"),
+        ({"job": {"resources": {"limits": {"memory": "4GB"}}}}, "/job/resources/limits/memory"),
+        ({"job": {"resources": {"requests": {"cpu": 0.5}}}}, "/job/resources/requests/cpu"),
+        (
+            {"store": {"parquet": {"persistence": {"accessModes": ["ReadWriteSome"]}}}},
+            "/store/parquet/persistence/accessModes/0",
+        ),
         ({"unknownTopLevel": True}, "'unknownTopLevel'"),
     ],
 )
@@ -256,8 +256,8 @@ def test_pods_are_locked_down_and_probed(render: Render, combination: str, name:
     assert anti[0]["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
 
 
-def test_operator_runs_two_replicas_with_a_disruption_budget(render: Render) -> None:
-    rendered = render({})
+def test_operator_replicas_share_a_store_with_a_disruption_budget(render: Render) -> None:
+    rendered = render(COMBINATIONS["shared-store"])
     deployment = rendered.one("Deployment", OPERATOR)
     assert deployment["spec"]["replicas"] == 2
     pdb = rendered.one("PodDisruptionBudget", OPERATOR)
@@ -274,7 +274,9 @@ def test_operator_runs_two_replicas_with_a_disruption_budget(render: Render) -> 
     env = env_of(container)
     assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
-    # a single replica has no budget (it would block node drains)
+    # a single replica (the default) has no budget (it would block node drains)
+    assert render({}).one("Deployment", OPERATOR)["spec"]["replicas"] == 1
+    assert render({}).all("PodDisruptionBudget") == []
     assert render(COMBINATIONS["everything"]).all("PodDisruptionBudget") == []
 
 

@@ -15,13 +15,9 @@ from typing import Any
 
 import pytest
 import yaml
-from chart_support import COMBINATIONS, NAMESPACE, ROOT, Rendered, env_of
-from test_chart import OPERATOR
+from chart_support import COMBINATIONS, NAMESPACE, Rendered, job_from_chart
 
 from kube_support import LocalKube
-from recluster.api.trigger import ClusterTriggerSpec
-from recluster.controller.settings import Settings
-from recluster.core.jobs import JobRequest, build_job
 from recluster.kube.errors import KubeError
 
 Render = Callable[[dict[str, Any]], Rendered]
@@ -81,23 +77,19 @@ def test_the_jobs_built_from_the_chart_settings_are_accepted(
 ) -> None:
     """What the operator would create in a tenant's namespace, sent to the apiserver (dry run)."""
     rendered = render(COMBINATIONS[combination])
-    container = rendered.one("Deployment", OPERATOR)["spec"]["template"]["spec"]["containers"][0]
-    literal = {name: e["value"] for name, e in env_of(container).items() if "value" in e}
-    trigger = yaml.safe_load((ROOT / "examples" / "cron-daily-2am.yaml").read_text())
-    spec = ClusterTriggerSpec.model_validate(trigger["spec"])
-    assert spec.execution_config is not None
-    request = JobRequest(
-        name="daily-2am-0123456789", execution="0123456789", scheduled_at=None,
-        reason="manual", execution_config=spec.execution_config,
-    )  # fmt: skip
     namespace = kube.namespace_name("chart-jobs")
     kube.new_namespace(namespace)
     try:
-        metadata = {"name": "daily-2am", "namespace": namespace, "uid": "u-1"}
-        job = build_job(metadata, None, request, Settings.from_env(literal).job_settings())
+        job = job_from_chart(rendered, namespace)
         path = kube.cluster.path("batch", "v1", "jobs", namespace)
         assert kube.admin_api is not None
         accepted = kube.admin_api.request("POST", path, job, query={"dryRun": "All"})
         assert accepted["spec"]["template"]["spec"]["containers"][0]["image"]
+        # the deadline and the store's affinity survive the apiserver's decoding and defaulting
+        assert accepted["spec"].get("activeDeadlineSeconds") == job["spec"].get(
+            "activeDeadlineSeconds"
+        )
+        pod, sent = accepted["spec"]["template"]["spec"], job["spec"]["template"]["spec"]
+        assert pod.get("affinity") == sent.get("affinity")
     finally:
         kube.delete_namespace(namespace)

@@ -96,6 +96,52 @@ The Jobs' service account: created by the chart in each watched namespace
 {{- include "recluster.componentName" (dict "root" . "component" "store") }}
 {{- end }}
 
+{{/* "true" when the chart creates the Parquet store's claim. */}}
+{{- define "recluster.storeClaimCreated" -}}
+{{- $parquet := .Values.store.parquet }}
+{{- if and (eq .Values.store.type "parquet") $parquet.persistence.create (not $parquet.volume) }}true{{ end }}
+{{- end }}
+
+{{/*
+"true" when the created claim attaches to one node at a time (no ReadWriteMany):
+the operator and every Job must then run on one node, for RWO lets several pods
+of one node share a volume, never pods of two nodes (a Multi-Attach error).
+*/}}
+{{- define "recluster.storeOnOneNode" -}}
+{{- if include "recluster.storeClaimCreated" . }}
+{{- if not (has "ReadWriteMany" .Values.store.parquet.persistence.accessModes) }}true{{ end }}
+{{- end }}
+{{- end }}
+
+{{/* Values that validate one by one but cannot work together: refuse them, saying why. */}}
+{{- define "recluster.checkValues" -}}
+{{- $modes := .Values.store.parquet.persistence.accessModes }}
+{{- if and (include "recluster.storeClaimCreated" .) (has "ReadWriteOncePod" $modes) }}
+{{- fail "store.parquet.persistence.accessModes ReadWriteOncePod admits one pod, but the operator and every Job mount the store: use ReadWriteOnce (Jobs then run on the operator's node), ReadWriteMany, or store.type s3 or postgresql" }}
+{{- end }}
+{{- if and (include "recluster.storeOnOneNode" .) (gt (int .Values.operator.replicas) 1) }}
+{{- fail (printf "operator.replicas=%d with a ReadWriteOnce store claim (store.parquet.persistence.accessModes %s): the claim attaches to one node at a time, so replicas and Jobs on other nodes would hang in ContainerCreating on a Multi-Attach error. Keep operator.replicas=1, or use a store every node can mount: store.parquet.persistence.accessModes [ReadWriteMany] (with a storage class that offers it), store.type=s3 or store.type=postgresql" (int .Values.operator.replicas) (toJson $modes)) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The Jobs' affinity, for the store: with a claim on one node, every Job runs on
+the node of the operator's pod (required, so a Job waits rather than fail to
+mount). Empty otherwise.
+*/}}
+{{- define "recluster.jobAffinity" -}}
+{{- if include "recluster.storeOnOneNode" . }}
+podAffinity:
+  requiredDuringSchedulingIgnoredDuringExecution:
+    - topologyKey: kubernetes.io/hostname
+      namespaces:
+        - {{ .Release.Namespace }}
+      labelSelector:
+        matchLabels:
+          {{- include "recluster.selectorLabels" (dict "root" . "component" "operator") | nindent 10 }}
+{{- end }}
+{{- end }}
+
 {{/* The Parquet store's volume source, or nothing when the store is not a mounted path. */}}
 {{- define "recluster.storeVolumeSource" -}}
 {{- $parquet := .Values.store.parquet }}
