@@ -26,13 +26,42 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import get_args
+from typing import Protocol, get_args
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ..api.schedule import Metric
-from ..store.types import Baseline, Float32Matrix
+
+Float32Matrix = NDArray[np.float32]
+"""An N×D float32 matrix (the store's `Float32Matrix`; the same numpy type)."""
+
+
+class DriftBaseline(Protocol):
+    """What drift metrics read of a baseline; `recluster.store.types.Baseline` is one.
+
+    A protocol, so that the core depends on nothing of the package but the API
+    (the import contracts in pyproject.toml), not on the store that keeps baselines.
+    """
+
+    @property
+    def run_id(self) -> str: ...
+
+    @property
+    def centroids(self) -> Float32Matrix: ...
+
+    @property
+    def mean(self) -> NDArray[np.float32]: ...
+
+    @property
+    def document_count(self) -> int: ...
+
+    @property
+    def stats(self) -> Mapping[str, float | list[float]]: ...
+
+    @property
+    def dim(self) -> int: ...
+
 
 METRICS: tuple[str, ...] = get_args(Metric)
 """The metrics a conditional trigger can name (the API's enum)."""
@@ -170,7 +199,7 @@ def _shares(index: NDArray[np.int64], k: int, n: int) -> list[float]:
     return [round(float(c) / n, 8) for c in counts]
 
 
-def bin_shares(sample: Float32Matrix, baseline: Baseline) -> NDArray[np.float64]:
+def bin_shares(sample: Float32Matrix, baseline: DriftBaseline) -> NDArray[np.float64]:
     """Shares of `sample` in each of the K cluster bins, then the "none" bin (K + 1 values)."""
     k = int(baseline.centroids.shape[0])
     index, sim = nearest_centroid(sample, baseline.centroids)
@@ -186,7 +215,7 @@ def bin_shares(sample: Float32Matrix, baseline: Baseline) -> NDArray[np.float64]
     return out
 
 
-def baseline_bin_shares(baseline: Baseline) -> NDArray[np.float64]:
+def baseline_bin_shares(baseline: DriftBaseline) -> NDArray[np.float64]:
     """The baseline's K + 1 bin shares, from its statistics (as `bin_shares` of its own rows)."""
     inlier = np.asarray(baseline.stats["inlier_fractions"], dtype=np.float64)
     return np.append(inlier, max(0.0, 1.0 - float(inlier.sum())))
@@ -197,7 +226,7 @@ def needs_stats(metric: str) -> bool:
     return metric in ("cosine_drift", "outlier_fraction")
 
 
-def has_stats(baseline: Baseline) -> bool:
+def has_stats(baseline: DriftBaseline) -> bool:
     """Whether the baseline carries the statistics the sample-based metrics need."""
     k = int(baseline.centroids.shape[0])
     for key in ("inlier_fractions", "similarity_p05_by_cluster"):
@@ -232,7 +261,7 @@ def noise_floor(shares: NDArray[np.float64], n: int) -> float:
 
 
 def measure(
-    metric: str, sample: Float32Matrix, baseline: Baseline, current_count: int
+    metric: str, sample: Float32Matrix, baseline: DriftBaseline, current_count: int
 ) -> Measurement:
     """Measure `metric` on a uniform `sample` of the collections now (n × D float32).
 
@@ -283,7 +312,7 @@ def measure(
 # Candidates that were measured and not chosen (see docs/drift.md); kept for that table.
 
 
-def mean_shift(sample: Float32Matrix, baseline: Baseline) -> float:
+def mean_shift(sample: Float32Matrix, baseline: DriftBaseline) -> float:
     """Candidate (a): 1 − cos(mean embedding now, mean at baseline)."""
     now = sample.mean(axis=0, dtype=np.float64)
     then = baseline.mean.astype(np.float64)
@@ -291,7 +320,7 @@ def mean_shift(sample: Float32Matrix, baseline: Baseline) -> float:
     return 1.0 - float(now @ then) / denom if denom > 0 else 1.0
 
 
-def similarity_drop(sample: Float32Matrix, baseline: Baseline) -> float:
+def similarity_drop(sample: Float32Matrix, baseline: DriftBaseline) -> float:
     """Candidate (b): 1 − mean nearest-centroid similarity now / at baseline, clipped at 0."""
     _, sim = nearest_centroid(sample, baseline.centroids)
     mean = baseline.stats.get("similarity_mean")
