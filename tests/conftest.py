@@ -66,4 +66,6 @@ def kube(helm: Helm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local
         local.stop()
         raise
     yield local
+    errors = list(local.agent.errors) if local.agent is not None else []
     local.stop()
+    assert errors == [], f"the node agent failed: {errors}"

@@ -32,7 +32,6 @@ from recluster.localkube.controlplane import ControlPlane
 from recluster.localkube.nodeagent import AgentConfig, NodeAgent
 from recluster.localkube.runtime import (
     ContainerLaunch,
-    ImageUnavailable,
     ProcessRuntime,
     RunningContainer,
     ScriptedRuntime,
@@ -54,7 +53,11 @@ def user_of(account: str, namespace: str = RELEASE_NAMESPACE) -> str:
 
 
 class RoutedRuntime:
-    """Scripted containers for test images, local processes for the Recluster image."""
+    """Scripted containers for images tagged `:test`, local processes for the rest.
+
+    The process runtime runs the Recluster image under any other tag and
+    refuses other images (ErrImagePull), as it does in `recluster dev`.
+    """
 
     name = "routed"
 
@@ -64,10 +67,6 @@ class RoutedRuntime:
 
     def start(self, launch: ContainerLaunch) -> RunningContainer:
         if launch.image.endswith(":test"):
-            return self.scripted.start(launch)
-        try:
-            self.process.profile(launch.image)
-        except ImageUnavailable:
             return self.scripted.start(launch)
         return self.process.start(launch)
 

@@ -314,7 +314,11 @@ class NodeAgent:
 
         def find(kind: str, name: str) -> Mapping[str, str] | None:
             plural = "secrets" if kind == "Secret" else "configmaps"
-            found = self.api.get(resource_path("v1", plural, namespace, name))
+            try:
+                found = self.api.get(resource_path("v1", plural, namespace, name))
+            except KubeError as exc:
+                # e.g. 403 while the Node authorizer has not yet linked the pod to it
+                raise ContainerConfigError(f"{kind.lower()} {name!r}: {exc.message}") from None
             if found is None:
                 return None
             if kind == "Secret":
@@ -355,6 +359,7 @@ class PodWorker:
         self.changed = threading.Condition()
         self.deleting = False
         self.gone = False
+        self.deadline_exceeded = False
         self.thread = threading.Thread(target=self._run, name=f"pod-{self.key}", daemon=True)
         self.started_at = agent.config.clock()
         self.records = [
@@ -418,6 +423,7 @@ class PodWorker:
             self._wait_for_exit()
             final = (
                 self.deleting
+                or self.deadline_exceeded
                 or policy == "Never"
                 or (
                     policy == "OnFailure"
@@ -436,18 +442,26 @@ class PodWorker:
                 break
         phase = kubelet.pod_phase(self.records, policy, final=True)
         if not self.gone:
-            if any(r.state != "waiting" or r.terminated for r in self.records) or not self.deleting:
+            if self.deadline_exceeded:
+                self._report("Failed", reason="DeadlineExceeded",
+                             message="Pod was active on the node longer than the specified "
+                             "deadline")  # fmt: skip
+            elif (
+                any(r.state != "waiting" or r.terminated for r in self.records) or not self.deleting
+            ):
                 self._report(phase if phase in ("Succeeded", "Failed") else "Failed")
             if self.deleting:
                 self.agent.confirm_deletion(self.pod)
         shutil.rmtree(self.directory / "volumes", ignore_errors=True)
 
-    def _report(self, phase: kubelet.PodPhase, reason: str | None = None) -> None:
+    def _report(
+        self, phase: kubelet.PodPhase, reason: str | None = None, message: str | None = None
+    ) -> None:
         if self.gone:
             return
         status = kubelet.pod_status(self.pod, self.records, phase, self.agent.config.clock(),
-                                    host_ip=self.agent.facts.address,
-                                    started_at=self.started_at, reason=reason)  # fmt: skip
+                                    host_ip=self.agent.facts.address, started_at=self.started_at,
+                                    reason=reason, message=message)  # fmt: skip
         if not self.agent.patch_status(self.pod, status):
             self.shutdown()
 
@@ -567,8 +581,7 @@ class PodWorker:
                     running.terminate(0)
             self._wait_change(0.2)
         if killed_for == "DeadlineExceeded":
-            self._report("Failed", reason="DeadlineExceeded")
-            self.deleting = True
+            self.deadline_exceeded = True
 
     def _grace_seconds(self) -> float:
         meta = self.pod["metadata"]
