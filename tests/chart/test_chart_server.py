@@ -3,7 +3,8 @@
 Server-side apply with dry-run (`kubectl apply --server-side --dry-run=server`)
 sends every rendered object through the real apiserver's decoding, schema
 validation, defaulting and admission (PodSecurity, RBAC escalation checks,
-...) without storing it, for every values combination of test_chart.py.
+...) without storing it, for every values combination of test_chart.py. And
+the real kube-scheduler places a Job's pod by the affinity the chart gives it.
 """
 
 from __future__ import annotations
@@ -93,3 +94,62 @@ def test_the_jobs_built_from_the_chart_settings_are_accepted(
         assert pod.get("affinity") == sent.get("affinity")
     finally:
         kube.delete_namespace(namespace)
+
+
+def _scheduling(kube: LocalKube, name: str, namespace: str) -> tuple[str, str]:
+    """(node the pod is bound to or "", message of its PodScheduled condition or "")."""
+    pod = kube.cluster.get("", "v1", "pods", name, namespace) or {}
+    scheduled = [
+        c for c in (pod.get("status") or {}).get("conditions") or [] if c["type"] == "PodScheduled"
+    ]
+    message = scheduled[0].get("message", "") if scheduled else ""
+    return (pod.get("spec") or {}).get("nodeName", ""), message
+
+
+def test_the_scheduler_holds_a_job_pod_to_the_operators_node(
+    render: Render, kube: LocalKube
+) -> None:
+    """The affinity the chart gives Jobs (the default ReadWriteOnce store), read by the real
+    kube-scheduler: no operator pod, no node for the Job's pod; once the operator's pod is on a
+    node, the Job's pod goes to that node. The operator's namespace is a fresh one here (the
+    term's `namespaces`), so that no other test's pods count."""
+    rendered = render({})
+    affinity = job_from_chart(rendered, NAMESPACE)["spec"]["template"]["spec"]["affinity"]
+    operator_labels = rendered.one("Deployment", "rel-recluster-operator")["spec"]["template"][
+        "metadata"
+    ]["labels"]
+    jobs, operators = kube.namespace_name("affinity-jobs"), kube.namespace_name("affinity-op")
+    for namespace in (jobs, operators):
+        kube.new_namespace(namespace)
+    (term,) = affinity["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert term["namespaces"] == [NAMESPACE]
+    term["namespaces"] = [operators]
+
+    def pod(name: str, labels: dict[str, str], extra: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels},
+            "spec": {
+                "restartPolicy": "Never", "automountServiceAccountToken": False,
+                "containers": [{"name": "c", "image": "recluster:test"}], **extra,
+            },
+        }  # fmt: skip
+
+    try:
+        kube.cluster.create("", "v1", "pods", pod("job", {}, {"affinity": affinity}), jobs)
+        _, message = kube.cluster.wait_for_sync(
+            lambda: _scheduling(kube, "job", jobs)[1] and _scheduling(kube, "job", jobs),
+            what="the scheduler's verdict on the Job's pod",
+        )
+        assert "pod affinity" in message, message
+        assert _scheduling(kube, "job", jobs)[0] == ""
+        kube.cluster.create("", "v1", "pods", pod("operator", operator_labels, {}), operators)
+        node = kube.cluster.wait_for_sync(
+            lambda: _scheduling(kube, "operator", operators)[0], what="the operator's node"
+        )
+        placed = kube.cluster.wait_for_sync(
+            lambda: _scheduling(kube, "job", jobs)[0], timeout=60, what="the Job's pod's node"
+        )
+        assert placed == node
+    finally:
+        for namespace in (jobs, operators):
+            kube.delete_namespace(namespace)
