@@ -1,11 +1,15 @@
-"""Pushed document events acknowledged per second, durably, against the emulated API.
+"""Pushed document events acknowledged per second, durably, on a real local control plane.
 
-Three processes, as in a cluster: the emulated Kubernetes API, the gateway
-(`recluster gateway`), and this load generator. 100 event triggers listen on
-100 collections; every acknowledged event has been written to its trigger's
-status before the answer. Reports single-event requests and batched requests
-(a list of events per request), and checks at the end that the triggers'
-counters add up to exactly what was acknowledged.
+As in a cluster: the control plane (etcd, kube-apiserver, controller-manager and
+scheduler, the upstream binaries: recluster.localkube), the gateway in a process
+of its own (`recluster gateway`, logged in with the token of a ServiceAccount
+bound to cluster-admin; --identity admin: a client certificate in system:masters),
+and this load generator. 100 event triggers listen on 100 collections; every
+acknowledged event has been written to its trigger's status before the answer.
+Reports single-event requests and batched requests (a list of events per
+request), checks at the end that the triggers' counters add up to exactly what
+was acknowledged, and counts the gateway's API requests in the apiserver's audit
+log and the CPU seconds each process spent.
 
     .venv/bin/python benchmarks/bench_events.py --triggers 100 --seconds 10
 """
@@ -16,6 +20,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,35 +30,31 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from bench_operator import (
+    IDENTITY_NAMESPACE,
+    LocalCluster,
+    component_usage,
+    free_port,
+    loadavg,
+    proc_cpu_seconds,
+    request_summary,
+    self_cpu_seconds,
+)
 
 from recluster.gateway.keys import make_api_key_secret
+from recluster.kube.errors import KubeError
+from recluster.kube.paths import resource_path
 
-ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
-
-
-def start(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """A child process logging to a file (a full pipe would block it)."""
-    return subprocess.Popen(
-        args, stdout=log.open("w"), stderr=subprocess.STDOUT, text=True, env=env
-    )
-
-
-def first_line(log: Path, timeout: float = 30.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = log.read_text()
-        if "\n" in text:
-            return text.split("\n", 1)[0]
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing in {log}")
+NAMESPACE = "default"
+TRIGGERS = resource_path("recluster.io/v1alpha1", "clustertriggers", NAMESPACE)
 
 
 def trigger(i: int) -> dict[str, Any]:
     return {
         "apiVersion": "recluster.io/v1alpha1",
         "kind": "ClusterTrigger",
-        "metadata": {"name": f"events-{i}", "namespace": "default"},
+        "metadata": {"name": f"events-{i}", "namespace": NAMESPACE},
         "spec": {
             "trigger_type": "event",
             "schedule_config": {
@@ -70,7 +71,7 @@ def trigger(i: int) -> dict[str, Any]:
 async def load(
     url: str, key: str, triggers: int, seconds: float, concurrency: int, batch: int, tag: str
 ) -> tuple[int, int, float]:
-    headers = {"Authorization": f"Bearer {key}", "X-Namespace": "default"}
+    headers = {"Authorization": f"Bearer {key}", "X-Namespace": NAMESPACE}
     acknowledged = requests = 0
     deadline = time.monotonic() + seconds
     connector = aiohttp.TCPConnector(limit=concurrency)
@@ -105,84 +106,121 @@ async def load(
     return acknowledged, requests, elapsed
 
 
-async def counted(server: str, triggers: int) -> int:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.get(
-            f"{server}/apis/recluster.io/v1alpha1/namespaces/default/clustertriggers"
-        ) as response,
-    ):
-        items = (await response.json())["items"]
-    return sum((item.get("status") or {}).get("event_counter", 0) for item in items)
+def wait_ready(url: str, gateway: subprocess.Popen[bytes], log: Path) -> None:
+    for _ in range(300):
+        if gateway.poll() is not None:
+            raise RuntimeError(f"the gateway exited:\n{log.read_text(errors='replace')[-4000:]}")
+        out = subprocess.run(
+            ["curl", "-sf", f"{url}/readyz"], capture_output=True, timeout=5, check=False
+        )
+        if out.returncode == 0:
+            return
+        time.sleep(0.1)
+    raise RuntimeError("the gateway did not become ready")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--triggers", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--batch", type=int, default=50, help="events per batched request")
-    parser.add_argument("--port", type=int, default=18090)
+    parser.add_argument("--identity", choices=("serviceaccount", "admin"),
+                        default="serviceaccount", help="the gateway's credentials")  # fmt: skip
+    parser.add_argument("--keep", type=Path, help="keep the control plane's dir (logs) here")
+    parser.add_argument("--json", type=Path, help="write the figures as JSON here")
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="bench-events-"))
-    kubeconfig = work / "kubeconfig"
-    emulator = start(
-        [PY, "-m", "recluster.emulator", "--kubeconfig", str(kubeconfig),
-         "--crds", str(ROOT / "crds")],
-        work / "emulator.log",
-    )  # fmt: skip
-    server = first_line(work / "emulator.log").split()[-1]
-    key, secret = make_api_key_secret("bench", ["default"], name="bench-key")
-
-    async def setup() -> None:
-        async with aiohttp.ClientSession() as session:
-            await session.post(f"{server}/api/v1/namespaces/default/secrets", json=secret)
-            path = f"{server}/apis/recluster.io/v1alpha1/namespaces/default/clustertriggers"
-            for i in range(args.triggers):
-                async with session.post(path, json=trigger(i)) as response:
-                    assert response.status == 201, await response.text()
-
-    asyncio.run(setup())
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
-    gateway = start(
-        [PY, "-m", "recluster", "gateway", "--host", "127.0.0.1", "--port", str(args.port),
-         "--namespace-of-keys", "default"],
-        work / "gateway.log",
-        env,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{args.port}"
+    work = args.keep or Path(tempfile.mkdtemp(prefix="bench-events-"))
+    results: dict[str, Any] = {"loadavg_start": loadavg(), "args": {**vars(args)}}
+    port = free_port()
     try:
-        for _ in range(200):
+        with LocalCluster(work, identity=args.identity, account="gateway") as cluster:
+            api = cluster.admin
+            if args.identity == "admin":
+                api.request("POST", resource_path("v1", "namespaces"),
+                            {"metadata": {"name": IDENTITY_NAMESPACE}})  # fmt: skip
+            key, secret = make_api_key_secret("bench", [NAMESPACE], name="bench-key")
+            api.request("POST", resource_path("v1", "secrets", IDENTITY_NAMESPACE), secret)
+            for i in range(args.triggers):
+                api.request("POST", TRIGGERS, trigger(i))
+            env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
+            log = work / "gateway.log"
+            with log.open("wb") as out:
+                gateway = subprocess.Popen(
+                    [PY, "-m", "recluster", "gateway", "--host", "127.0.0.1", "--port",
+                     str(port), "--namespace-of-keys", IDENTITY_NAMESPACE],
+                    stdout=out, stderr=subprocess.STDOUT, env=env,
+                )  # fmt: skip
+            url = f"http://127.0.0.1:{port}"
             try:
-                out = subprocess.run(
-                    ["curl", "-sf", f"{url}/readyz"], capture_output=True, timeout=2, check=False
-                )
-                if out.returncode == 0:
-                    break
-            except (OSError, subprocess.TimeoutExpired):
-                pass
-            time.sleep(0.1)
-        results = {}
-        for label, batch in (("single events", 1), (f"batches of {args.batch}", args.batch)):
-            acked, requests, elapsed = asyncio.run(
-                load(url, key, args.triggers, args.seconds, args.concurrency, batch, label[:6])
+                wait_ready(url, gateway, log)
+                mark = cluster.audit_mark()
+                runs: dict[str, Any] = {}
+                modes = (("single events", 1), (f"batches of {args.batch}", args.batch))
+                for label, batch in modes:
+                    before = cluster.components()
+                    gateway_cpu, bench_cpu = proc_cpu_seconds(gateway.pid), self_cpu_seconds()
+                    run = load(url, key, args.triggers, args.seconds, args.concurrency, batch,
+                               label[:6])  # fmt: skip
+                    acked, requests, elapsed = asyncio.run(run)
+                    runs[label] = {
+                        "events": acked,
+                        "requests": requests,
+                        "seconds": round(elapsed, 2),
+                        "events_per_s": round(acked / elapsed, 1),
+                        "requests_per_s": round(requests / elapsed, 1),
+                        "cpu_s": {
+                            "gateway": round(proc_cpu_seconds(gateway.pid) - gateway_cpu, 2),
+                            "load generator": round(self_cpu_seconds() - bench_cpu, 2),
+                            **{
+                                name: u["cpu_s"]
+                                for name, u in component_usage(before, cluster.components()).items()
+                            },
+                        },
+                        "loadavg_end": loadavg(),
+                    }
+                entries = cluster.audit(mark)
+            finally:
+                gateway.send_signal(signal.SIGTERM)
+                try:
+                    gateway.wait(20)
+                except subprocess.TimeoutExpired:
+                    gateway.kill()
+                    gateway.wait()
+            items = api.request("GET", TRIGGERS).get("items") or []
+            total = sum((t.get("status") or {}).get("event_counter", 0) for t in items)
+            acknowledged = sum(r["events"] for r in runs.values())
+            results.update(
+                runs=runs,
+                counted=total,
+                acknowledged=acknowledged,
+                gateway_requests=request_summary(entries, cluster.user, acknowledged),
+                components_rss_mb={n: u["rss_mb"] for n, u in cluster.components().items()},
             )
-            results[label] = (acked, requests, elapsed)
-        total = asyncio.run(counted(server, args.triggers))
-        acknowledged = sum(a for a, _, _ in results.values())
-        print(f"{args.triggers} event triggers, {args.concurrency} concurrent clients, "
-              f"{os.cpu_count()} cores (emulator, gateway and load share them)")  # fmt: skip
-        print(f"{'requests':<22}{'events/s':>10}{'requests/s':>12}{'events':>9}")
-        for label, (acked, requests, elapsed) in results.items():
-            print(f"{label:<22}{acked / elapsed:>10.0f}{requests / elapsed:>12.0f}{acked:>9}")
-        print(f"counted on the triggers: {total} of {acknowledged} acknowledged "
-              f"({'exact' if total == acknowledged else 'MISMATCH'})")  # fmt: skip
-        print(json.dumps({k: v[0] / v[2] for k, v in results.items()}))
+    except KubeError as exc:
+        sys.exit(f"the control plane refused a request: {exc}")
     finally:
-        for process in (gateway, emulator):
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=20)
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+    print(f"{args.triggers} event triggers, {args.concurrency} concurrent clients, "
+          f"{os.cpu_count()} cores (control plane, gateway and load share them)")  # fmt: skip
+    print(f"{'requests':<22}{'events/s':>10}{'requests/s':>12}{'events':>9}   CPU s")
+    for label, r in results["runs"].items():
+        cpu = ", ".join(f"{k} {v}" for k, v in r["cpu_s"].items())
+        print(f"{label:<22}{r['events_per_s']:>10.0f}{r['requests_per_s']:>12.0f}"
+              f"{r['events']:>9}   {cpu}")  # fmt: skip
+    exact = "exact" if results["counted"] == results["acknowledged"] else "MISMATCH"
+    print(f"counted on the triggers: {results['counted']} of {results['acknowledged']} "
+          f"acknowledged ({exact})")  # fmt: skip
+    g = results["gateway_requests"]
+    print(f"gateway API requests: {g['total']} ({g['conflicts_409']} answered 409, "
+          f"{g['throttled_429']} 429): {json.dumps(g['by_kind'])}")  # fmt: skip
+    print(f"load average {results['loadavg_start'][0]:.2f} at start, {loadavg()[0]:.2f} at end")
+    print(json.dumps({k: v["events_per_s"] for k, v in results["runs"].items()}))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
 
 
 if __name__ == "__main__":

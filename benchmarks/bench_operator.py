@@ -1,30 +1,46 @@
-"""The operator on the emulated Kubernetes API: apply latency, fire lag, memory per trigger.
+"""The operator on a real local control plane: apply latency, fire lag, memory per trigger.
 
-Three measurements, each against a fresh ``EmulatedCluster`` (real HTTP on 127.0.0.1)
-and the REAL operator (``run_operator``: kopf, the daemons, the pure core):
+Each part starts a fresh local control plane (recluster.localkube: the upstream
+etcd, kube-apiserver, kube-controller-manager and kube-scheduler on loopback,
+with an audit log), installs our CRDs, and runs the REAL operator as its own
+process (`python -m recluster operator`, production pacing, the real clock).
+The operator logs in with the token of a ServiceAccount bound to cluster-admin
+(--identity serviceaccount, the default): RBAC is evaluated and API Priority
+and Fairness classifies it as a chart install's operator (a service account);
+--identity admin uses a client certificate in system:masters instead (exempt
+from both). Apply and lag also start the node agent in place of a kubelet with
+a scripted container runtime: the real Job controller creates each Job's Pod,
+the real scheduler binds it, and the bench plays only the kubelet's container,
+which exits 0 with a termination message --job-seconds after it started.
 
     apply   apply -> Job created, per trigger, over --triggers interval triggers with
             start_immediately (each fires as soon as the operator sees it). Two runs:
             "sequential" (one trigger at a time, the next once its Job exists) and
-            "burst" (all created back to back). The start is the moment the emulator
-            commits the trigger, the end the moment it commits the Job (a hook on the
-            store's watch fan-out, perf_counter: microseconds, no polling).
+            "burst" (all POSTed back to back, as `kubectl apply -f dir/` does).
+            "server" = the Job's create request completed - the trigger's create
+            request completed, both from the apiserver's audit log (ResponseComplete
+            stageTimestamp, microseconds: the object is stored and answered);
+            "client" = this process sends the trigger's POST -> it receives the Job's
+            ADDED event on a watch (what a user with `kubectl get -w` sees).
     lag     fire lag = actual - scheduled, with the real clock: --lag-triggers interval
-            triggers of a few seconds (--lag-interval .. + --lag-spread - 1) during
-            --lag-window seconds. The bench plays the Job controller (each Job succeeds
-            after --job-seconds, with a pod and a termination message), so every slot
-            fires. "precise" = the instant the Job appears in the store - the exact
-            scheduled instant (the Job's recluster.io/scheduled-at annotation; the core
-            schedules on whole seconds, so that annotation is exact); "k8s" = the Job's
-            creationTimestamp - scheduled-at, what a user sees (second resolution).
-    rss     the operator as its own process (``python -m recluster operator``, KUBECONFIG
-            pointing at the emulator served by this process) with --rss-sizes interval
-            triggers of --rss-interval seconds (idle). Time until every trigger has
-            status.observedGeneration, then VmRSS (after --rss-settle s) and VmHWM from
-            /proc/<pid>/status, and the operator's CPU seconds.
+            triggers of --lag-interval .. + --lag-spread - 1 seconds during --lag-window
+            seconds. "precise" = the Job's create request completed (audit log) - the
+            scheduled instant (the Job's recluster.io/scheduled-at annotation: the core
+            schedules on whole seconds, so it is exact); "k8s" = creationTimestamp -
+            scheduled-at (second resolution). Every trigger has concurrency_policy
+            Forbid: a slot that comes while the previous Job has not finished (as the
+            operator sees it) is skipped by design; skipped slots are counted apart from
+            missed ones (a grid slot with neither a Job nor a skip).
+    rss     --rss-sizes idle interval triggers (--rss-interval s, no Job for a day): time
+            until every trigger has status.observedGeneration (a watch in this process),
+            then the operator's VmRSS (after --rss-settle s) and VmHWM from
+            /proc/<pid>/status, its CPU seconds, and those of etcd and the apiserver.
 
-Parts apply and lag run the operator in this process, in the event loop that also
-serves the emulator (as the tests do): the emulator's work is inside the figures.
+API request counts come from the audit log (the operator's user only). Nothing
+here is emulated: the apiserver runs validation (schema and CEL), admission
+(OwnerReferencesPermissionEnforcement included), RBAC and auditing on every
+request, and etcd, the controllers, the operator and this process share the
+machine's cores.
 
 Usage:
     .venv/bin/python benchmarks/bench_operator.py
@@ -37,48 +53,52 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import collections
 import contextlib
 import json
 import logging
 import os
 import platform
+import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import kopf
+from recluster.kube.errors import KubeError
+from recluster.kube.paths import resource_path
+from recluster.kube.sync import KubeApi
+from recluster.localkube.controlplane import ControlPlane
+from recluster.localkube.nodeagent import AgentConfig, NodeAgent
+from recluster.localkube.pki import ADMIN, Identity
+from recluster.localkube.runtime import ContainerLaunch, ScriptedRuntime
+from recluster.localkube.setup import install_crds
 
-from recluster.controller.kube import KubeClient
-from recluster.controller.runtime import run_operator
-from recluster.controller.settings import Settings
-from recluster.emulator import (
-    ApiError,
-    AuditRecord,
-    EmulatedCluster,
-    FieldSelector,
-    LabelSelector,
-)
-
-ROOT = Path(__file__).resolve().parents[1]
-CRDS = ROOT / "crds"
+JSON = dict[str, Any]
 GROUP, VERSION, PLURAL = "recluster.io", "v1alpha1", "clustertriggers"
 NAMESPACE = "default"
-LABEL_TRIGGER = "recluster.io/trigger"
+IDENTITY_NAMESPACE = "recluster-bench"
+NODE = "bench-node"
+IMAGE = "recluster:bench"
+"""Never run: the node agent's runtime here is scripted."""
+BENCH_AGENT = "recluster-bench"
 ANNOTATION_SCHEDULED_AT = "recluster.io/scheduled-at"
 CONFIG = {"collection_ids": ["col_bench"], "config": {"algorithm": "kmeans", "n_clusters": 3}}
+JOB_SUMMARY = {"num_clusters": 3, "num_documents": 1000, "execution_time_ms": 900}
 GOAL_LATENCY_S = 1.0
 GOAL_RSS_MB = 300.0
+MB = 2**20
 
 log = logging.getLogger("bench_operator")
 
@@ -108,7 +128,7 @@ def summary(values: Sequence[float]) -> dict[str, float]:
     }
 
 
-def trigger_manifest(name: str, interval: int, start_immediately: bool) -> dict[str, Any]:
+def trigger_manifest(name: str, interval: int, start_immediately: bool) -> JSON:
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "ClusterTrigger",
@@ -128,6 +148,11 @@ def parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def trigger_of_job(job_name: str) -> str:
+    """Jobs are named `<trigger>-<ten hex digits>` (core/jobs.py job_name)."""
+    return job_name[:-11]
+
+
 def proc_status(pid: int) -> dict[str, int]:
     """VmRSS, VmHWM, ... of a process in bytes, from /proc/<pid>/status."""
     values: dict[str, int] = {}
@@ -140,7 +165,7 @@ def proc_status(pid: int) -> dict[str, int]:
 
 
 def proc_cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (and its reaped children: none here)."""
+    """utime + stime of a process."""
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
@@ -152,39 +177,15 @@ def self_cpu_seconds() -> float:
     return times.user + times.system
 
 
-def count_requests(cluster: EmulatedCluster) -> collections.Counter[str]:
-    """Count the HTTP requests the emulator answers (all are the operator's here), by kind.
-
-    The audit log keeps a bounded list; this counts every record as it is appended.
-    """
-    counts: collections.Counter[str] = collections.Counter()
-    audit = cluster.audit
-    append = audit.append
-
-    def counting(record: AuditRecord) -> None:
-        resource = record.resource + (f"/{record.subresource}" if record.subresource else "")
-        counts[f"{record.verb} {resource or record.path} {record.code}"] += 1
-        append(record)
-
-    audit.append = counting  # type: ignore[method-assign]
-    return counts
-
-
-def request_summary(counts: collections.Counter[str], triggers: int) -> dict[str, Any]:
-    total = sum(counts.values())
-    return {
-        "total": total,
-        "per_trigger": round(total / max(triggers, 1), 1),
-        "conflicts_409": sum(v for k, v in counts.items() if k.endswith(" 409")),
-        "by_kind": dict(counts.most_common()),
-    }
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def loadavg() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 def machine() -> dict[str, Any]:
@@ -205,245 +206,416 @@ def machine() -> dict[str, Any]:
         "mem_total_gb": round(mem_total / 2**30, 1),
         "python": platform.python_version(),
         "kernel": platform.release(),
-        "loadavg_start": os.getloadavg(),
+        "loadavg_start": loadavg(),
     }
 
 
-# -- watching Jobs appear in the emulator's store ----------------------------------------
+# -- the apiserver's audit log -----------------------------------------------------------
 
 
-@dataclass
-class SeenJob:
+@dataclass(frozen=True)
+class Audited:
+    """One request, from the apiserver's audit log (times: epoch seconds, apiserver clock)."""
+
+    verb: str
+    resource: str
+    """plural[/subresource]; empty for non-resource URLs."""
+    namespace: str
     name: str
-    trigger: str
-    perf: float
-    """perf_counter() at the store commit that created the Job."""
-    wall: float
-    """time.time() at the same moment."""
-    body: dict[str, Any]
+    user: str
+    user_agent: str
+    code: int
+    received: float
+    completed: float
+    """stageTimestamp of ResponseComplete (ResponseStarted for a watch still open)."""
 
 
-@dataclass
-class JobRecorder:
-    """Records every Job the instant the emulator commits it (no polling).
+def read_audit(path: Path, since: int = 0) -> list[Audited]:
+    """Every request logged after byte offset `since`, once each (by audit ID)."""
+    found: dict[str, Audited] = {}
+    with path.open("rb") as audit:
+        audit.seek(since)
+        for line in audit:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # a line being written
+            stage = event.get("stage")
+            if stage not in ("ResponseComplete", "ResponseStarted"):
+                continue
+            audit_id = str(event.get("auditID"))
+            if stage == "ResponseStarted" and audit_id in found:
+                continue
+            ref = event.get("objectRef") or {}
+            resource = str(ref.get("resource") or "")
+            if ref.get("subresource"):
+                resource = f"{resource}/{ref['subresource']}"
+            found[audit_id] = Audited(
+                verb=str(event.get("verb") or ""),
+                resource=resource or str(event.get("requestURI") or "").split("?")[0],
+                namespace=str(ref.get("namespace") or ""),
+                name=str(ref.get("name") or ""),
+                user=str((event.get("user") or {}).get("username") or ""),
+                user_agent=str(event.get("userAgent") or ""),
+                code=int((event.get("responseStatus") or {}).get("code") or 0),
+                received=parse_time(event["requestReceivedTimestamp"]).timestamp(),
+                completed=parse_time(event["stageTimestamp"]).timestamp(),
+            )
+    return list(found.values())
 
-    A watcher subscribed on the store's own watch fan-out, whose ``offer`` (called
-    synchronously inside the commit) is replaced by a recorder. ``on_added`` is called
-    soon after (never inside the commit: it may write to the store).
+
+def created(entries: Sequence[Audited], resource: str) -> dict[str, Audited]:
+    """The first successful create of each object of a resource, by name."""
+    first: dict[str, Audited] = {}
+    for e in entries:
+        ok = e.verb == "create" and e.resource == resource and e.code == 201
+        if ok and (e.name not in first or e.completed < first[e.name].completed):
+            first[e.name] = e
+    return first
+
+
+def request_summary(entries: Sequence[Audited], user: str, triggers: int) -> dict[str, Any]:
+    counts: collections.Counter[str] = collections.Counter(
+        f"{e.verb} {e.resource} {e.code}" for e in entries if e.user == user
+    )
+    total = sum(counts.values())
+    return {
+        "total": total,
+        "per_trigger": round(total / max(triggers, 1), 1),
+        "conflicts_409": sum(v for k, v in counts.items() if k.endswith(" 409")),
+        "unprocessable_422": sum(v for k, v in counts.items() if k.endswith(" 422")),
+        "throttled_429": sum(v for k, v in counts.items() if k.endswith(" 429")),
+        "by_kind": dict(counts.most_common()),
+    }
+
+
+# -- the kubelet's part: scripted containers ---------------------------------------------
+
+
+class ScriptedKubelet:
+    """Each container the node agent starts runs `seconds`, then exits 0 with a summary."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.runtime = ScriptedRuntime(outcome=self._started)
+        self.started = 0
+
+    def _started(self, launch: ContainerLaunch) -> None:
+        self.started += 1
+        timer = threading.Timer(self.seconds, self._finish, (launch,))
+        timer.daemon = True
+        timer.start()
+
+    def _finish(self, launch: ContainerLaunch) -> None:
+        with contextlib.suppress(KeyError, OSError):
+            self.runtime.finish(launch, 0, json.dumps(JOB_SUMMARY))
+
+
+# -- the local cluster ---------------------------------------------------------------------
+
+
+class LocalCluster:
+    """A fresh control plane with our CRDs, an identity for the operator (or gateway), and
+    optionally the node agent with scripted containers."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        identity: str = "serviceaccount",
+        account: str = "operator",
+        job_seconds: float | None = None,
+    ) -> None:
+        self.workdir = workdir
+        self.plane = ControlPlane(workdir / "control-plane")
+        self.identity_kind = identity
+        self.account = account
+        self.job_seconds = job_seconds
+        self.kubelet: ScriptedKubelet | None = None
+        self.agent: NodeAgent | None = None
+        self.api: KubeApi | None = None
+        self.user = ""
+        """The audit log's user name of the operator (or gateway)."""
+        self.kubeconfig = workdir / f"{account}.kubeconfig"
+
+    def __enter__(self) -> LocalCluster:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        started = time.monotonic()
+        self.plane.start()
+        self.api = self.new_api()
+        install_crds(self.api)
+        self._identity()
+        if self.job_seconds is not None:
+            self.kubelet = ScriptedKubelet(self.job_seconds)
+            node_api = KubeApi.from_kubeconfig(self.plane.node_kubeconfig(NODE), "node-agent")
+            config = AgentConfig(
+                NODE, self.workdir / "node", apiserver_port=self.plane.ports["apiserver"]
+            )
+            self.agent = NodeAgent(node_api, self.kubelet.runtime, config).start()
+        log.info("control plane ready in %.1f s", time.monotonic() - started)
+
+    def stop(self) -> None:
+        if self.agent is not None:
+            self.agent.stop()
+            self.agent = None
+        if self.api is not None:
+            self.api.close()
+            self.api = None
+        self.plane.stop()
+
+    def new_api(self) -> KubeApi:
+        """An admin client of this process's own (one per thread)."""
+        return KubeApi.from_kubeconfig(self.plane.admin_kubeconfig, BENCH_AGENT)
+
+    @property
+    def admin(self) -> KubeApi:
+        assert self.api is not None
+        return self.api
+
+    def _identity(self) -> None:
+        if self.identity_kind == "admin":
+            identity = Identity(f"recluster-bench-{self.account}", ("system:masters",))
+            self.plane.kubeconfig(self.kubeconfig, identity)
+            self.user = identity.user
+            return
+        api = self.admin
+        api.request("POST", resource_path("v1", "namespaces"),
+                    {"metadata": {"name": IDENTITY_NAMESPACE}})  # fmt: skip
+        api.request("POST", resource_path("v1", "serviceaccounts", IDENTITY_NAMESPACE),
+                    {"metadata": {"name": self.account}})  # fmt: skip
+        binding = {
+            "metadata": {"name": f"recluster-bench-{self.account}"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                        "name": "cluster-admin"},
+            "subjects": [{"kind": "ServiceAccount", "name": self.account,
+                          "namespace": IDENTITY_NAMESPACE}],
+        }  # fmt: skip
+        api.request("POST", resource_path("rbac.authorization.k8s.io/v1", "clusterrolebindings"),
+                    binding)  # fmt: skip
+        path = resource_path("v1", "serviceaccounts", IDENTITY_NAMESPACE, self.account, "token")
+        request = {"spec": {"expirationSeconds": 86_400}}
+        token = str(api.request("POST", path, request)["status"]["token"])
+        self.user = f"system:serviceaccount:{IDENTITY_NAMESPACE}:{self.account}"
+        self.plane.token_kubeconfig(self.kubeconfig, token, self.user)
+        # the binding counts once the apiserver's RBAC cache has it
+        probe = KubeApi.from_kubeconfig(self.kubeconfig, BENCH_AGENT)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    probe.request("GET", resource_path(f"{GROUP}/{VERSION}", PLURAL, NAMESPACE))
+                    break
+                except KubeError as exc:
+                    if exc.status != 403 or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+        finally:
+            probe.close()
+
+    # -- measuring -------------------------------------------------------------------
+
+    def audit_mark(self) -> int:
+        try:
+            return self.plane.audit_log.stat().st_size
+        except OSError:
+            return 0
+
+    def audit(self, since: int) -> list[Audited]:
+        """The audit log from `since`, once every request answered so far is in it.
+
+        The apiserver writes a request's event as it completes, a moment after the
+        client has its answer: a marker request made now shows when they all have.
+        """
+        marker = f"audit-marker-{time.monotonic_ns()}"
+        self.admin.get(resource_path("v1", "configmaps", NAMESPACE, marker))
+        deadline = time.monotonic() + 30
+        while True:
+            entries = read_audit(self.plane.audit_log, since)
+            if any(e.name == marker for e in entries) or time.monotonic() > deadline:
+                return [e for e in entries if e.name != marker]
+            time.sleep(0.2)
+
+    def rate_limiter_waits(self) -> dict[str, float]:
+        """client-go's client-side rate limiter in the controller-manager: total seconds its
+        requests waited, and how many waited (its /metrics; --kube-api-qps defaults to 20)."""
+        pair = self.plane.pki.client(ADMIN)
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE  # the component's self-signed serving certificate
+        context.load_cert_chain(str(pair.cert), str(pair.key))
+        url = f"https://127.0.0.1:{self.plane.ports['controller_manager']}/metrics"
+        waited = {"seconds": 0.0, "requests": 0.0}
+        try:
+            with urllib.request.urlopen(url, timeout=5, context=context) as response:
+                text = response.read().decode()
+        except OSError as exc:
+            return {"error": float("nan"), **waited} if not str(exc) else waited
+        for line in text.splitlines():
+            if line.startswith("rest_client_rate_limiter_duration_seconds_sum"):
+                waited["seconds"] += float(line.rsplit(" ", 1)[1])
+            elif line.startswith("rest_client_rate_limiter_duration_seconds_count"):
+                waited["requests"] += float(line.rsplit(" ", 1)[1])
+        return {k: round(v, 2) for k, v in waited.items()}
+
+    def components(self) -> dict[str, dict[str, float]]:
+        """CPU seconds and RSS (MB) of etcd, the apiserver and the controllers now."""
+        usage = {}
+        for child in self.plane.children:
+            if child.pid is None:
+                continue
+            with contextlib.suppress(OSError):
+                usage[child.name] = {
+                    "cpu_s": proc_cpu_seconds(child.pid),
+                    "rss_mb": round(proc_status(child.pid)["VmRSS"] / MB, 1),
+                }
+        return usage
+
+
+def component_usage(
+    before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]
+) -> dict[str, dict[str, float]]:
+    return {
+        name: {
+            "cpu_s": round(now["cpu_s"] - before.get(name, {}).get("cpu_s", 0.0), 2),
+            "rss_mb": now["rss_mb"],
+        }
+        for name, now in after.items()
+    }
+
+
+# -- watching objects --------------------------------------------------------------------
+
+
+class Watcher:
+    """A watch stream in a thread of its own: each event, with its local receive time.
+
+    `start()` lists first (synchronously), so every change made after it returns
+    is seen; the stream is resumed from the last resourceVersion when the server
+    ends it, and listed again after a 410 Gone (noted in `errors`).
     """
 
-    cluster: EmulatedCluster
-    on_added: Callable[[SeenJob], None] | None = None
-    jobs: dict[str, SeenJob] = field(default_factory=dict)
-    by_trigger: dict[str, list[SeenJob]] = field(default_factory=dict)
-    waiters: dict[str, asyncio.Event] = field(default_factory=dict)
+    def __init__(
+        self,
+        cluster: LocalCluster,
+        path: str,
+        on_event: Callable[[str, JSON, float], None],
+    ) -> None:
+        self.api = cluster.new_api()
+        self.path = path
+        self.on_event = on_event
+        self.version = ""
+        self.stopping = threading.Event()
+        self.errors: list[str] = []
+        self.thread = threading.Thread(target=self._run, name=f"watch {path}", daemon=True)
 
-    def __post_init__(self) -> None:
-        store = self.cluster.store
-        defn = self.cluster.definition("batch", "v1", "jobs")
-        self.watcher = store.watch(
-            defn,
-            NAMESPACE,
-            labels=LabelSelector(),
-            fields=FieldSelector(),
-            since=str(store.resource_version),
-        )
-        self.watcher.offer = self._offer  # type: ignore[method-assign]
-        self.loop = asyncio.get_running_loop()
+    def start(self) -> Watcher:
+        self._list()
+        self.thread.start()
+        return self
 
-    def close(self) -> None:
-        self.cluster.store.unwatch(self.watcher)
+    def stop(self) -> None:
+        self.stopping.set()  # the thread ends at its next event or the stream's end
 
-    def _offer(self, event_type: str, old: Any, new: Any) -> None:
-        if event_type != "ADDED":
+    def _list(self) -> None:
+        listed = self.api.request("GET", self.path)
+        now = time.time()
+        self.version = str(listed["metadata"]["resourceVersion"])
+        for item in listed.get("items") or []:
+            self.on_event("ADDED", item, now)
+
+    def _run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                if not self.version:
+                    self._list()
+                query = {"resourceVersion": self.version, "allowWatchBookmarks": "true"}
+                for event in self.api.watch(self.path, query, timeout_seconds=60):
+                    now = time.time()
+                    if self.stopping.is_set():
+                        return
+                    kind, obj = str(event.get("type")), event.get("object") or {}
+                    if kind == "ERROR":
+                        self.errors.append(f"watch {self.path}: {obj.get('message')}")
+                        self.version = ""
+                        break
+                    self.version = str(obj["metadata"]["resourceVersion"])
+                    if kind != "BOOKMARK":
+                        self.on_event(kind, obj, now)
+            except Exception as exc:
+                if self.stopping.is_set():
+                    return
+                self.errors.append(f"watch {self.path}: {exc!r}")
+                time.sleep(0.5)
+
+
+@dataclass
+class JobLog:
+    """Jobs as this process sees them on a watch: first seen, and seen complete."""
+
+    seen: dict[str, float] = field(default_factory=dict)
+    bodies: dict[str, JSON] = field(default_factory=dict)
+    by_trigger: dict[str, list[str]] = field(default_factory=dict)
+    completed: dict[str, float] = field(default_factory=dict)
+    lock: threading.Condition = field(default_factory=threading.Condition)
+
+    def on_event(self, kind: str, job: JSON, at: float) -> None:
+        if kind == "DELETED":
             return
-        perf, wall = time.perf_counter(), time.time()
-        meta = new["metadata"]
-        if meta.get("namespace") != NAMESPACE or meta["name"] in self.jobs:
-            return
-        trigger = str((meta.get("labels") or {}).get(LABEL_TRIGGER, ""))
-        seen = SeenJob(meta["name"], trigger, perf, wall, new)
-        self.jobs[seen.name] = seen
-        self.by_trigger.setdefault(trigger, []).append(seen)
-        if trigger in self.waiters:
-            self.waiters[trigger].set()
-        if self.on_added is not None:
-            self.loop.call_soon(self.on_added, seen)
+        name = str(job["metadata"]["name"])
+        conditions = (job.get("status") or {}).get("conditions") or []
+        done = any(c["type"] == "Complete" and c["status"] == "True" for c in conditions)
+        with self.lock:
+            if name not in self.seen:
+                self.seen[name] = at
+                self.bodies[name] = job
+                self.by_trigger.setdefault(trigger_of_job(name), []).append(name)
+                self.lock.notify_all()
+            if done and name not in self.completed:
+                self.completed[name] = at
 
-    async def first_job(self, trigger: str, timeout: float) -> SeenJob:
-        event = self.waiters.setdefault(trigger, asyncio.Event())
-        if trigger not in self.by_trigger:
-            await asyncio.wait_for(event.wait(), timeout)
-        return self.by_trigger[trigger][0]
-
-
-# -- the operator in this process ----------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def operator_in_process(cluster: EmulatedCluster) -> AsyncIterator[None]:
-    """The real operator (kopf + daemons) with production pacing and the real clock."""
-    settings = Settings(image="recluster:bench", store_uri="/data/store")
-    client = KubeClient(kopf.ConnectionInfo(server=cluster.url, insecure=True))
-    stop, ready = asyncio.Event(), asyncio.Event()
-    logging.getLogger("kopf").setLevel(logging.WARNING)
-    task = asyncio.create_task(run_operator(settings, client, stop_flag=stop, ready_flag=ready))
-    try:
-        await asyncio.wait_for(ready.wait(), 30)
-        yield
-    finally:
-        # kopf's shutdown chatter (daemons cancelled, streams left) is not a finding
-        logging.getLogger("kopf").setLevel(logging.ERROR)
-        stop.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(task, 60)
-        await client.close()
+    def first_job(self, trigger: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while trigger not in self.by_trigger:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no Job for {trigger} after {timeout:.0f} s")
+                self.lock.wait(left)
+            return self.by_trigger[trigger][0]
 
 
-# -- part 1: apply -> Job created ----------------------------------------------------------
+@dataclass
+class TriggerLog:
+    """Which triggers the operator has reconciled (status.observedGeneration is current)."""
+
+    reconciled: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def on_event(self, kind: str, trigger: JSON, _at: float) -> None:
+        meta = trigger["metadata"]
+        observed = (trigger.get("status") or {}).get("observedGeneration")
+        with self.lock:
+            if kind != "DELETED" and observed == meta.get("generation"):
+                self.reconciled.add(str(meta["name"]))
+            else:
+                self.reconciled.discard(str(meta["name"]))
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.reconciled)
 
 
-async def bench_apply(n: int, timeout: float) -> dict[str, Any]:
-    async with EmulatedCluster(crds=[CRDS]) as cluster:
-        recorder = JobRecorder(cluster)
-        requests = count_requests(cluster)
-        async with operator_in_process(cluster):
-            await asyncio.sleep(0.5)  # the operator's watches are established
-            sequential: list[float] = []
-            for i in range(n):
-                name = f"seq-{i:04d}"
-                started = time.perf_counter()
-                cluster.create(GROUP, VERSION, PLURAL, trigger_manifest(name, 3600, True))
-                job = await recorder.first_job(name, timeout)
-                sequential.append(job.perf - started)
-            await asyncio.sleep(1.0)
-            names = [f"burst-{i:04d}" for i in range(n)]
-            started_at: dict[str, float] = {}
-            for name in names:
-                started_at[name] = time.perf_counter()
-                cluster.create(GROUP, VERSION, PLURAL, trigger_manifest(name, 3600, True))
-            burst: list[float] = []
-            for name in names:
-                job = await recorder.first_job(name, timeout)
-                burst.append(job.perf - started_at[name])
-        recorder.close()
-        errors = [repr(e) for e in cluster.internal_errors]
-    return {
-        "triggers": n,
-        "sequential_s": summary(sequential),
-        "burst_s": summary(burst),
-        "burst_all_done_s": max(burst),
-        "requests": request_summary(requests, 2 * n),
-        "emulator_errors": errors,
-    }
-
-
-# -- part 2: fire lag ------------------------------------------------------------------------
-
-
-def play_job_controller(cluster: EmulatedCluster, seconds: float) -> Callable[[SeenJob], None]:
-    """Each new Job succeeds after `seconds`: a terminated pod with a summary, Job status."""
-    loop = asyncio.get_running_loop()
-
-    def finish(seen: SeenJob) -> None:
-        job = seen.body
-        at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        labels = job["spec"]["template"]["metadata"]["labels"]
-        summary = {"num_clusters": 3, "num_documents": 1000, "execution_time_ms": 900}
-        try:
-            cluster.create(
-                "", "v1", "pods",
-                {
-                    "apiVersion": "v1", "kind": "Pod",
-                    "metadata": {
-                        "name": f"{seen.name}-pod", "namespace": NAMESPACE, "labels": labels,
-                    },
-                    "spec": {"containers": [{"name": "recluster", "image": "recluster:bench"}]},
-                },
-            )  # fmt: skip
-            terminated = {"exitCode": 0, "finishedAt": at, "message": json.dumps(summary)}
-            cluster.patch_status(
-                "", "v1", "pods", f"{seen.name}-pod",
-                {"containerStatuses": [{"name": "recluster", "state": {"terminated": terminated}}]},
-                namespace=NAMESPACE,
-            )  # fmt: skip
-            cluster.patch_status(
-                "batch", "v1", "jobs", seen.name,
-                {
-                    "succeeded": 1, "completionTime": at,
-                    "conditions": [{"type": "Complete", "status": "True",
-                                    "lastTransitionTime": at}],
-                },
-                namespace=NAMESPACE,
-            )  # fmt: skip
-        except ApiError as exc:  # e.g. the trigger was deleted meanwhile
-            log.warning("job controller: %s: %s", seen.name, exc)
-
-    def on_added(seen: SeenJob) -> None:
-        loop.call_later(seconds, finish, seen)
-
-    return on_added
-
-
-async def bench_lag(
-    n: int, interval: int, spread: int, window: float, job_seconds: float
-) -> dict[str, Any]:
-    async with EmulatedCluster(crds=[CRDS]) as cluster:
-        recorder = JobRecorder(cluster)
-        recorder.on_added = play_job_controller(cluster, job_seconds)
-        requests = count_requests(cluster)
-        intervals: dict[str, int] = {}
-        async with operator_in_process(cluster):
-            await asyncio.sleep(0.5)
-            for i in range(n):
-                name = f"lag-{i:04d}"
-                intervals[name] = interval + i % max(spread, 1)
-                cluster.create(
-                    GROUP, VERSION, PLURAL, trigger_manifest(name, intervals[name], False)
-                )
-            started = time.time()
-            await asyncio.sleep(window)
-            ended = time.time()
-            statuses = {
-                str(t["metadata"]["name"]): dict(t.get("status") or {})
-                for t in cluster.objects(GROUP, VERSION, PLURAL, NAMESPACE)
-            }
-        recorder.close()
-        errors = [repr(e) for e in cluster.internal_errors]
-
-    precise: list[float] = []
-    k8s: list[float] = []
-    missed = overdue = 0
-    for name, every in intervals.items():
-        fired = [s for s in recorder.by_trigger.get(name, []) if s.wall <= ended]
-        slots = []
-        for seen in fired:
-            meta = seen.body["metadata"]
-            scheduled = parse_time(meta["annotations"][ANNOTATION_SCHEDULED_AT]).timestamp()
-            slots.append(scheduled)
-            precise.append(seen.wall - scheduled)
-            k8s.append(parse_time(meta["creationTimestamp"]).timestamp() - scheduled)
-        if slots:  # slots on the grid between the first and the last one that never fired
-            missed += round((max(slots) - min(slots)) / every) + 1 - len(set(slots))
-        pending = statuses.get(name, {}).get("next_scheduled_at")
-        if pending is None or parse_time(pending).timestamp() < ended - GOAL_LATENCY_S:
-            overdue += 1  # due more than a second before the end and still not fired
-    return {
-        "triggers": n,
-        "intervals_s": sorted(set(intervals.values())),
-        "window_s": round(ended - started, 2),
-        "job_seconds": job_seconds,
-        "fires": len(precise),
-        "missed_slots": missed,
-        "overdue_at_end": overdue,
-        "precise_lag_s": summary(precise),
-        "k8s_lag_s": summary(k8s),
-        "requests": request_summary(requests, n),
-        "emulator_errors": errors,
-    }
-
-
-# -- part 3: operator RSS, in its own process ----------------------------------------------
+# -- the operator, a process of its own ----------------------------------------------------
 
 
 def _get(url: str) -> int:
@@ -455,111 +627,314 @@ def _get(url: str) -> int:
         return 0
 
 
-async def bench_rss(
-    n: int, interval: int, settle: float, timeout: float, profile: Path | None
+@contextlib.contextmanager
+def operator_process(
+    cluster: LocalCluster, profile: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`python -m recluster operator` with KUBECONFIG of the operator identity; ready."""
+    health = f"http://127.0.0.1:{free_port()}/healthz"
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(cluster.kubeconfig),
+        "RECLUSTER_IMAGE": IMAGE,
+        "RECLUSTER_STORE_URI": "/data/store",
+        "PYTHONUNBUFFERED": "1",
+    }
+    command = [sys.executable]
+    if profile is not None:
+        command += ["-m", "cProfile", "-o", str(profile)]
+    command += ["-m", "recluster", "operator", "--liveness", health]
+    log_path = cluster.workdir / "operator.log"
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen(command, env=env, stdout=log_file, stderr=log_file)
+    try:
+        deadline = time.monotonic() + 60
+        while _get(health) != 200:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the operator did not become ready")
+            time.sleep(0.2)
+        time.sleep(1.0)  # its watches are established
+        yield proc
+    except BaseException:
+        sys.stderr.write(log_path.read_text(errors="replace")[-4000:])
+        raise
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def post_trigger(api: KubeApi, body: JSON) -> None:
+    api.request("POST", resource_path(f"{GROUP}/{VERSION}", PLURAL, NAMESPACE), body)
+
+
+def jobs_path() -> str:
+    return resource_path("batch/v1", "jobs", NAMESPACE)
+
+
+def triggers_path() -> str:
+    return resource_path(f"{GROUP}/{VERSION}", PLURAL, NAMESPACE)
+
+
+# -- part 1: apply -> Job created ----------------------------------------------------------
+
+
+def bench_apply(
+    n: int, job_seconds: float, timeout: float, workdir: Path, identity: str
 ) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="bench-operator-") as tmp:
-        async with EmulatedCluster(crds=[CRDS]) as cluster:
-            requests = count_requests(cluster)
-            kubeconfig = cluster.write_kubeconfig(Path(tmp) / "kubeconfig")
-            health = f"http://127.0.0.1:{free_port()}/healthz"
-            env = {
-                **os.environ,
-                "KUBECONFIG": str(kubeconfig),
-                "RECLUSTER_IMAGE": "recluster:bench",
-                "RECLUSTER_STORE_URI": "/data/store",
-                "PYTHONUNBUFFERED": "1",
+    load_start = loadavg()
+    with LocalCluster(workdir, identity=identity, job_seconds=job_seconds) as cluster:
+        jobs = JobLog()
+        watcher = Watcher(cluster, jobs_path(), jobs.on_event).start()
+        api = cluster.admin
+        with operator_process(cluster) as proc:
+            mark = cluster.audit_mark()
+            cpu0, components0 = proc_cpu_seconds(proc.pid), cluster.components()
+            posted: dict[str, float] = {}
+            sequential = [f"seq-{i:04d}" for i in range(n)]
+            for name in sequential:
+                posted[name] = time.time()
+                post_trigger(api, trigger_manifest(name, 3600, True))
+                jobs.first_job(name, timeout)
+            time.sleep(1.0)
+            burst = [f"burst-{i:04d}" for i in range(n)]
+            burst_started = time.time()
+            for name in burst:
+                posted[name] = time.time()
+                post_trigger(api, trigger_manifest(name, 3600, True))
+            burst_posted = time.time() - burst_started
+            for name in burst:
+                jobs.first_job(name, timeout)
+            cpu = proc_cpu_seconds(proc.pid) - cpu0
+            components = component_usage(components0, cluster.components())
+            entries = cluster.audit(mark)
+        watcher.stop()
+    triggers = created(entries, PLURAL)
+    created_jobs = created(entries, "jobs")
+    job_of = {trigger_of_job(name): e for name, e in created_jobs.items()}
+
+    def latencies(names: list[str]) -> dict[str, dict[str, float]]:
+        server, received, client = [], [], []
+        for name in names:
+            job = job_of[name]
+            server.append(job.completed - triggers[name].completed)
+            received.append(job.completed - triggers[name].received)
+            client.append(jobs.seen[jobs.by_trigger[name][0]] - posted[name])
+        return {
+            "server_s": summary(server),
+            "server_from_request_s": summary(received),
+            "client_s": summary(client),
+        }
+
+    return {
+        "triggers": n,
+        "sequential": latencies(sequential),
+        "burst": latencies(burst),
+        "burst_posting_s": round(burst_posted, 2),
+        "operator_cpu_s": round(cpu, 2),
+        "components": components,
+        "requests": request_summary(entries, cluster.user, 2 * n),
+        "watch_errors": watcher.errors,
+        "loadavg": [load_start, loadavg()],
+    }
+
+
+# -- part 2: fire lag ------------------------------------------------------------------------
+
+
+def bench_lag(
+    n: int,
+    interval: int,
+    spread: int,
+    window: float,
+    job_seconds: float,
+    workdir: Path,
+    identity: str,
+) -> dict[str, Any]:
+    load_start = loadavg()
+    with LocalCluster(workdir, identity=identity, job_seconds=job_seconds) as cluster:
+        jobs = JobLog()
+        watcher = Watcher(cluster, jobs_path(), jobs.on_event).start()
+        api = cluster.admin
+        intervals: dict[str, int] = {}
+        with operator_process(cluster) as proc:
+            mark = cluster.audit_mark()
+            for i in range(n):
+                name = f"lag-{i:04d}"
+                intervals[name] = interval + i % max(spread, 1)
+                post_trigger(api, trigger_manifest(name, intervals[name], False))
+            cpu0, components0 = proc_cpu_seconds(proc.pid), cluster.components()
+            waits0 = cluster.rate_limiter_waits()
+            started = time.time()
+            time.sleep(window)
+            ended = time.time()
+            waits = cluster.rate_limiter_waits()
+            cpu = proc_cpu_seconds(proc.pid) - cpu0
+            components = component_usage(components0, cluster.components())
+            listed = api.request("GET", triggers_path())
+            statuses = {
+                str(t["metadata"]["name"]): dict(t.get("status") or {})
+                for t in listed.get("items") or []
             }
-            command = [sys.executable]
-            if profile is not None:
-                command += ["-m", "cProfile", "-o", str(profile.with_suffix(f".{n}.prof"))]
-            command += ["-m", "recluster", "operator", "--liveness", health]
-            log_path = Path(tmp) / "operator.log"
-            with open(log_path, "wb") as log_file:
-                proc = subprocess.Popen(command, env=env, stdout=log_file, stderr=log_file)
-            try:
-                result = await _measure_rss(cluster, proc, health, n, interval, settle, timeout)
-                result["requests"] = request_summary(requests, n)
-                return result
-            except BaseException:
-                sys.stderr.write(log_path.read_text(errors="replace")[-4000:])
-                raise
-            finally:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    await asyncio.to_thread(proc.wait, 60)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            entries = cluster.audit(mark)
+            pods_started = cluster.kubelet.started if cluster.kubelet else 0
+            agent_errors = list(cluster.agent.errors) if cluster.agent else []
+        watcher.stop()
+
+    created_jobs = created(entries, "jobs")
+    precise: list[float] = []
+    requested: list[float] = []
+    seen: list[float] = []
+    k8s: list[float] = []
+    round_trip: list[float] = []
+    missed = skipped = overdue = 0
+    for name, every in intervals.items():
+        slots: set[float] = set()
+        for job_name in jobs.by_trigger.get(name, []):
+            audited = created_jobs.get(job_name)
+            if audited is None or audited.completed > ended:
+                continue
+            meta = jobs.bodies[job_name]["metadata"]
+            scheduled = parse_time(meta["annotations"][ANNOTATION_SCHEDULED_AT]).timestamp()
+            slots.add(scheduled)
+            precise.append(audited.completed - scheduled)
+            requested.append(audited.received - scheduled)
+            seen.append(jobs.seen[job_name] - scheduled)
+            k8s.append(parse_time(meta["creationTimestamp"]).timestamp() - scheduled)
+            if job_name in jobs.completed:
+                round_trip.append(jobs.completed[job_name] - audited.completed)
+        status = statuses.get(name, {})
+        skips = {
+            parse_time(h["scheduled_at"]).timestamp()
+            for h in status.get("history") or []
+            if h.get("status") == "skipped" and h.get("scheduled_at")
+        }
+        skips = {s for s in skips if s <= ended}
+        skipped += len(skips)
+        grid = slots | skips
+        if grid:  # slots between the first and the last one with neither a Job nor a skip
+            missed += round((max(grid) - min(grid)) / every) + 1 - len(grid)
+        pending = status.get("next_scheduled_at")
+        if pending is None or parse_time(pending).timestamp() < ended - GOAL_LATENCY_S:
+            overdue += 1  # due more than a second before the end and still not fired
+    return {
+        "triggers": n,
+        "intervals_s": sorted(set(intervals.values())),
+        "window_s": round(ended - started, 2),
+        "job_seconds": job_seconds,
+        "fires": len(precise),
+        "skipped_slots": skipped,
+        "missed_slots": missed,
+        "overdue_at_end": overdue,
+        "precise_lag_s": summary(precise),
+        "request_lag_s": summary(requested),
+        "watch_lag_s": summary(seen),
+        "k8s_lag_s": summary(k8s),
+        "job_created_to_complete_s": summary(round_trip),
+        "pods_started": pods_started,
+        "jobs_unfinished_at_end": sum(
+            1 for j in jobs.seen if j not in jobs.completed and created_jobs.get(j) is not None
+        ),
+        "controller_manager_rate_limiter": {
+            k: round(waits.get(k, 0.0) - waits0.get(k, 0.0), 2) for k in ("seconds", "requests")
+        },
+        "operator_cpu_s": round(cpu, 2),
+        "components": components,
+        "requests": request_summary(entries, cluster.user, n),
+        "watch_errors": watcher.errors,
+        "agent_errors": agent_errors[:20],
+        "loadavg": [load_start, loadavg()],
+    }
 
 
-async def _measure_rss(
-    cluster: EmulatedCluster,
-    proc: subprocess.Popen[bytes],
-    health: str,
+# -- part 3: operator RSS --------------------------------------------------------------------
+
+
+def bench_rss(
     n: int,
     interval: int,
     settle: float,
     timeout: float,
+    workdir: Path,
+    identity: str,
+    workers: int,
+    profile: Path | None,
 ) -> dict[str, Any]:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 60
-    while await asyncio.to_thread(_get, health) != 200:
-        if proc.poll() is not None or loop.time() > deadline:
-            raise RuntimeError("the operator did not become ready")
-        await asyncio.sleep(0.2)
-    await asyncio.sleep(1.0)
-    idle = proc_status(proc.pid)
-    cpu_idle = proc_cpu_seconds(proc.pid)
-    bench_cpu0 = self_cpu_seconds()
+    load_start = loadavg()
+    with LocalCluster(workdir, identity=identity) as cluster:
+        triggers = TriggerLog()
+        watcher = Watcher(cluster, triggers_path(), triggers.on_event).start()
+        profile_path = profile.with_suffix(f".{n}.prof") if profile is not None else None
+        with operator_process(cluster, profile_path) as proc:
+            mark = cluster.audit_mark()
+            idle = proc_status(proc.pid)
+            cpu_idle = proc_cpu_seconds(proc.pid)
+            components0 = cluster.components()
+            bench_cpu0 = self_cpu_seconds()
+            apis = [cluster.new_api() for _ in range(workers)]
 
-    started = time.perf_counter()
-    for i in range(n):
-        cluster.create(GROUP, VERSION, PLURAL, trigger_manifest(f"idle-{i:05d}", interval, False))
-        if i % 100 == 99:
-            await asyncio.sleep(0)  # keep serving the operator meanwhile
-    created = time.perf_counter() - started
+            def post_batch(w: int) -> None:
+                for i in range(w, n, workers):
+                    post_trigger(apis[w], trigger_manifest(f"idle-{i:05d}", interval, False))
 
-    def reconciled() -> int:
-        return sum(
-            1
-            for t in cluster.objects(GROUP, VERSION, PLURAL, NAMESPACE)
-            if (t.get("status") or {}).get("observedGeneration") == t["metadata"]["generation"]
-        )
-
-    progress: list[tuple[float, int, int]] = []
-    done = 0
-    while done < n:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the operator exited with {proc.returncode}")
-        if time.perf_counter() - started > timeout:
-            raise TimeoutError(f"only {done}/{n} triggers reconciled after {timeout}s")
-        await asyncio.sleep(0.5)
-        done = reconciled()
-        progress.append(
-            (round(time.perf_counter() - started, 1), done, proc_status(proc.pid)["VmRSS"])
-        )
-    all_reconciled = time.perf_counter() - started
-    cpu_reconcile = proc_cpu_seconds(proc.pid) - cpu_idle
-    at_done = proc_status(proc.pid)
-    await asyncio.sleep(settle)
-    after = proc_status(proc.pid)
-    mb = 2**20
+            started = time.perf_counter()
+            pool = ThreadPoolExecutor(workers)
+            posting = [pool.submit(post_batch, w) for w in range(workers)]
+            created_s: float | None = None
+            progress: list[tuple[float, int, int]] = []
+            done = 0
+            while done < n:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"the operator exited with {proc.returncode}")
+                elapsed = time.perf_counter() - started
+                if elapsed > timeout:
+                    raise TimeoutError(f"only {done}/{n} triggers reconciled after {timeout} s")
+                if created_s is None and all(f.done() for f in posting):
+                    for f in posting:
+                        f.result()
+                    created_s = elapsed
+                time.sleep(0.5)
+                done = triggers.count()
+                progress.append((round(elapsed, 1), done, proc_status(proc.pid)["VmRSS"]))
+            all_reconciled = time.perf_counter() - started
+            pool.shutdown()
+            for api in apis:
+                api.close()
+            cpu_reconcile = proc_cpu_seconds(proc.pid) - cpu_idle
+            components = component_usage(components0, cluster.components())
+            bench_cpu = self_cpu_seconds() - bench_cpu0
+            at_done = proc_status(proc.pid)
+            time.sleep(settle)
+            after = proc_status(proc.pid)
+            sample = cluster.admin.request("GET", f"{triggers_path()}/idle-{n - 1:05d}")
+            entries = cluster.audit(mark)
+        watcher.stop()
     return {
         "triggers": n,
         "interval_s": interval,
-        "create_s": round(created, 2),
+        "create_s": round(created_s if created_s is not None else all_reconciled, 2),
+        "create_workers": workers,
         "all_reconciled_s": round(all_reconciled, 2),
         "operator_cpu_reconcile_s": round(cpu_reconcile, 2),
-        "emulator_cpu_s": round(self_cpu_seconds() - bench_cpu0, 2),
-        "rss_idle_0_mb": round(idle["VmRSS"] / mb, 1),
-        "rss_at_done_mb": round(at_done["VmRSS"] / mb, 1),
-        "rss_settled_mb": round(after["VmRSS"] / mb, 1),
-        "hwm_mb": round(after["VmHWM"] / mb, 1),
+        "bench_cpu_s": round(bench_cpu, 2),
+        "components": components,
+        "rss_idle_0_mb": round(idle["VmRSS"] / MB, 1),
+        "rss_at_done_mb": round(at_done["VmRSS"] / MB, 1),
+        "rss_settled_mb": round(after["VmRSS"] / MB, 1),
+        "hwm_mb": round(after["VmHWM"] / MB, 1),
         "settle_s": settle,
         "per_trigger_kb": round((after["VmRSS"] - idle["VmRSS"]) / n / 1024, 1),
+        "trigger_json_bytes": len(json.dumps(sample, separators=(",", ":"))),
+        "managed_fields_json_bytes": len(
+            json.dumps(sample["metadata"].get("managedFields") or [], separators=(",", ":"))
+        ),
         "progress": progress[:: max(1, len(progress) // 20)],
-        "emulator_errors": [repr(e) for e in cluster.internal_errors],
+        "requests": request_summary(entries, cluster.user, n),
+        "watch_errors": watcher.errors,
+        "loadavg": [load_start, loadavg()],
     }
 
 
@@ -570,14 +945,27 @@ def verdict(value: float, goal: float) -> str:
     return "ok" if value < goal else "MISSED"
 
 
+def ms(s: dict[str, float]) -> str:
+    return (
+        f"p50 {s['p50'] * 1000:.0f} ms  p99 {s['p99'] * 1000:.0f} ms  max {s['max'] * 1000:.0f} ms"
+    )
+
+
 def requests_row(requests: dict[str, Any], what: str) -> tuple[str, str, str, str]:
     return (
         what,
         f"{requests['total']} ({requests['per_trigger']}/trigger, "
-        f"{requests['conflicts_409']} answered 409)",
+        f"{requests['conflicts_409']} answered 409, {requests['unprocessable_422']} 422, "
+        f"{requests['throttled_429']} 429)",
         "",
         "",
     )
+
+
+def cpu_row(result: dict[str, Any], what: str) -> tuple[str, str, str, str]:
+    parts = [f"operator {result.get('operator_cpu_s', result.get('operator_cpu_reconcile_s'))}"]
+    parts += [f"{name} {u['cpu_s']}" for name, u in result["components"].items()]
+    return (what, "CPU s: " + ", ".join(parts), "", "")
 
 
 def print_report(results: dict[str, Any]) -> None:
@@ -585,30 +973,25 @@ def print_report(results: dict[str, Any]) -> None:
     if "apply" in results:
         a = results["apply"]
         for mode in ("sequential", "burst"):
-            s = a[f"{mode}_s"]
-            rows.append(
-                (
-                    f"apply -> Job created, {mode} ({a['triggers']} triggers)",
-                    f"p50 {s['p50'] * 1000:.0f} ms  p99 {s['p99'] * 1000:.0f} ms  "
-                    f"max {s['max'] * 1000:.0f} ms",
-                    "p99 < 1 s",
-                    verdict(s["p99"], GOAL_LATENCY_S),
+            for key, label in (("server_s", "server"), ("client_s", "client")):
+                s = a[mode][key]
+                rows.append(
+                    (
+                        f"apply -> Job, {mode}, {label} ({a['triggers']} triggers)",
+                        ms(s),
+                        "p99 < 1 s" if key == "server_s" else "",
+                        verdict(s["p99"], GOAL_LATENCY_S) if key == "server_s" else "",
+                    )
                 )
-            )
         rows.append(requests_row(a["requests"], "apply: operator API requests"))
+        rows.append(cpu_row(a, "apply: CPU"))
     if "lag" in results:
         g = results["lag"]
-        p, k = g["precise_lag_s"], g["k8s_lag_s"]
+        p = g["precise_lag_s"]
         what = f"fire lag, precise ({g['triggers']} triggers, {g['fires']} fires)"
-        rows.append(
-            (
-                what,
-                f"p50 {p['p50'] * 1000:.0f} ms  p99 {p['p99'] * 1000:.0f} ms  "
-                f"max {p['max'] * 1000:.0f} ms",
-                "p99 < 1 s",
-                verdict(p["p99"], GOAL_LATENCY_S),
-            )
-        )
+        rows.append((what, ms(p), "p99 < 1 s", verdict(p["p99"], GOAL_LATENCY_S)))
+        rows.append(("fire lag, seen on a watch", ms(g["watch_lag_s"]), "", ""))
+        k = g["k8s_lag_s"]
         rows.append(
             (
                 "fire lag, creationTimestamp - scheduled-at",
@@ -617,39 +1000,40 @@ def print_report(results: dict[str, Any]) -> None:
                 "",
             )
         )
+        rows.append(("Job created -> Complete seen", ms(g["job_created_to_complete_s"]), "", ""))
         rows.append(
             (
-                "missed slots / overdue at end",
-                f"{g['missed_slots']} / {g['overdue_at_end']}",
-                "0 / 0",
+                "skipped (Forbid) / missed slots / overdue at end",
+                f"{g['skipped_slots']} / {g['missed_slots']} / {g['overdue_at_end']}",
+                "- / 0 / 0",
                 "ok" if g["missed_slots"] == g["overdue_at_end"] == 0 else "MISSED",
             )
         )
         rows.append(requests_row(g["requests"], "lag: operator API requests"))
+        rows.append(cpu_row(g, "lag: CPU"))
     for r in results.get("rss", []):
+        big = r["triggers"] >= 10_000
         rows.append(
             (
                 f"operator RSS, {r['triggers']} idle triggers",
                 f"{r['rss_settled_mb']:.0f} MB (HWM {r['hwm_mb']:.0f}, empty "
                 f"{r['rss_idle_0_mb']:.0f}, {r['per_trigger_kb']:.0f} kB/trigger)",
-                "< 300 MB" if r["triggers"] >= 10_000 else "",
-                verdict(r["rss_settled_mb"], GOAL_RSS_MB) if r["triggers"] >= 10_000 else "",
+                "< 300 MB" if big else "",
+                verdict(r["rss_settled_mb"], GOAL_RSS_MB) if big else "",
             )
         )
         rows.append(
             (
                 f"reconcile all {r['triggers']}",
-                f"{r['all_reconciled_s']:.1f} s (operator CPU {r['operator_cpu_reconcile_s']:.1f}"
-                f" s, emulator CPU {r['emulator_cpu_s']:.1f} s)",
+                f"{r['all_reconciled_s']:.1f} s (created in {r['create_s']:.1f} s)",
                 "",
                 "",
             )
         )
+        rows.append(cpu_row(r, f"rss {r['triggers']}: CPU"))
         rows.append(requests_row(r["requests"], f"rss {r['triggers']}: operator API requests"))
-    widths = [
-        max(len(row[i]) for row in [("measure", "figure", "goal", ""), *rows]) for i in range(4)
-    ]
     header = ("measure", "figure", "goal", "")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(4)]
     for row in [header, tuple("-" * w for w in widths), *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     m = results["machine"]
@@ -673,45 +1057,70 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--lag-spread", type=int, default=3, help="intervals are interval .. interval+spread-1"
     )
     parser.add_argument("--lag-window", type=float, default=30.0, help="real seconds")
-    parser.add_argument("--job-seconds", type=float, default=1.0, help="each Job's run time")
+    parser.add_argument("--job-seconds", type=float, default=1.0, help="each container's run")
     parser.add_argument("--rss-sizes", default="1000,10000", help="comma list of trigger counts")
     parser.add_argument("--rss-interval", type=int, default=86_400, help="idle triggers' interval")
     parser.add_argument("--rss-settle", type=float, default=10.0, help="s idle before reading RSS")
-    parser.add_argument("--timeout", type=float, default=900.0, help="per wait (s)")
+    parser.add_argument(
+        "--create-workers", type=int, default=4, help="rss: concurrent trigger POSTs"
+    )
+    parser.add_argument(
+        "--identity",
+        choices=("serviceaccount", "admin"),
+        default="serviceaccount",
+        help="the operator's credentials: a ServiceAccount token bound to cluster-admin, or "
+        "a client certificate in system:masters",
+    )
+    parser.add_argument("--timeout", type=float, default=1800.0, help="per wait (s)")
     parser.add_argument("--profile-operator", type=Path, help="cProfile the rss operator here")
+    parser.add_argument("--keep", type=Path, help="keep control-plane dirs (logs) under here")
     parser.add_argument("--json", type=Path, help="write all figures as JSON here")
     return parser.parse_args(argv)
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}
     results: dict[str, Any] = {"machine": machine(), "args": {**vars(args)}}
     if "apply" in parts:
         print(f"apply: {args.triggers} triggers ...", flush=True)
-        results["apply"] = await bench_apply(args.triggers, args.timeout)
+        results["apply"] = bench_apply(
+            args.triggers, args.job_seconds, args.timeout, root / "apply", args.identity
+        )
     if "lag" in parts:
         print(f"lag: {args.lag_triggers} triggers for {args.lag_window:.0f} s ...", flush=True)
-        results["lag"] = await bench_lag(
+        results["lag"] = bench_lag(
             args.lag_triggers, args.lag_interval, args.lag_spread, args.lag_window,
-            args.job_seconds,
+            args.job_seconds, root / "lag", args.identity,
         )  # fmt: skip
     if "rss" in parts:
         results["rss"] = []
         for size in (int(s) for s in args.rss_sizes.split(",") if s.strip()):
             print(f"rss: {size} triggers ...", flush=True)
             results["rss"].append(
-                await bench_rss(
-                    size, args.rss_interval, args.rss_settle, args.timeout, args.profile_operator
+                bench_rss(
+                    size,
+                    args.rss_interval,
+                    args.rss_settle,
+                    args.timeout,
+                    root / f"rss-{size}",
+                    args.identity,
+                    args.create_workers,
+                    args.profile_operator,
                 )
             )
-    results["loadavg_end"] = os.getloadavg()
+    results["loadavg_end"] = loadavg()
     return results
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    results = asyncio.run(run(args))
+    root = args.keep or Path(tempfile.mkdtemp(prefix="bench-operator-"))
+    try:
+        results = run(args, root)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(root, ignore_errors=True)
     print()
     print_report(results)
     if args.json:
