@@ -1,0 +1,74 @@
+"""hdbscan against the reference implementation, on data made to break shortcuts.
+
+The data is `synthetic.hard_embeddings`: overlapping topic pairs separated
+only along directions that carry little variance, anisotropic topics,
+Zipf-skewed sizes and 5 % uniform noise (issue 13's class of failure). The
+reference is the `hdbscan` package (a test dependency). Each case is small
+enough for the reference to take a second or two.
+"""
+
+from __future__ import annotations
+
+import hdbscan as reference  # type: ignore[import-untyped]
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score  # type: ignore[import-untyped]
+
+from recluster.engine import density, neighbours
+from recluster.engine.synthetic import hard_embeddings
+
+
+def reference_labels(matrix: np.ndarray, min_cluster_size: int) -> np.ndarray:
+    return np.asarray(reference.HDBSCAN(min_cluster_size=min_cluster_size).fit_predict(matrix))
+
+
+@pytest.fixture(scope="module")
+def hard() -> tuple[np.ndarray, np.ndarray]:
+    data = hard_embeddings(2_500, 96, 16, seed=5, topic_distance=1.0, pair_distance=0.5)
+    return data.matrix, reference_labels(data.matrix, 15)
+
+
+def test_small_collections_get_the_exact_algorithm(hard: tuple[np.ndarray, np.ndarray]) -> None:
+    matrix, expected = hard
+    labels = density.hdbscan(matrix, min_cluster_size=15)
+    assert np.unique(expected[expected >= 0]).size >= 8  # the data has structure to find
+    assert adjusted_rand_score(expected, labels) > 0.999
+    assert np.array_equal(labels < 0, expected < 0)  # the same rows are noise
+
+
+def test_the_graph_path_agrees_with_the_reference(
+    hard: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The k-NN graph path (IVF search, verification, bridged pieces) on the same data."""
+    monkeypatch.setattr(density, "EXACT_MST_ROWS", 100)
+    monkeypatch.setattr(neighbours, "EXACT_KNN_MAX_ROWS", 100)
+    matrix, expected = hard
+    labels = density.hdbscan(matrix, min_cluster_size=15)
+    assert adjusted_rand_score(expected, labels) > 0.99
+
+
+def test_neighbour_search_widens_until_the_sample_checks_out(
+    hard: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A search that misses neighbours is detected on the sample and redone wider."""
+    monkeypatch.setattr(neighbours, "EXACT_KNN_MAX_ROWS", 100)
+    monkeypatch.setattr(neighbours, "IVF_NPROBE", 1)
+    matrix, _ = hard
+    distances, ids, report = neighbours.knn_search(matrix, 31, 15)
+    first, last = report.attempts[0], report.final
+    assert first.recall < neighbours.MIN_RECALL  # one list of ~100 misses neighbours
+    assert len(report.attempts) > 1
+    assert last.recall >= neighbours.MIN_RECALL and last.core_error <= neighbours.MAX_CORE_ERROR
+    rows = np.arange(0, matrix.shape[0], 50)
+    true_d, _ = neighbours.exact_neighbours(matrix, rows, 31)
+    np.testing.assert_allclose(distances[rows, 14], true_d[:, 14], rtol=1e-3)
+    assert (ids[:, 0] >= 0).all()
+
+
+def test_a_projection_is_used_only_when_few_components_carry_the_data() -> None:
+    rng = np.random.default_rng(0)
+    low_rank = (rng.normal(size=(3_000, 8)) @ rng.normal(size=(8, 256))).astype(np.float32)
+    full_rank = rng.normal(size=(3_000, 256)).astype(np.float32)
+    pca = neighbours.fit_pca(low_rank, 256)
+    assert neighbours.choose_dims(pca) == neighbours.MIN_GRAPH_DIMS
+    assert neighbours.choose_dims(neighbours.fit_pca(full_rank, 256)) is None
