@@ -1,8 +1,9 @@
-"""Helpers shared by the backends: argument checks, re-blocking, sampling."""
+"""Helpers shared by the backends: argument checks, re-blocking, sampling, redaction."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -80,3 +81,15 @@ def _block(ids: list[str], parts: list[Float32Matrix], collection_id: str) -> Co
 
 def empty_collection(dim: int, collection_id: str) -> Collection:
     return Collection([], np.empty((0, dim), dtype=np.float32), (collection_id,), (0, 0))
+
+
+def redact(uri: str) -> str:
+    """The URI without its password, for messages and logs."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    netloc = f"{parts.username}:***@{host}" if parts.username else host
+    return urlunsplit(parts._replace(netloc=netloc))

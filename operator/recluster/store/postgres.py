@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Literal, ParamSpec, TypeVar, cast
+from typing import Any, ParamSpec, TypeVar, cast
 
 import numpy as np
 import psycopg
@@ -52,6 +52,7 @@ from ._common import (
     check_sample_size,
     empty_collection,
     reblock,
+    redact,
 )
 from .base import CollectionStore
 from .errors import (
@@ -62,7 +63,7 @@ from .errors import (
     StoreError,
     StoreUnavailable,
 )
-from .factory import redact
+from .pgcodec import SEND_FUNCTION, EmbeddingType, copy_rows, decode, encode, record_dtype
 from .types import (
     Baseline,
     Collection,
@@ -72,8 +73,6 @@ from .types import (
     collection_set_key,
 )
 
-EmbeddingType = Literal["real[]", "vector"]
-FLOAT4_OID = 700
 # Rows fetched per round trip: ~30 MB of arrays at D=384.
 DEFAULT_FETCH_ROWS = 10_000
 
@@ -144,51 +143,6 @@ CREATE TABLE IF NOT EXISTS recluster_baselines (
 _ADD_STATS = (
     "ALTER TABLE recluster_baselines ADD COLUMN IF NOT EXISTS stats jsonb NOT NULL DEFAULT '{}'"
 )
-
-
-def _array_dtype(dim: int) -> np.dtype[Any]:
-    """PostgreSQL's binary layout of a 1-D float4 array without NULLs (array_send)."""
-    return np.dtype(
-        [
-            ("ndim", ">i4"),
-            ("has_null", ">i4"),
-            ("element_oid", ">i4"),
-            ("length", ">i4"),
-            ("lower_bound", ">i4"),
-            ("values", [("size", ">i4"), ("value", ">f4")], (dim,)),
-        ]
-    )
-
-
-def _decode_arrays(buffer: bytes, rows: int, dim: int, out: Float32Matrix, where: str) -> None:
-    """Decode `rows` concatenated array_send() values into `out` (rows×dim)."""
-    dtype = _array_dtype(dim)
-    if len(buffer) != rows * dtype.itemsize:
-        raise InvalidCollection(
-            f"{where}: embeddings of different dimensions or with NULL elements (expected {dim})"
-        )
-    arrays = np.frombuffer(buffer, dtype=dtype, count=rows)
-    if rows and not (
-        (arrays["ndim"] == 1).all()
-        and (arrays["has_null"] == 0).all()
-        and (arrays["length"] == dim).all()
-    ):
-        raise InvalidCollection(f"{where}: embeddings must be 1-D float4 arrays of length {dim}")
-    out[:] = arrays["values"]["value"]
-
-
-def _encode_arrays(matrix: Float32Matrix) -> bytes:
-    """Binary COPY/array_recv layout of each row of `matrix`, concatenated."""
-    rows, dim = matrix.shape
-    arrays = np.empty(rows, dtype=_array_dtype(dim))
-    arrays["ndim"] = 1
-    arrays["has_null"] = 0
-    arrays["element_oid"] = FLOAT4_OID
-    arrays["length"] = dim
-    arrays["lower_bound"] = 1
-    arrays["values"]["size"] = 4
-    arrays["values"]["value"] = matrix
-    return arrays.tobytes()
 
 
 def _begin_read(conn: psycopg.Connection[Any], snapshot: str | None = None) -> None:
@@ -294,7 +248,7 @@ class PostgresStore(CollectionStore):
                 conn.execute("SELECT pg_advisory_xact_lock(hashtext('recluster_store_ddl'))")
                 exists = conn.execute("SELECT to_regclass('recluster_documents')").fetchone()
                 missing = exists is None or exists[0] is None
-                if missing and self._create_embedding_type == "vector":
+                if missing and self._create_embedding_type != "real[]":
                     conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
                 conn.execute(_DDL.format(embedding_type=self._create_embedding_type).encode())
             self._stats_column = self._add_stats_column(conn)
@@ -303,12 +257,15 @@ class PostgresStore(CollectionStore):
                 " WHERE attrelid = 'recluster_documents'::regclass AND attname = 'embedding'"
             ).fetchone()
         column_type = str(row[0]) if row else ""
-        if column_type.startswith("vector"):
+        if column_type == "vector" or column_type.startswith("vector("):
             return "vector"
+        if column_type == "halfvec" or column_type.startswith("halfvec("):
+            return "halfvec"
         if column_type in ("real[]", "float4[]"):
             return "real[]"
         raise InvalidCollection(
-            f"recluster_documents.embedding has type {column_type!r}; expected real[] or vector"
+            f"recluster_documents.embedding has type {column_type!r};"
+            " expected real[], vector or halfvec"
         )
 
     def _add_stats_column(self, conn: psycopg.Connection[Any]) -> bool:
@@ -330,11 +287,27 @@ class PostgresStore(CollectionStore):
     def _stats_sql(self) -> sql.SQL:
         return sql.SQL("stats" if self._stats_column else "'{}'::jsonb")
 
+    @property
+    def embedding_type(self) -> EmbeddingType:
+        """The documents table's embedding column type (connects once to find out)."""
+        if self._embedding_type is None:
+            with self._connect():
+                pass
+        assert self._embedding_type is not None  # set by _connect
+        return self._embedding_type
+
     def _embedding_sql(self) -> sql.SQL:
         """The embedding column as real[], whatever its stored type."""
-        if self._embedding_type == "vector":
-            return sql.SQL("embedding::real[]")
-        return sql.SQL("embedding")
+        if self._embedding_type == "real[]":
+            return sql.SQL("embedding")
+        return sql.SQL("embedding::real[]")
+
+    def _send_sql(self) -> sql.SQL:
+        """The embedding in its type's binary format (decoded by `pgcodec.decode`)."""
+        return sql.SQL(f"{SEND_FUNCTION[self._embedding_type or 'real[]']}(embedding)")
+
+    def _decode(self, buffer: bytes, rows: int, dim: int, out: Float32Matrix, where: str) -> None:
+        decode(self._embedding_type or "real[]", buffer, rows, dim, out, where)
 
     # Collections -------------------------------------------------------------
 
@@ -384,13 +357,13 @@ class PostgresStore(CollectionStore):
         dim: int,
         where: str,
     ) -> Iterator[tuple[list[str], Float32Matrix]]:
-        """(ids, float32 block) from a query selecting (document_id, array_send(...))."""
+        """(ids, float32 block) from a query selecting (document_id, <send>(embedding))."""
         with conn.cursor(name="recluster_stream", binary=True) as cur:
             cur.itersize = self._fetch_rows
             cur.execute(query, params)
             while rows := cur.fetchmany(self._fetch_rows):
                 block = np.empty((len(rows), dim), dtype=np.float32)
-                _decode_arrays(b"".join(r[1] for r in rows), len(rows), dim, block, where)
+                self._decode(b"".join(r[1] for r in rows), len(rows), dim, block, where)
                 yield [r[0] for r in rows], block
 
     def _select_collection(self) -> sql.Composed:
@@ -400,9 +373,9 @@ class PostgresStore(CollectionStore):
         a spill to disk, for an order nobody needs.
         """
         return sql.SQL(
-            "SELECT document_id, array_send({e}) FROM recluster_documents"
+            "SELECT document_id, {e} FROM recluster_documents"
             " WHERE namespace = %s AND collection_id = %s"
-        ).format(e=self._embedding_sql())
+        ).format(e=self._send_sql())
 
     @_guarded
     def read_many(self, namespace: str, collection_ids: Sequence[str]) -> Collection:
@@ -512,7 +485,7 @@ class PostgresStore(CollectionStore):
                 if len(ids) + len(fetched) > rows:
                     raise InvalidCollection(f"{where}: rows changed while reading")
                 data = b"".join(r[1] for r in fetched)
-                _decode_arrays(data, len(fetched), dim, matrix[at : at + len(fetched)], where)
+                self._decode(data, len(fetched), dim, matrix[at : at + len(fetched)], where)
                 ids.extend(r[0] for r in fetched)
         if len(ids) != rows:
             raise InvalidCollection(f"{where}: rows changed while reading")
@@ -529,13 +502,13 @@ class PostgresStore(CollectionStore):
         check_id("collection id", collection_id)
         check_sample_size(n)
         query = sql.SQL(
-            "SELECT document_id, array_send({e}) FROM recluster_documents"
+            "SELECT document_id, {e} FROM recluster_documents"
             " WHERE namespace = %s AND collection_id = %s AND document_id IN ("
             "   SELECT document_id FROM recluster_documents"
             "   WHERE namespace = %s AND collection_id = %s"
             "   ORDER BY hashtextextended(document_id, %s), document_id LIMIT %s)"
             " ORDER BY document_id"
-        ).format(e=self._embedding_sql())
+        ).format(e=self._send_sql())
         with self._connect() as conn, conn.transaction():
             _begin_read(conn)
             dim = self._dim(conn, namespace, collection_id)
@@ -609,45 +582,21 @@ class PostgresStore(CollectionStore):
         ids: list[str],
         matrix: Float32Matrix,
     ) -> None:
-        """Binary COPY; embeddings encoded by numpy, never as Python floats."""
-        rows, dim = matrix.shape
-        array_size = _array_dtype(dim).itemsize
-        to_vector = self._embedding_type == "vector"
-        if to_vector:
-            conn.execute(
-                "CREATE TEMP TABLE recluster_staging (document_id text, embedding real[])"
-                " ON COMMIT DROP"
-            )
-            target = "recluster_staging (document_id, embedding)"
-            prefix = struct.pack(">h", 2)
-        else:
-            target = "recluster_documents (namespace, collection_id, document_id, embedding)"
-            ns, cid = namespace.encode(), collection_id.encode()
-            prefix = struct.pack(">hi", 4, len(ns)) + ns + struct.pack(">i", len(cid)) + cid
-        array_header = struct.pack(">i", array_size)
+        """Binary COPY into the table; embeddings encoded by numpy in the column's type."""
+        kind = self._embedding_type or "real[]"
+        field_size = 4 + record_dtype(kind, matrix.shape[1]).itemsize
+        ns, cid = namespace.encode(), collection_id.encode()
+        prefix = struct.pack(">hi", 4, len(ns)) + ns + struct.pack(">i", len(cid)) + cid
         batch = 5_000
-        with conn.cursor().copy(f"COPY {target} FROM STDIN (FORMAT BINARY)") as copy:
+        with conn.cursor().copy(
+            "COPY recluster_documents (namespace, collection_id, document_id, embedding)"
+            " FROM STDIN (FORMAT BINARY)"
+        ) as copy:
             copy.write(b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0))
-            for start in range(0, rows, batch):
-                encoded = _encode_arrays(matrix[start : start + batch])
-                parts: list[bytes] = []
-                for i, doc in enumerate(ids[start : start + batch]):
-                    doc_bytes = doc.encode()
-                    parts += (
-                        prefix,
-                        struct.pack(">i", len(doc_bytes)),
-                        doc_bytes,
-                        array_header,
-                        encoded[i * array_size : (i + 1) * array_size],
-                    )
-                copy.write(b"".join(parts))
+            for start in range(0, matrix.shape[0], batch):
+                encoded = encode(kind, matrix[start : start + batch])
+                copy.write(copy_rows(prefix, ids[start : start + batch], encoded, field_size))
             copy.write(struct.pack(">h", -1))
-        if to_vector:
-            conn.execute(
-                "INSERT INTO recluster_documents (namespace, collection_id, document_id, embedding)"
-                " SELECT %s, %s, document_id, embedding::vector FROM recluster_staging",
-                (namespace, collection_id),
-            )
 
     # Results -------------------------------------------------------------------
 
