@@ -18,29 +18,25 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
-
 from recluster.api.clustering import ClusteringConfig
 
 from .algorithms import cluster
-
-
-def _blobs(n: int, d: int, k: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    centers = rng.normal(scale=5.0, size=(k, d)).astype(np.float32)
-    rows = centers[rng.integers(0, k, size=n)] + rng.normal(size=(n, d)).astype(np.float32)
-    return np.ascontiguousarray(rows, dtype=np.float32)
+from .density import EXACT_MST_ROWS
+from .synthetic import blobs
 
 
 def warmup() -> dict[str, float]:
     """Run every JIT-compiled path once on tiny data; seconds per path."""
     seconds: dict[str, float] = {}
-    # Both graph builders (flat below EXACT_KNN_MAX_ROWS, IVF above) and the
-    # PCA projection feed the same numba kernels; one small run covers them.
-    data = _blobs(2_000, 48, 5, seed=0)
-    started = time.perf_counter()
-    cluster(data, ClusteringConfig(algorithm="hdbscan", normalize=True, min_cluster_size=10))
-    seconds["hdbscan"] = time.perf_counter() - started
+    # Two paths with their own numba kernels: the exact one (up to
+    # EXACT_MST_ROWS) and the k-NN graph one above; whatever builds the graph
+    # (flat or IVF search, projection or not) feeds the same kernels.
+    config = ClusteringConfig(algorithm="hdbscan", normalize=True, min_cluster_size=10)
+    for name, rows in (("hdbscan", 2_000), ("hdbscan_graph", EXACT_MST_ROWS + 1_000)):
+        data = blobs(rows, 48, 5, seed=0).matrix
+        started = time.perf_counter()
+        cluster(data, config)
+        seconds[name] = time.perf_counter() - started
     return seconds
 
 
