@@ -174,7 +174,7 @@ def verify(
     for got, want in zip(neighbours[rows], true_i, strict=True):
         found += np.intersect1d(got[got >= 0], want[want >= 0]).size
     recall = found / max(1, int((true_i >= 0).sum()))
-    col = min(min_samples, k) - 1
+    col = min(min_samples, k - 1)  # the core distance's column (itself first)
     truth = true_d[:, col].astype(np.float64)
     error = np.abs(distances[rows, col] - truth) / np.maximum(truth, 1e-12)
     return recall, float(np.max(error)) if error.size else 0.0
