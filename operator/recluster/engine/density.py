@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -306,28 +307,16 @@ def core_column(min_samples: int, columns: int) -> int:
     return min(min_samples, columns - 1)
 
 
-def exact_labels(
-    matrix: npt.NDArray[np.float32],
-    min_samples: int,
-    min_cluster_size: int,
-    method: str,
-    epsilon: float,
-) -> npt.NDArray[np.intp]:
-    """HDBSCAN over the complete mutual-reachability graph: the exact algorithm.
+def exact_mst(matrix: npt.NDArray[np.float32], min_samples: int) -> npt.NDArray[Any]:
+    """The minimum spanning tree of the complete mutual-reachability graph, by weight.
 
-    Distances by one sgemm; then scikit-learn's compiled Prim, single-linkage
-    and cluster extraction (the hdbscan library's tree code, ported). These
-    are private functions of scikit-learn (``sklearn.cluster._hdbscan``): the
-    public estimator would count the point itself in min_samples (see
-    `core_column`) and checks the N × N input at length, and fast_hdbscan's
-    equivalent costs ~0.8 s of numba start-up, more than the whole job at
-    these sizes. The engine's tests pin their behaviour against the reference.
+    Distances by one sgemm; then scikit-learn's compiled Prim over the N × N
+    matrix. The result is scikit-learn's MST edge array (current_node,
+    next_node, distance), sorted by distance.
     """
     from sklearn.cluster._hdbscan._linkage import (  # type: ignore[import-untyped]
-        make_single_linkage,
         mst_from_mutual_reachability,
     )
-    from sklearn.cluster._hdbscan._tree import tree_to_labels  # type: ignore[import-untyped]
 
     n = matrix.shape[0]
     dist = pairwise_distances(matrix)
@@ -337,46 +326,86 @@ def exact_labels(
     del dist
     np.maximum(reach, core[:, None], out=reach)
     np.maximum(reach, core[None, :], out=reach)
-    mst = mst_from_mutual_reachability(reach)
-    mst = mst[np.argsort(mst["distance"], kind="mergesort")]
+    mst = np.asarray(mst_from_mutual_reachability(reach))
+    return mst[np.argsort(mst["distance"], kind="mergesort")]
+
+
+def graph_mst(graph: scipy.sparse.csr_matrix, core: npt.NDArray[np.float32]) -> npt.NDArray[Any]:
+    """The minimum spanning tree of the mutual reachability over ``graph``'s edges, by weight.
+
+    ``graph`` holds distances (k-NN edges and bridges, connected); each edge
+    weighs max(core_i, core_j, d_ij). scipy's Kruskal builds the tree; the
+    result has the layout of `exact_mst`'s.
+    """
+    from sklearn.cluster._hdbscan._linkage import MST_edge_dtype
+
+    edges = scipy.sparse.triu(graph.maximum(graph.T), k=1).tocoo()  # k-NN lists are one-way
+    weight = np.maximum(edges.data, np.maximum(core[edges.row], core[edges.col]))
+    # scipy takes a zero weight for a missing edge: duplicates with zero core
+    # distances would vanish from the graph. The smallest positive float keeps them.
+    weight = np.maximum(weight, np.finfo(np.float64).tiny)
+    reach = scipy.sparse.coo_matrix((weight, (edges.row, edges.col)), shape=graph.shape)
+    tree = minimum_spanning_tree(reach).tocoo()
+    if tree.nnz != graph.shape[0] - 1:
+        raise RuntimeError(f"hdbscan graph is not connected ({tree.nnz} tree edges)")
+    mst = np.empty(tree.nnz, dtype=MST_edge_dtype)
+    mst["current_node"], mst["next_node"], mst["distance"] = tree.row, tree.col, tree.data
+    return mst[np.argsort(mst["distance"], kind="mergesort")]
+
+
+def labels_from_mst(
+    mst: npt.NDArray[Any], min_cluster_size: int, method: str, epsilon: float
+) -> npt.NDArray[np.intp]:
+    """Condensed tree and flat clusters from a sorted MST (the hdbscan library's rules).
+
+    scikit-learn's compiled port of the hdbscan library's tree code, called
+    through its private module ``sklearn.cluster._hdbscan``: the public
+    estimator counts the point itself in min_samples (see `core_column`) and
+    wants an N × N input, and fast_hdbscan's numba equivalent costs ~1.4 s
+    of imports and cache loading, more than the whole job at small sizes.
+    The engine's tests pin the result against the reference.
+    """
     if epsilon > 0:
         # scikit-learn 1.9's epsilon search fails under NumPy 2 (a 1-element
-        # array converted to an integer); fast_hdbscan's is the same rule.
+        # array converted to an integer); fast_hdbscan's applies the same rule.
         from fast_hdbscan.hdbscan import clusters_from_spanning_tree  # type: ignore[import-untyped]
 
-        edges = np.column_stack([mst["current_node"], mst["next_node"], mst["distance"]]).astype(
-            np.float64
-        )
+        edges = np.column_stack([mst["current_node"], mst["next_node"], mst["distance"]])
         return np.asarray(
             clusters_from_spanning_tree(
-                edges,
+                edges.astype(np.float64),
                 min_cluster_size=min_cluster_size,
                 cluster_selection_method=method,
                 cluster_selection_epsilon=epsilon,
             )[0]
         )
+    from sklearn.cluster._hdbscan._linkage import make_single_linkage
+    from sklearn.cluster._hdbscan._tree import tree_to_labels  # type: ignore[import-untyped]
+
     labels, _ = tree_to_labels(make_single_linkage(mst), min_cluster_size, method, False, 0.0, None)
     return np.asarray(labels)
 
 
-def graph_mst_input(
+def knn_mst(
     matrix: npt.NDArray[np.float32], min_samples: int, min_cluster_size: int, random_state: int
-) -> scipy.sparse.csr_matrix:
-    """The checked k-NN graph with bridges between its dense pieces (distances, not MR)."""
+) -> npt.NDArray[Any]:
+    """The MST over the checked k-NN graph with bridges between its dense pieces."""
     distances, neighbours, _ = knn_search(
         matrix,
         max(2 * min_samples, MIN_GRAPH_NEIGHBOURS) + 1,  # itself, then the others
         min_samples,
         random_state=random_state,
     )
-    return bridge_pieces(
+    core = distances[:, core_column(min_samples, distances.shape[1])]
+    graph = bridge_pieces(
         knn_graph(distances, neighbours),
         matrix,
         core_pieces(distances, neighbours, min_samples),
         min_cluster_size,
-        distances[:, core_column(min_samples, distances.shape[1])],
+        core,
         random_state=random_state,
     )
+    return graph_mst(graph, core)
 
 
 def hdbscan(
@@ -396,21 +425,12 @@ def hdbscan(
     """
     mcs = min_cluster_size or DEFAULT_MIN_CLUSTER_SIZE
     ms = min_samples or mcs
-    method = cluster_selection_method or "eom"
-    epsilon = float(cluster_selection_epsilon or 0.0)
     if matrix.shape[0] <= EXACT_MST_ROWS:
-        labels = exact_labels(matrix, ms, mcs, method, epsilon)
+        mst = exact_mst(matrix, ms)
     else:
-        from fast_hdbscan.hdbscan import fast_hdbscan
-
-        labels, _ = fast_hdbscan(
-            graph_mst_input(matrix, ms, mcs, random_state),
-            metric="precomputed",
-            min_samples=ms,  # fast_hdbscan counts other points only, as the reference
-            min_cluster_size=mcs,
-            cluster_selection_method=method,
-            cluster_selection_epsilon=epsilon,
-        )
+        mst = knn_mst(matrix, ms, mcs, random_state)
+    method = cluster_selection_method or "eom"
+    labels = labels_from_mst(mst, mcs, method, float(cluster_selection_epsilon or 0.0))
     return np.asarray(labels, dtype=np.int32)
 
 
