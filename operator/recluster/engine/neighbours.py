@@ -18,7 +18,9 @@ treats its shortcuts as candidates generators only:
    than ``MIN_RECALL`` of them, or a core distance of the sample is off by
    more than ``MAX_CORE_ERROR``, the search is redone with twice the
    dimensions (then the full space), then with a wider IVF probe, and at
-   last exhaustively, which is exact by construction.
+   last exhaustively, which is exact by construction (up to
+   ``EXHAUSTIVE_FALLBACK_MAX_ROWS`` rows; above, the widest attempt is kept
+   and its recall logged as a warning).
 
 The outcome of each attempt is kept in a ``GraphReport`` (logged by the
 caller), so a run says how close to exact its graph was.
@@ -42,6 +44,10 @@ EXACT_KNN_MAX_ROWS = 32_768
 data an IVF search needs a quarter of its lists probed to find 99 % of the
 neighbours, and then costs as much (measured at 20k × 384: 3.7 s both), and a
 projection to 128 of 384 dimensions still missed 3 % of them."""
+EXHAUSTIVE_FALLBACK_MAX_ROWS = 131_072
+"""Largest collection for which a failed check ends in the exhaustive search
+(N²·D: about a minute at D=384 here); above, the widest IVF attempt is kept and
+its measured recall logged."""
 GRAPH_VARIANCE = 0.95
 """Share of the variance a projection must keep to be tried at all."""
 MIN_GRAPH_DIMS = 16
@@ -230,8 +236,17 @@ def knn_search(
             dims = 2 * dims if 8 * dims <= matrix.shape[1] else None
         elif nprobe < 8 * IVF_NPROBE:
             nprobe *= 4
-        else:
+        elif n <= EXHAUSTIVE_FALLBACK_MAX_ROWS:
             nprobe = None
+        else:
+            log.warning(
+                "hdbscan graph: %d rows, too many for an exhaustive search; going on with"
+                " recall %.4f (core distances within %.1f %%)",
+                n,
+                recall,
+                100 * core_error,
+            )
+            break
     log.info(
         "hdbscan graph: %s",
         ", ".join(

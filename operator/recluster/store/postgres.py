@@ -75,6 +75,8 @@ from .types import (
 
 # Rows fetched per round trip: ~30 MB of arrays at D=384.
 DEFAULT_FETCH_ROWS = 10_000
+AGGREGATED_PAGES = 2_048
+"""Heap pages per query of an aggregated read: ~9,000 rows, ~14 MB at D=384."""
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -407,6 +409,18 @@ class PostgresStore(CollectionStore):
             dim = dims.pop()
             total = sum(counts)
             matrix = np.empty((total, dim), dtype=np.float32)
+            send = self._vector_send_sql(conn)
+            if total >= self._parallel_min_rows and send is not None:
+                read = [
+                    self._read_aggregated(conn, namespace, cid, send, matrix[start:stop])
+                    for cid, start, stop in zip(
+                        cids,
+                        itertools.accumulate([0, *counts]),
+                        itertools.accumulate(counts),
+                        strict=False,
+                    )
+                ]
+                return self._collection(read, matrix, cids, counts)
             # (collection, first page, end page or None, first row in the matrix, rows)
             tasks: list[tuple[str, int, int | None, int, int]] = []
             row = 0
@@ -430,9 +444,81 @@ class PostgresStore(CollectionStore):
                 with ThreadPoolExecutor(min(workers, len(tasks))) as pool:
                     for _ in pool.map(work, range(len(tasks))):
                         pass
+        return self._collection(ids, matrix, cids, counts)
+
+    @staticmethod
+    def _collection(
+        ids: list[list[str]], matrix: Float32Matrix, cids: list[str], counts: list[int]
+    ) -> Collection:
         document_ids = [d for chunk in ids for d in chunk]
         offsets = [0, *itertools.accumulate(counts)]
         return Collection(document_ids, matrix, tuple(cids), tuple(offsets))
+
+    def _vector_send_sql(self, conn: psycopg.Connection[Any]) -> sql.SQL | None:
+        """The embedding in pgvector's binary format, when pgvector is there; else None.
+
+        A real[] column is cast to vector on the server: the cast reads the
+        array's floats in one loop, where sending the array calls the float
+        type's send function once per element (measured, 1M × 384: 5.7 s
+        through the cast against 15 s as arrays).
+        """
+        if self._embedding_type in ("vector", "halfvec"):
+            return self._send_sql()
+        row = conn.execute("SELECT to_regtype('vector') IS NOT NULL").fetchone()
+        return sql.SQL("vector_send(embedding::vector)") if row and row[0] else None
+
+    def _read_aggregated(
+        self,
+        conn: psycopg.Connection[Any],
+        namespace: str,
+        collection_id: str,
+        send: sql.SQL,
+        out: Float32Matrix,
+    ) -> list[str]:
+        """Rows of a large collection, a range of heap pages per query, into ``out``.
+
+        Each query returns its range's ids as one text[] and its embeddings as
+        one bytea (`string_agg` of the binary values, in the same order: one
+        aggregation pass feeds both). A row at a time, the client's per-row
+        work (protocol message, Python objects) cost more than the server's
+        for pgvector columns: 9 s against 5 s for 1M × 384. Ranges in page
+        order and a TID range scan in each keep the physical order.
+        """
+        where = f"collection {collection_id!r} in namespace {namespace!r}"
+        kind: EmbeddingType = "halfvec" if self._embedding_type == "halfvec" else "vector"
+        row = conn.execute(
+            "SELECT pg_relation_size('recluster_documents') / current_setting('block_size')::bigint"
+        ).fetchone()
+        pages = int(row[0]) if row else 0
+        # A TID range scan per range: a sequential scan, or a bitmap scan of the
+        # primary key (which the planner picked for one of two identical
+        # tables: 49 s instead of 4), would read the whole table every time.
+        for method in ("seqscan", "bitmapscan", "indexonlyscan"):
+            conn.execute(f"SET LOCAL enable_{method} = off")
+        query = sql.SQL(
+            "SELECT array_agg(document_id), string_agg({send}, ''::bytea)"
+            " FROM recluster_documents WHERE namespace = %s AND collection_id = %s"
+            " AND ctid >= %s::tid AND ctid < %s::tid"
+        ).format(send=send)
+        ids: list[str] = []
+        cur = conn.cursor(binary=True)
+        for first in range(0, pages, AGGREGATED_PAGES):
+            cur.execute(
+                query,
+                (namespace, collection_id, f"({first},0)", f"({first + AGGREGATED_PAGES},0)"),
+            )
+            got = cur.fetchone()
+            if got is None or got[0] is None:
+                continue
+            block_ids, blob = got
+            at = len(ids)
+            if at + len(block_ids) > out.shape[0]:
+                raise InvalidCollection(f"{where}: rows changed while reading")
+            decode(kind, blob, len(block_ids), out.shape[1], out[at : at + len(block_ids)], where)
+            ids.extend(block_ids)
+        if len(ids) != out.shape[0]:
+            raise InvalidCollection(f"{where}: rows changed while reading")
+        return ids
 
     def _page_ranges(
         self, conn: psycopg.Connection[Any], namespace: str, collection_id: str, n: int, k: int
