@@ -54,6 +54,8 @@ from ._common import (
     check_sample_size,
     empty_collection,
     reblock,
+    run_offsets,
+    single_dim,
 )
 from ._plain_pages import BufferedChunk, LocalChunk, read_plain_floats
 from .base import CollectionStore
@@ -454,13 +456,9 @@ class ParquetStore(CollectionStore):
         if not cids:
             raise ValueError("read_many needs at least one collection id")
         plans = [self._parts(namespace, cid) for cid in cids]
-        dims = {p.dim for parts in plans for p in parts if p.metadata.num_rows}
-        if len(dims) > 1:
-            raise InvalidCollection(
-                f"collections {cids} in namespace {namespace!r} have different embedding"
-                f" dimensions {sorted(dims)}"
-            )
-        dim = dims.pop() if dims else 0
+        dim = single_dim(
+            namespace, cids, {p.dim for ps in plans for p in ps if p.metadata.num_rows}
+        )
         groups = [(part, index) for parts in plans for part in parts for index in part.row_groups]
         tasks, offsets = read_plan(
             [[rows for part in parts for rows in part.row_group_rows] for parts in plans]
@@ -657,11 +655,6 @@ class ParquetStore(CollectionStore):
                 pq.read_table(f"{run_dir}/baseline.parquet", filesystem=self._pafs)
             )
         collection_ids = tuple(manifest["collection_ids"])
-        sources = assignments.column("collection_id").to_pylist()
-        counts = [0] * len(collection_ids)
-        position = {c: i for i, c in enumerate(collection_ids)}
-        for s in sources:
-            counts[position[s]] += 1
         dim = int(manifest["dim"])
         return RunResults(
             run_id=run_id,
@@ -672,7 +665,7 @@ class ParquetStore(CollectionStore):
             centroids=_matrix_of_column(clusters.column("centroid"), dim),
             summary=summary,
             baseline=baseline,
-            offsets=tuple(int(x) for x in np.cumsum([0, *counts])),
+            offsets=run_offsets(collection_ids, assignments.column("collection_id").to_pylist()),
             created_at=datetime.fromisoformat(manifest["created_at"]),
         )
 

@@ -53,6 +53,8 @@ from ._common import (
     empty_collection,
     reblock,
     redact,
+    run_offsets,
+    single_dim,
 )
 from .base import CollectionStore
 from .errors import (
@@ -400,13 +402,7 @@ class PostgresStore(CollectionStore):
             for cid, n in zip(cids, counts, strict=True):
                 if n == 0:
                     raise CollectionNotFound(namespace, cid, self.location)
-            dims = {self._dim(conn, namespace, cid) for cid in cids}
-            if len(dims) > 1:
-                raise InvalidCollection(
-                    f"collections {cids} in namespace {namespace!r} have different"
-                    f" embedding dimensions {sorted(dims)}"
-                )
-            dim = dims.pop()
+            dim = single_dim(namespace, cids, {self._dim(conn, namespace, cid) for cid in cids})
             total = sum(counts)
             matrix = np.empty((total, dim), dtype=np.float32)
             send = self._vector_send_sql(conn)
@@ -820,10 +816,6 @@ class PostgresStore(CollectionStore):
                 ).format(stats=self._stats_sql()),
                 (namespace, collection_set_key(collection_ids), run_id),
             ).fetchone()
-        position = {c: i for i, c in enumerate(collection_ids)}
-        counts = [0] * len(collection_ids)
-        for r in rows:
-            counts[position[r[0]]] += 1
         centroids = np.array([c[1] for c in clusters], dtype=np.float32).reshape(-1, dim)
         return RunResults(
             run_id=run_id,
@@ -834,7 +826,7 @@ class PostgresStore(CollectionStore):
             centroids=centroids,
             summary=summary,
             baseline=_baseline_of_row(baseline_row) if baseline_row else None,
-            offsets=tuple(int(x) for x in np.cumsum([0, *counts])),
+            offsets=run_offsets(collection_ids, (r[0] for r in rows)),
             created_at=created_at,
         )
 
