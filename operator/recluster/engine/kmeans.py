@@ -136,8 +136,14 @@ def lloyd_pass(
         nearest, best = _nearest(block, centroids, c_sq)
         labels[start : start + block.shape[0]] = nearest
         partial += float(best.sum())
-        onehot = scipy.sparse.csr_matrix(
-            (np.ones(block.shape[0], dtype=np.float32), (nearest, np.arange(block.shape[0]))),
+        # K × rows, one entry per column: built as CSC from the labels as they
+        # are (CSR would sort them first; measured 2× faster for the product).
+        onehot = scipy.sparse.csc_matrix(
+            (
+                np.ones(block.shape[0], dtype=np.float32),
+                nearest,
+                np.arange(block.shape[0] + 1),
+            ),
             shape=(k, block.shape[0]),
         )
         sums += onehot @ block
