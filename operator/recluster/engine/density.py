@@ -7,38 +7,34 @@ Here:
 
 - **Up to ``EXACT_MST_ROWS`` rows**, the exact algorithm: all pairwise
   distances (one sgemm), core distances, mutual reachability, and Prim's
-  minimum spanning tree over the complete graph (`exact_labels`). Same tree
-  as the reference, in a fraction of a second.
-- **Above**, the MST is built from a k-nearest-neighbour graph instead:
+  minimum spanning tree over the complete graph (`exact_mst`). Same tree as
+  the reference, in a fraction of a second.
+- **Above**, the MST is built from a k-nearest-neighbour graph instead
+  (`knn_mst`):
 
   1. k-NN with full-space distances, found and checked by
      :mod:`recluster.engine.neighbours` (a projection or an IVF index only
      propose candidates; a seeded sample is verified against brute force and
      the search redone wider when it falls short).
   2. A k-NN graph lacks the edges between clusters: clusters end up joined
-     through chains of outliers (or not at all, and fast_hdbscan then bridges
-     the pieces with infinite edges). Either way every cluster is "born" too
-     early and absorbs outliers that the exact algorithm calls noise. So the
-     graph gets the missing edges back: the "core pieces" (components of the
-     edges no longer than both end points' core distances, i.e. the dense
-     cores) of at least min_cluster_size rows are joined by a minimum spanning
-     tree over real distances between sampled members of each piece.
-  3. fast_hdbscan (numba) turns the sparse graph into the MST, condensed tree
-     and flat clusters.
+     through chains of outliers (or not at all), which makes every cluster
+     "born" too early and absorb outliers that the exact algorithm calls
+     noise. So the graph gets the missing edges back: the "core pieces"
+     (components of the edges no longer than both end points' core
+     distances, i.e. the dense cores) of at least min_cluster_size rows are
+     joined by a minimum spanning tree over their gaps, exact between each
+     piece and its nearest pieces (`bridge_pieces`).
+  3. scipy's minimum spanning tree over the mutual reachability of those
+     edges (`graph_mst`).
 
-  Pairs outside the graph are never mutual-reachability neighbours of dense
-  points; what is approximated is the height at which separate pieces join
-  (sampled gaps, an upper bound). How close the result is to the reference's
-  is measured, not assumed: see docs/engine.md and benchmarks/bench_quality.py.
-
-fast_hdbscan compiles its kernels with numba on first use (20+ s). Its
-functions are declared ``cache=True``; :mod:`recluster.engine.warmup` runs
-this path once at image build time so that Jobs load the compiled code.
+Both paths end in the same cluster extraction (`labels_from_mst`):
+scikit-learn's compiled port of the hdbscan library's tree code. How close
+the result is to the reference's is measured, not assumed: see
+docs/engine.md and benchmarks/bench_quality.py.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,8 +44,6 @@ import scipy.sparse  # type: ignore[import-untyped]
 from scipy.sparse.csgraph import connected_components, minimum_spanning_tree  # type: ignore[import-untyped]
 
 from .neighbours import knn_search
-
-log = logging.getLogger(__name__)
 
 EXACT_MST_ROWS = 4_096
 """Up to here the complete mutual-reachability graph (N² float32, 64 MB) is cheap."""

