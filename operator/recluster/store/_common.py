@@ -1,12 +1,14 @@
-"""Helpers shared by the backends: argument checks, re-blocking, sampling."""
+"""Helpers shared by the backends: argument checks, re-blocking, sampling, redaction."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .errors import InvalidCollection
 from .types import Collection, Float32Matrix, as_matrix, check_id
 
 
@@ -80,3 +82,37 @@ def _block(ids: list[str], parts: list[Float32Matrix], collection_id: str) -> Co
 
 def empty_collection(dim: int, collection_id: str) -> Collection:
     return Collection([], np.empty((0, dim), dtype=np.float32), (collection_id,), (0, 0))
+
+
+def redact(uri: str) -> str:
+    """The URI without its password, for messages and logs."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    netloc = f"{parts.username}:***@{host}" if parts.username else host
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def single_dim(namespace: str, collection_ids: Sequence[str], dims: set[int]) -> int:
+    """The one embedding dimension of collections read together (0 when none has rows)."""
+    if len(dims) > 1:
+        raise InvalidCollection(
+            f"collections {list(collection_ids)} in namespace {namespace!r} have different"
+            f" embedding dimensions {sorted(dims)}"
+        )
+    return dims.pop() if dims else 0
+
+
+def run_offsets(collection_ids: Sequence[str], sources: Iterable[str]) -> tuple[int, ...]:
+    """Offsets of each collection's rows in a run, from the collection of every row.
+
+    A run's rows are grouped by collection, in the order of its collection ids.
+    """
+    position = {c: i for i, c in enumerate(collection_ids)}
+    counts = [0] * len(collection_ids)
+    for source in sources:
+        counts[position[source]] += 1
+    return tuple(int(x) for x in np.cumsum([0, *counts]))

