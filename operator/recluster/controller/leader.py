@@ -107,7 +107,7 @@ async def lead_while_elected(
         try:
             won = await _try_lead(client, election)
         except (KubeError, aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("leader election failed, retrying: %s", exc)
+            log.warning("leader election failed, retrying: %r", exc)
             won = False
         if not won:
             await _sleep(stop, timing.retry)
@@ -129,7 +129,7 @@ async def lead_while_elected(
                     renewed = loop.time()
                 except (KubeError, aiohttp.ClientError, TimeoutError) as exc:
                     if loop.time() - renewed > timing.duration - timing.retry:
-                        log.warning("cannot renew the Lease in time, stepping down: %s", exc)
+                        log.warning("cannot renew the Lease in time, stepping down: %r", exc)
                         break
         finally:
             leader_stop.set()

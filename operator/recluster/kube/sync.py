@@ -34,8 +34,13 @@ class KubeApi:
         self.api_client.user_agent = user_agent
 
     @classmethod
-    def from_credentials(cls, credentials: Credentials, user_agent: str = "recluster") -> KubeApi:
-        return cls(k8s_client.ApiClient(credentials.configuration), user_agent)
+    def from_credentials(
+        cls, credentials: Credentials, user_agent: str = "recluster", connections: int = 32
+    ) -> KubeApi:
+        """`connections`: kept-alive connections (the node agent's pod workers call at once)."""
+        configuration = credentials.configuration
+        configuration.connection_pool_maxsize = connections
+        return cls(k8s_client.ApiClient(configuration), user_agent)
 
     @classmethod
     def from_kubeconfig(cls, path: Path | str, user_agent: str = "recluster") -> KubeApi:

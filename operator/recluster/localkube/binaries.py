@@ -61,9 +61,16 @@ class Versions:
         return major, minor
 
 
+PINNED = Versions(kubernetes="v1.36.3", etcd="v3.6.8", go="1.26.0")
+"""tools/kube/go.mod's versions, for an installed package without the source tree (a test
+keeps the two equal): binaries already in the cache are found; building needs the tree."""
+
+
 def read_versions(go_mod: Path | None = None) -> Versions:
-    """The pinned versions, from the module's go.mod."""
+    """The pinned versions, from the module's go.mod (PINNED outside a source checkout)."""
     path = go_mod or GO_MODULE / "go.mod"
+    if go_mod is None and not path.exists():
+        return PINNED
     try:
         text = path.read_text()
     except OSError as exc:
