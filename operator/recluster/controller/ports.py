@@ -13,14 +13,15 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ..api.trigger import GROUP_VERSION
-from ..core.drift import Measurement
 from ..kube.client import KubeClient
 from ..kube.paths import JSON, MERGE_PATCH, resource_path
-from ..store.base import CollectionStore
-from ..store.factory import open_store
+
+if TYPE_CHECKING:  # numpy and the stores load only where a trigger needs the store
+    from ..core.drift import Measurement
+    from ..store.base import CollectionStore
 
 T = TypeVar("T")
 EVENT_SOURCE = "recluster-operator"
@@ -140,7 +141,7 @@ class ThreadedStore:
         self,
         uri: str,
         workers: int = DEFAULT_STORE_WORKERS,
-        opener: Callable[[str], CollectionStore] = open_store,
+        opener: Callable[[str], CollectionStore] | None = None,
     ) -> None:
         self.uri = uri
         self.opener = opener
@@ -152,6 +153,10 @@ class ThreadedStore:
     def _store(self) -> CollectionStore:
         store: CollectionStore | None = getattr(self.local, "store", None)
         if store is None:
+            if self.opener is None:
+                from ..store.factory import open_store
+
+                self.opener = open_store
             store = self.opener(self.uri)
             self.local.store = store
             with self.lock:

@@ -16,8 +16,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client as k8s_client  # type: ignore[import-untyped]
-from kubernetes import config as k8s_config
+from . import lazy
+
+lazy.install()  # before the first import of kubernetes: its models load only when used
+
+from kubernetes.client import Configuration  # type: ignore[import-untyped]  # noqa: E402
+from kubernetes.config import (  # type: ignore[import-untyped]  # noqa: E402
+    incluster_config,
+    kube_config,
+)
 
 SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
@@ -31,8 +38,8 @@ class CredentialsError(RuntimeError):
 
 def _kubeconfig_loader(path: str | None, context: str | None) -> Loader:
     def load() -> Any:
-        configuration = k8s_client.Configuration()
-        k8s_config.load_kube_config(
+        configuration = Configuration()
+        kube_config.load_kube_config(
             config_file=path, context=context, client_configuration=configuration,
             persist_config=False,
         )  # fmt: skip
@@ -42,8 +49,8 @@ def _kubeconfig_loader(path: str | None, context: str | None) -> Loader:
 
 
 def _in_cluster_loader() -> Any:
-    configuration = k8s_client.Configuration()
-    k8s_config.load_incluster_config(client_configuration=configuration)
+    configuration = Configuration()
+    incluster_config.load_incluster_config(client_configuration=configuration)
     return configuration
 
 
@@ -56,7 +63,7 @@ class Credentials:
         self._lock = threading.Lock()
         try:
             self.configuration = loader()
-        except (k8s_config.ConfigException, OSError, ValueError) as exc:
+        except (kube_config.ConfigException, OSError, ValueError) as exc:
             raise CredentialsError(f"{description}: {exc}") from exc
         self.generation = 0
         """Grows at each reload: clients holding a TLS context of an older one rebuild it."""
