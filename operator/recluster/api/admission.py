@@ -10,13 +10,15 @@ the CRDs enforce the seed's rules.
 from __future__ import annotations
 
 import copy
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 import celpy
 from celpy.adapter import json_to_cel
-from jsonschema import Draft4Validator
+from jsonschema import Draft4Validator, ValidationError, validators
 
 from .crd import Schema, schema_of
 
@@ -78,12 +80,34 @@ def _strict(schema: Schema) -> Schema:
     return out
 
 
+_END_OF_TEXT = re.compile(r"(?<!\\)\$")
+
+
 @cache
-def _validator(kind: str) -> Draft4Validator:
+def python_pattern(pattern: str) -> re.Pattern[str]:
+    """A schema `pattern` as Python reads it: `$` becomes `\\Z`.
+
+    In a CRD's patterns (Go RE2, like ECMA-262 without the m flag) `$` is the end of
+    the text; Python's `$` also matches before a final newline, so jsonschema's
+    default check would admit `"col_abc\\n"`, which the apiserver refuses.
+    """
+    return re.compile(_END_OF_TEXT.sub(r"\\Z", pattern))
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    if validator.is_type(instance, "string") and not python_pattern(pattern).search(instance):
+        yield ValidationError(f"does not match {pattern!r}")
+
+
+_Draft4EndOfText = validators.extend(Draft4Validator, {"pattern": _pattern})
+
+
+@cache
+def _validator(kind: str) -> Any:
     strict = _strict(schema_of(kind))
     # metadata is the apiserver's to check; the schema only caps the name's length.
     strict["properties"]["metadata"].pop("additionalProperties", None)
-    return Draft4Validator(strict)
+    return _Draft4EndOfText(strict)
 
 
 def _message(error: Any) -> str:

@@ -10,10 +10,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
-from .base import Model
+from .base import MAX_SECONDS, Model
 
 Quantity = Annotated[
-    int | str,
+    Annotated[int, Field(ge=0, le=2**63 - 1)] | str,
     Field(
         description="A Kubernetes quantity such as 500m, 2Gi or 1.",
         json_schema_extra={"x-kubernetes-int-or-string": True},
@@ -46,7 +46,12 @@ class Toleration(Model):
         default=None, description="Taint effect to match; empty matches all effects."
     )
     tolerationSeconds: int | None = Field(
-        default=None, description="How long a NoExecute taint is tolerated."
+        default=None,
+        ge=0,
+        le=MAX_SECONDS,
+        description=(
+            "How long a NoExecute taint is tolerated (Kubernetes treats negative values as 0)."
+        ),
     )
 
 
@@ -92,7 +97,10 @@ class JobTemplate(Model):
         default=None, ge=0, le=100, description="Retries before the Job is marked failed."
     )
     activeDeadlineSeconds: int | None = Field(
-        default=None, ge=1, description="Seconds the Job may run before it is stopped."
+        default=None,
+        ge=1,
+        le=MAX_SECONDS,
+        description="Seconds the Job may run before it is stopped.",
     )
     env: list[EnvVar] | None = Field(
         default=None, max_length=128, description="Extra environment variables."

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from .base import Identifier, Model
+from .base import MAX_SECONDS, MIN_INTERVAL_SECONDS, Identifier, Model
 
 TriggerType = Literal["cron", "interval", "event", "conditional"]
 TRIGGER_TYPES: tuple[str, ...] = TriggerType.__args__  # type: ignore[attr-defined]
@@ -26,6 +26,7 @@ SCHEDULE_FIELDS: dict[str, tuple[str, ...]] = {
 EventType = Literal["documents_added", "documents_updated", "documents_deleted"]
 ConditionType = Literal["drift"]
 Metric = Literal["cosine_drift", "document_growth", "outlier_fraction"]
+MAX_EVENT_THRESHOLD = 1_000_000_000
 
 
 class ScheduleConfig(Model):
@@ -45,7 +46,13 @@ class ScheduleConfig(Model):
         examples=["UTC"],
     )
     interval_seconds: int | None = Field(
-        default=None, ge=1, description="interval: seconds between two firings."
+        default=None,
+        ge=MIN_INTERVAL_SECONDS,
+        le=MAX_SECONDS,
+        description=(
+            f"interval: seconds between two firings, {MIN_INTERVAL_SECONDS} to "
+            f"{MAX_SECONDS} (ten years)."
+        ),
     )
     start_immediately: bool | None = Field(
         default=None,
@@ -59,7 +66,10 @@ class ScheduleConfig(Model):
         ),
     )
     event_threshold: int | None = Field(
-        default=None, ge=1, description="event: number of events that fires the trigger."
+        default=None,
+        ge=1,
+        le=MAX_EVENT_THRESHOLD,
+        description="event: number of events that fires the trigger (at most one billion).",
     )
     collection_id: Identifier | None = Field(
         default=None, description="event: the collection whose events are counted."
@@ -67,9 +77,10 @@ class ScheduleConfig(Model):
     cooldown_seconds: int | None = Field(
         default=None,
         ge=0,
+        le=MAX_SECONDS,
         description=(
             "event: minimum seconds between two firings; a firing due earlier waits "
-            "for the cooldown to end."
+            f"for the cooldown to end. At most {MAX_SECONDS} (ten years)."
         ),
     )
     condition_type: ConditionType | None = Field(
@@ -79,7 +90,7 @@ class ScheduleConfig(Model):
     threshold: float | None = Field(
         default=None,
         gt=0,
-        description="conditional: the trigger fires when the metric exceeds this value.",
+        description=("conditional: the trigger fires when the metric exceeds this (finite) value."),
     )
     metric: Metric | None = Field(
         default=None,
@@ -89,7 +100,13 @@ class ScheduleConfig(Model):
         ),
     )
     check_interval_seconds: int | None = Field(
-        default=None, ge=1, description="conditional: seconds between two measurements."
+        default=None,
+        ge=MIN_INTERVAL_SECONDS,
+        le=MAX_SECONDS,
+        description=(
+            f"conditional: seconds between two measurements, {MIN_INTERVAL_SECONDS} to "
+            f"{MAX_SECONDS} (ten years)."
+        ),
     )
 
 

@@ -12,6 +12,7 @@ from .base import (
     MAX_HISTORY,
     MAX_ID_LENGTH,
     MAX_MESSAGE_LENGTH,
+    MAX_SECONDS,
     Identifier,
     Loc,
     Model,
@@ -23,6 +24,17 @@ from .schedule import ScheduleConfig, TriggerType, schedule_problems
 
 TriggerStatus = Literal["active", "paused", "disabled", "failed"]
 MAX_EVENT_KEYS = 1000
+"""Idempotency keys a trigger remembers; a request carries at most this many events, so
+that a retried request is always recognised whole."""
+MAX_EVENT_KEY_LENGTH = 64
+IdempotencyKey = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_EVENT_KEY_LENGTH, pattern=r"^[!-~]+$"),
+]
+"""A key as a client may send it: printable ASCII without spaces, so that the keys a
+status keeps take at most MAX_EVENT_KEYS * MAX_EVENT_KEY_LENGTH bytes (about 64 KB)."""
+# What a stored status may hold: 128 characters, the request limit before 0.2, so
+# that objects written then still parse; the gateway only adds IdempotencyKeys.
 EventKey = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Description = Annotated[str, StringConstraints(max_length=MAX_DESCRIPTION_LENGTH)]
 Message = Annotated[str, StringConstraints(max_length=MAX_MESSAGE_LENGTH)]
@@ -118,6 +130,7 @@ class ClusterTriggerSpec(TriggerRequest):
     starting_deadline_seconds: int | None = Field(
         default=None,
         ge=0,
+        le=MAX_SECONDS,
         description=(
             "A firing missed (e.g. during operator downtime) still runs if it is at most this "
             "many seconds late; unset means no deadline. Missed firings run at most once."

@@ -35,7 +35,7 @@ FIELD_OWNER = "owner"
 KEY_PREFIX = "sk_"
 MAX_OWNER_LENGTH = 253
 MAX_KEY_LENGTH = 512
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX64 = re.compile(r"[0-9a-f]{64}")  # used with fullmatch: `$` admits a final newline
 
 
 def hash_key(key: str) -> str:
@@ -75,7 +75,7 @@ def parse_key_secret(secret: Mapping[str, Any]) -> ApiKey:
     name = str((secret.get("metadata") or {}).get("name", ""))
     data = secret.get("data") or {}
     digest = _field(data, FIELD_HASH).lower()
-    if not _HEX64.match(digest):
+    if not _HEX64.fullmatch(digest):
         raise InvalidKeySecret(f"data.{FIELD_HASH} is not 64 hex digits")
     owner = _field(data, FIELD_OWNER)
     if len(owner) > MAX_OWNER_LENGTH:

@@ -21,8 +21,9 @@ from numpy.typing import NDArray
 
 # The identifier pattern of the API (recluster.api.base.ID_PATTERN), repeated
 # here so that the store does not depend on the API models. It also keeps ids
-# safe as path components and SQL values: no "/", no "..", no ",".
-ID_PATTERN = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.:-]*[A-Za-z0-9])?$")
+# safe as path components and SQL values: no "/", no "..", no ",". A full match:
+# Python's `$` would let a trailing newline into a path.
+ID_PATTERN = re.compile(r"[A-Za-z0-9]([A-Za-z0-9_.:-]*[A-Za-z0-9])?")
 MAX_ID_LENGTH = 253
 
 Float32Matrix = NDArray[np.float32]
@@ -30,7 +31,7 @@ Float32Matrix = NDArray[np.float32]
 
 def check_id(kind: str, value: str) -> str:
     """Reject ids that are not API identifiers: they become paths and keys."""
-    if not isinstance(value, str) or len(value) > MAX_ID_LENGTH or not ID_PATTERN.match(value):
+    if not isinstance(value, str) or len(value) > MAX_ID_LENGTH or not ID_PATTERN.fullmatch(value):
         raise ValueError(
             f"invalid {kind} {value!r}: expected 1-{MAX_ID_LENGTH} characters of"
             " letters, digits, '_', '.', ':', '-', starting and ending with a letter or digit"
