@@ -22,6 +22,7 @@ from recluster.api.rest import TriggerUpdateRequest
 from recluster.api.schedule import ScheduleConfig
 from recluster.api.trigger import ClusterTriggerSpec, ClusterTriggerStatus, TriggerRequest
 from recluster.core.triggering import Observation, TriggerRef, reconcile
+from recluster.gateway.events import DocumentEvent
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
 CONFIG = {"collection_ids": ["col_abc123"], "config": {"algorithm": "kmeans", "n_clusters": 3}}
@@ -44,6 +45,7 @@ SCHEDULES: dict[str, dict[str, Any]] = {
 CLIENT_MODELS: list[type[BaseModel]] = [
     TriggerRequest,
     TriggerUpdateRequest,
+    DocumentEvent,
     ClusterTriggerSpec,
     ClusterDefinitionSpec,
 ]
@@ -156,3 +158,16 @@ def test_floats_must_be_finite(value: float) -> None:
     config = {"algorithm": "dbscan", "eps": value}
     with pytest.raises(ValidationError, match="finite number"):
         ExecutionConfig.model_validate({**CONFIG, "config": config})
+
+
+def test_idempotency_keys_are_short_printable_ascii() -> None:
+    event = {"event_type": "documents_added", "collection_id": "col_abc123"}
+    DocumentEvent.model_validate({**event, "idempotency_key": "k" * 64})
+    for key, words in (
+        ("k" * 65, "at most 64 characters"),
+        ("two words", "should match pattern"),
+        ("é" * 10, "should match pattern"),
+        ("key\n", "should match pattern"),
+    ):
+        with pytest.raises(ValidationError, match=words):
+            DocumentEvent.model_validate({**event, "idempotency_key": key})

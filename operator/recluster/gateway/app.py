@@ -47,7 +47,7 @@ def create_app(
     lives in one); their handlers authorise with `auth.require_namespace`.
     """
     keys = KeyRing(kube_client, settings.keys_namespace, settings.key_refresh_seconds)
-    events = EventRecorder(kube_client)
+    events = EventRecorder(kube_client, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

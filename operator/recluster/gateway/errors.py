@@ -3,12 +3,15 @@
 FastAPI's default 422 echoes the client's input back (`input`, `ctx`); ours
 does not, so a rejected body never reflects secrets or megabytes back, and a
 `field` string (`schedule_config.timezone`) says where the problem is in the
-notation `recluster validate` uses.
+notation `recluster validate` uses. A 422 lists at most MAX_PROBLEMS problems
+and then one entry saying how many more there were: a small body can hold many
+thousands of mistakes, and answering each would multiply it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,8 +19,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
 
 from ..api.admission import join_path
+
+MAX_PROBLEMS = 20
+TOO_MANY_PROBLEMS = "too_many_problems"
 
 
 class Problem(BaseModel):
@@ -59,10 +66,11 @@ def _message(error: Mapping[str, Any]) -> str:
     return str(error.get("msg", "invalid")).removeprefix("Value error, ")
 
 
-def field_problems(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Plain, input-free error entries for a 422 body."""
+def field_problems(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Plain, input-free error entries for a 422 body: the first MAX_PROBLEMS, then
+    one entry (`loc` empty, `type` too_many_problems) counting the rest."""
     problems = []
-    for error in errors:
+    for error in errors[:MAX_PROBLEMS]:
         loc = [p if isinstance(p, int) else str(p) for p in error.get("loc", ())]
         problems.append(
             {
@@ -72,7 +80,36 @@ def field_problems(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 "type": str(error.get("type", "value_error")),
             }
         )
+    if len(errors) > MAX_PROBLEMS:
+        more = len(errors) - MAX_PROBLEMS
+        problems.append(
+            {
+                "loc": [],
+                "field": "",
+                "msg": f"and {more} more problem{'s' if more > 1 else ''} (not listed)",
+                "type": TOO_MANY_PROBLEMS,
+            }
+        )
     return problems
+
+
+def problem_body(detail: str) -> bytes:
+    """The JSON body of a non-field error, `{"detail": ...}`."""
+    return json.dumps({"detail": detail}).encode()
+
+
+async def send_problem(
+    send: Send, status: int, detail: str, headers: Mapping[str, str] | None = None
+) -> None:
+    """Answer `{"detail": ...}` from ASGI middleware (outside FastAPI's handlers)."""
+    body = problem_body(detail)
+    raw = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *((name.lower().encode(), value.encode()) for name, value in (headers or {}).items()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
 
 
 def body_errors(exc: ValidationError, prefix: Sequence[str | int] = ()) -> RequestValidationError:
@@ -129,13 +166,20 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     described = {
         400: "The body cannot be decoded (e.g. it is not UTF-8).",
         401: "Missing or invalid API key.",
-        403: "The API key may not use the namespace in X-Namespace.",
+        403: (
+            "The API key may not use the namespace in X-Namespace (on create also: the "
+            "namespace holds as many triggers as the gateway's quota allows)."
+        ),
         404: "No such trigger in this namespace.",
         409: "Conflicts with the trigger's state (or it changed concurrently too often).",
         413: "Request body larger than 1 MiB.",
-        422: "Invalid header, parameter or body; `field` names what is wrong.",
+        422: (
+            "Invalid header, parameter or body; `field` names what is wrong (at most 20 "
+            "problems, then one entry counting the rest)."
+        ),
+        429: "Too many requests of this kind for this API key; retry after Retry-After seconds.",
         502: "The Kubernetes API failed.",
-        503: "The gateway is not ready (API keys not loaded yet).",
+        503: "The gateway is not ready (API keys not loaded yet), or has too many connections.",
     }
     return {
         code: {

@@ -7,6 +7,11 @@ one worker per trigger takes everything pending, applies it with the pure
 `core.events.apply_pushed`, and writes once (resourceVersion-checked, retried
 on conflict with the operator's own writes). The Kubernetes API, not Python,
 is the bottleneck, so fewer writes means more events per second.
+
+What it remembers between requests is bounded: the last written object of at
+most `event_cache_triggers` triggers (least recently used dropped first, and a
+trigger's entry as soon as it is gone: a 404, or no longer listed), and the
+event triggers of at most `event_cache_namespaces` namespaces.
 """
 
 from __future__ import annotations
@@ -15,25 +20,34 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request
-from pydantic import Field, StringConstraints, ValidationError
+from pydantic import Discriminator, Field, Tag, ValidationError
 
 from ..api.base import Identifier, Model
 from ..api.schedule import EventType
-from ..api.trigger import GROUP_VERSION, ClusterTriggerSpec, ClusterTriggerStatus
+from ..api.trigger import (
+    GROUP_VERSION,
+    MAX_EVENT_KEYS,
+    ClusterTriggerSpec,
+    ClusterTriggerStatus,
+    IdempotencyKey,
+)
 from ..core.events import PushedEvent, apply_pushed, listens_to
 from ..kube.client import KubeClient
 from ..kube.errors import KubeError
 from ..kube.paths import resource_path
 from .auth import CallerDep
-from .errors import responses, rule_error
+from .errors import responses
+from .lru import Lru
+from .settings import GatewaySettings
 
 log = logging.getLogger("recluster.gateway.events")
-MAX_EVENTS_PER_REQUEST = 1000
-TRIGGER_CACHE_SECONDS = 1.0
+# No more than a trigger remembers keys of: a retried request is recognised whole.
+MAX_EVENTS_PER_REQUEST = MAX_EVENT_KEYS
 MAX_CONFLICT_RETRIES = 50
 GROUPING_SECONDS = 0.002
 
@@ -44,10 +58,11 @@ class DocumentEvent(Model):
     event_type: EventType = Field(description="documents_added, documents_updated or ...deleted.")
     collection_id: Identifier = Field(description="The collection the documents belong to.")
     count: int = Field(default=1, ge=1, le=1_000_000, description="How many documents.")
-    idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=128)] = Field(
+    idempotency_key: IdempotencyKey = Field(
         description=(
             "Unique per delivery: a retried delivery with the same key is counted once "
-            "(keys are remembered for the last 1000 events of each trigger)."
+            f"(keys are remembered for the last {MAX_EVENT_KEYS} events of each trigger). "
+            "1 to 64 printable ASCII characters, no spaces."
         )
     )
 
@@ -69,7 +84,7 @@ class EventsAccepted(Model):
 @dataclass
 class _Pending:
     events: list[PushedEvent]
-    done: asyncio.Future[TriggerCount]
+    done: asyncio.Future[TriggerCount | None]
 
 
 @dataclass
@@ -78,22 +93,25 @@ class _TriggerQueue:
     worker: asyncio.Task[None] | None = None
 
 
+Listeners = list[tuple[str, ClusterTriggerSpec]]
+
+
 class EventRecorder:
     """Groups concurrent events per trigger into few status writes."""
 
-    def __init__(self, client: KubeClient) -> None:
-        self.client = client
+    def __init__(self, client: KubeClient, settings: GatewaySettings) -> None:
+        self.client, self.settings = client, settings
         self.queues: dict[tuple[str, str], _TriggerQueue] = {}
-        self.cache: dict[str, tuple[float, list[tuple[str, ClusterTriggerSpec]]]] = {}
+        self.cache: Lru[str, tuple[float, Listeners]] = Lru(settings.event_cache_namespaces)
         # The object as our last write left it: the next write starts from it and
         # skips a GET; a 409 says someone else wrote since, and we read afresh.
-        self.known: dict[tuple[str, str], dict[str, Any]] = {}
+        self.known: Lru[tuple[str, str], dict[str, Any]] = Lru(settings.event_cache_triggers)
         self.writes = 0
 
-    async def listeners(self, namespace: str) -> list[tuple[str, ClusterTriggerSpec]]:
-        """Event triggers of a namespace (cached for a second: events come in bursts)."""
+    async def listeners(self, namespace: str) -> Listeners:
+        """Event triggers of a namespace (cached briefly: events come in bursts)."""
         cached = self.cache.get(namespace)
-        if cached and time.monotonic() - cached[0] < TRIGGER_CACHE_SECONDS:
+        if cached and time.monotonic() - cached[0] < self.settings.event_listeners_seconds:
             return cached[1]
         path = resource_path(GROUP_VERSION, "clustertriggers", namespace)
         items = (await self.client.request("GET", path)).get("items") or []
@@ -107,23 +125,35 @@ class EventRecorder:
                 "deletionTimestamp"
             ):
                 found.append((str(item["metadata"]["name"]), spec))
-        self.cache[namespace] = (time.monotonic(), found)
+        self.cache.put(namespace, (time.monotonic(), found))
+        listed = {name for name, _ in found}
+        for known in self.known:
+            if known[0] == namespace and known[1] not in listed:
+                self.known.pop(known)  # deleted (or no longer an event trigger)
         return found
 
+    def forget(self, namespace: str, name: str) -> None:
+        """The trigger is gone: drop what is cached of it and of its namespace's listing."""
+        self.known.pop((namespace, name))
+        self.cache.pop(namespace)
+
     async def record(self, namespace: str, events: list[PushedEvent]) -> list[TriggerCount]:
-        """Record events on every trigger they concern; return once all writes landed."""
-        waits = []
+        """Record events on every trigger they concern; return once all writes landed.
+
+        A trigger deleted meanwhile counts nothing and is left out of the answer.
+        """
+        waits: list[asyncio.Future[TriggerCount | None]] = []
         for name, spec in await self.listeners(namespace):
             mine = [e for e in events if listens_to(spec, e.event_type, e.collection_id)]
             if not mine:
                 continue
-            future: asyncio.Future[TriggerCount] = asyncio.get_running_loop().create_future()
+            future: asyncio.Future[TriggerCount | None] = asyncio.get_running_loop().create_future()
             queue = self.queues.setdefault((namespace, name), _TriggerQueue())
             queue.pending.append(_Pending(mine, future))
             if queue.worker is None or queue.worker.done():
                 queue.worker = asyncio.create_task(self._drain(namespace, name, queue))
             waits.append(future)
-        return list(await asyncio.gather(*waits))
+        return [count for count in await asyncio.gather(*waits) if count is not None]
 
     async def _drain(self, namespace: str, name: str, queue: _TriggerQueue) -> None:
         await asyncio.sleep(GROUPING_SECONDS)  # let concurrent deliveries join this write
@@ -136,15 +166,32 @@ class EventRecorder:
                     if not item.done.done():
                         item.done.set_exception(exc)
                 continue
-            for item, result in zip(batch, results, strict=True):
+            counts: Sequence[TriggerCount | None] = (
+                [None] * len(batch) if results is None else results
+            )
+            for item, result in zip(batch, counts, strict=True):
                 if not item.done.done():
                     item.done.set_result(result)
         self.queues.pop((namespace, name), None)
 
-    async def _write(self, namespace: str, name: str, batch: list[_Pending]) -> list[TriggerCount]:
+    async def _write(
+        self, namespace: str, name: str, batch: list[_Pending]
+    ) -> list[TriggerCount] | None:
+        """The counts of each pending request, or None when the trigger is gone."""
+        try:
+            return await self._write_status(namespace, name, batch)
+        except KubeError as exc:
+            if exc.status != 404:
+                raise
+            self.forget(namespace, name)
+            return None
+
+    async def _write_status(
+        self, namespace: str, name: str, batch: list[_Pending]
+    ) -> list[TriggerCount]:
         path = resource_path(GROUP_VERSION, "clustertriggers", namespace, name)
         for _ in range(MAX_CONFLICT_RETRIES):
-            obj = self.known.pop((namespace, name), None) or await self.client.request("GET", path)
+            obj = self.known.pop((namespace, name)) or await self.client.request("GET", path)
             spec = ClusterTriggerSpec.model_validate(obj.get("spec") or {})
             status = ClusterTriggerStatus.model_validate(obj.get("status") or {})
             counts: list[tuple[int, int]] = []
@@ -169,7 +216,7 @@ class EventRecorder:
                 raise
             self.writes += 1
             if written.get("metadata", {}).get("resourceVersion"):
-                self.known[(namespace, name)] = written
+                self.known.put((namespace, name), written)
             return [
                 TriggerCount(
                     trigger_id=name,
@@ -191,8 +238,20 @@ class EventRecorder:
 
 router = APIRouter(tags=["events"])
 
+# The cap is the schema's (maxItems): pydantic refuses element 1,001 before it
+# validates the others, so a long list costs one error, not one per element.
+EventList = Annotated[list[DocumentEvent], Field(max_length=MAX_EVENTS_PER_REQUEST)]
+
+
+def _shape(value: Any) -> str:
+    """Which form a body has; only that form is validated (a list is not also tried,
+    and refused, as one event), and problems are located at `events[3].count`."""
+    return "events" if isinstance(value, list) else "event"
+
+
 EventsBody = Annotated[
-    DocumentEvent | list[DocumentEvent],
+    Annotated[DocumentEvent, Tag("event")] | Annotated[EventList, Tag("events")],
+    Discriminator(_shape),
     Body(
         openapi_examples={
             "one": {
@@ -212,7 +271,7 @@ EventsBody = Annotated[
 @router.post(
     "/v1/events",
     response_model=EventsAccepted,
-    responses=responses(400, 401, 403, 409, 413, 422),
+    responses=responses(400, 401, 403, 409, 413, 422, 429, 503),
     summary="Report document events",
 )
 async def push_events(request: Request, caller: CallerDep, body: EventsBody) -> EventsAccepted:
@@ -222,8 +281,6 @@ async def push_events(request: Request, caller: CallerDep, body: EventsBody) -> 
     of events (at most 1000) is recorded as one request.
     """
     events = body if isinstance(body, list) else [body]
-    if len(events) > MAX_EVENTS_PER_REQUEST:
-        raise rule_error(("body",), f"at most {MAX_EVENTS_PER_REQUEST} events per request")
     recorder: EventRecorder = request.app.state.events
     pushed = [
         PushedEvent(e.event_type, e.collection_id, e.count, e.idempotency_key) for e in events

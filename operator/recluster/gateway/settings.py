@@ -27,6 +27,12 @@ class GatewaySettings:
     update_attempts: int = 25
     retry_delay_seconds: float = 0.005
     create_attempts: int = 3
+    # The events endpoint keeps the last written object of this many triggers (to
+    # skip a GET before the next write) and each namespace's event triggers for
+    # event_listeners_seconds (events come in bursts).
+    event_cache_triggers: int = 256
+    event_cache_namespaces: int = 256
+    event_listeners_seconds: float = 1.0
 
 
 def default_keys_namespace() -> str:
