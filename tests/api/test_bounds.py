@@ -7,12 +7,14 @@ intervals went down to one second.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import BaseModel, ValidationError
+from test_crds import nodes
 
 from recluster.api.base import MAX_SECONDS, MIN_INTERVAL_SECONDS
 from recluster.api.clustering import ExecutionConfig
@@ -25,22 +27,13 @@ from recluster.core.triggering import Observation, TriggerRef, reconcile
 from recluster.gateway.events import DocumentEvent
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
-CONFIG = {"collection_ids": ["col_abc123"], "config": {"algorithm": "kmeans", "n_clusters": 3}}
+SEEDS = Path(__file__).resolve().parents[1] / "data" / "seed"
+# The seed's examples of the three kinds with seconds in their schedules.
 SCHEDULES: dict[str, dict[str, Any]] = {
-    "interval": {"interval_seconds": 3600, "start_immediately": False},
-    "event": {
-        "event_type": "documents_added",
-        "event_threshold": 1,
-        "collection_id": "col_abc123",
-        "cooldown_seconds": 300,
-    },
-    "conditional": {
-        "condition_type": "drift",
-        "threshold": 0.3,
-        "metric": "cosine_drift",
-        "check_interval_seconds": 3600,
-    },
+    kind: json.loads((SEEDS / f"{kind}.json").read_text())["schedule_config"]
+    for kind in ("interval", "event", "conditional")
 }
+CONFIG = json.loads((SEEDS / "cron.json").read_text())["execution_config"]
 # What a client writes: the gateway's request bodies and the CRDs' specs (kubectl).
 CLIENT_MODELS: list[type[BaseModel]] = [
     TriggerRequest,
@@ -51,20 +44,9 @@ CLIENT_MODELS: list[type[BaseModel]] = [
 ]
 
 
-def integer_nodes(schema: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
-    if schema.get("type") == "integer":
-        yield path, schema
-    for name, sub in schema.get("properties", {}).items():
-        yield from integer_nodes(sub, f"{path}.{name}")
-    if isinstance(schema.get("additionalProperties"), dict):
-        yield from integer_nodes(schema["additionalProperties"], f"{path}.*")
-    if "items" in schema:
-        yield from integer_nodes(schema["items"], f"{path}[]")
-
-
 @pytest.mark.parametrize("model", CLIENT_MODELS, ids=lambda m: m.__name__)
 def test_every_integer_a_client_sets_has_both_bounds(model: type[BaseModel]) -> None:
-    found = list(integer_nodes(model_schema(model)))
+    found = [(p, n) for p, n in nodes(model_schema(model)) if n.get("type") == "integer"]
     assert found, "no integers: the walk is broken"
     for path, node in found:
         assert "minimum" in node and "maximum" in node, f"{model.__name__}{path}: {node}"
@@ -119,7 +101,7 @@ def reconciled(kind: str, field: str, seconds: int) -> datetime | None:
     spec = ClusterTriggerSpec.model_validate(
         {"trigger_type": kind, "schedule_config": SCHEDULES[kind], "execution_config": CONFIG}
     ).model_copy(update={"schedule_config": sc})
-    status = ClusterTriggerStatus(last_triggered_at=NOW, event_counter=5)
+    status = ClusterTriggerStatus(last_triggered_at=NOW, event_counter=1000)  # an event firing due
     ref = TriggerRef("t", "default", "uid", 1, NOW)
     observed = Observation(
         jobs=(), execution_config=ExecutionConfig.model_validate(CONFIG), manual_request=None

@@ -8,28 +8,21 @@ apiserver (Go RE2) read `$` as the end of the text and refuse it.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from recluster.api.admission import admit
 from recluster.api.base import Identifier, name_problem, namespace_problem
 from recluster.store.types import check_id
 
-TRIGGER: dict[str, Any] = {
-    "apiVersion": "recluster.io/v1alpha1",
-    "kind": "ClusterTrigger",
-    "metadata": {"name": "nightly"},
-    "spec": {
-        "trigger_type": "interval",
-        "schedule_config": {"interval_seconds": 3600, "start_immediately": False},
-        "execution_config": {
-            "collection_ids": ["col_abc123"],
-            "config": {"algorithm": "kmeans", "n_clusters": 3},
-        },
-    },
-}
+# A seed example as its manifest.
+TRIGGER: dict[str, Any] = yaml.safe_load(
+    (Path(__file__).resolve().parents[2] / "examples" / "interval-every-6-hours.yaml").read_text()
+)
 
 
 def test_object_and_namespace_names() -> None:
@@ -55,7 +48,7 @@ def test_pydantic_identifiers_already_refused_it() -> None:
 def test_offline_admission_reads_patterns_as_the_apiserver_does() -> None:
     assert admit("ClusterTrigger", TRIGGER) == []
     bad = copy.deepcopy(TRIGGER)
-    bad["spec"]["execution_config"]["collection_ids"] = ["col_abc123\n"]
+    bad["spec"]["execution_config"]["collection_ids"] = ["col_products\n"]
     [problem] = admit("ClusterTrigger", bad)
     assert problem.path == "spec.execution_config.collection_ids[0]"
     assert problem.message.startswith("must match the pattern")
