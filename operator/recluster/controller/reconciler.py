@@ -45,7 +45,7 @@ from ..core.triggering import (
 from ..kube.errors import KubeError
 from ..kube.retry import retry_on_conflict
 from .caches import Caches, uid_of
-from .informer import Key
+from .informer import Key, drop_noise
 from .metrics import Metrics
 from .ports import ClusterPort, StorePort
 from .settings import Settings
@@ -278,8 +278,7 @@ class TriggerReconciler:
         if written:  # the cache reflects our write at once; its watch event changes nothing
             key = (str(meta["namespace"]), str(meta["name"]))
             if key in self.caches.triggers:
-                self.caches.triggers[key] = {**obj, "metadata": written["metadata"],
-                                             "status": written.get("status") or {}}  # fmt: skip
+                self.caches.triggers[key] = drop_noise({**written, "spec": obj.get("spec")})
 
     async def _record_refusal(self, obj: JSON, refused: JobRefused) -> None:
         now = self.settings.clock().replace(microsecond=0)
