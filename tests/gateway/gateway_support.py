@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,7 @@ from recluster.gateway import (
     create_app,
     serve_gateway,
 )
+from recluster.gateway.settings import Rate, RateLimits
 from recluster.kube.client import KubeClient
 from recluster.kube.errors import KubeError
 
@@ -48,6 +50,8 @@ SEED_REQUEST_FIELDS = {
     "trigger_type", "schedule_config", "cluster_id", "execution_config", "description", "status",
 }  # fmt: skip
 CONFIG = {"collection_ids": ["col_abc123"], "config": {"algorithm": "kmeans", "n_clusters": 3}}
+# For tests that send one key's requests by the hundred to exercise handlers, not limits.
+UNLIMITED = RateLimits(*(Rate(per_second=10_000, burst=10_000),) * 4)
 
 
 def body(description: str = "Nightly", trigger_type: str = "cron", **extra: Any) -> dict[str, Any]:
@@ -230,6 +234,20 @@ class Gateway:
         self.kube.sync_audit()
         user = user_of(GATEWAY_ACCOUNT)
         return [e for e in self.kube.audit.entries(self.audit_start) if e.user == user]
+
+
+def exchange(url: str, data: bytes, sock: socket.socket | None = None) -> bytes:
+    """Send hand-made bytes (no client library smoothing them over) and read until the
+    server closes the connection; socket.timeout if it has not within 10 s."""
+    if sock is None:
+        host, port = url.removeprefix("http://").split(":")
+        sock = socket.create_connection((host, int(port)), timeout=10)
+    with sock:
+        sock.sendall(data)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+        return answer
 
 
 def fields(response: httpx.Response) -> set[str]:

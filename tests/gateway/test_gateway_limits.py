@@ -1,12 +1,15 @@
 """The gateway's limits as a client meets them, on the real control plane (issue 12).
 
-List caps and capped 422s, idempotency keys, integer and float bounds, and the
-bounded event cache.
+List caps and capped 422s, per-key rate limits, the per-namespace trigger
+quota, integer and float bounds, the audit line of each mutating request, and
+the bounded event cache. Slow clients and the connection cap need a real
+socket: test_gateway_connections.py.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -15,6 +18,7 @@ from gateway_support import Gateway, body, fields
 
 from kube_support import LocalKube
 from recluster.gateway.events import EventRecorder
+from recluster.gateway.settings import Rate, RateLimits
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(90)]
 TRIGGERS = "/v1/clusters/triggers"
@@ -102,7 +106,92 @@ async def test_a_422_lists_twenty_problems_and_counts_the_rest(g: Gateway) -> No
     }
 
 
-# -- item 6: key lengths ----------------------------------------------
+# -- item 6: rate limits, quota, key lengths ----------------------------------------------
+
+
+async def test_execute_is_rate_limited_per_key(g: Gateway) -> None:
+    name = (await g.create(body()))["trigger_id"]
+    url = f"{TRIGGERS}/{name}/execute"
+    for _ in range(10):
+        assert (await g.http.post(url, headers=g.headers())).status_code == 202
+    refused = await g.http.post(url, headers=g.headers())
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert refused.json() == {
+        "detail": "too many execute requests for this API key (at most 10 per minute, "
+        f"bursts of 10); retry in {refused.headers['Retry-After']} s"
+    }
+    # Another key has its own bucket; other kinds of request of this key are not limited.
+    assert (await g.http.post(url, headers=g.headers("carol"))).status_code == 202
+    assert (await g.http.get(f"{TRIGGERS}/{name}", headers=g.headers())).status_code == 200
+    # The refused request never reached the apiserver: 11 executions written, not 12.
+    writes = [r for r in g.gateway_requests() if r.verb == "patch" and r.code == 200]
+    assert len(writes) == 11
+
+
+async def test_every_kind_of_request_has_a_rate(kube: LocalKube) -> None:
+    slow = Rate(per_second=0.001, burst=2)  # two, then one every 1000 s
+    limits = RateLimits(read=slow, write=slow, execute=slow, events=slow)
+    async with Gateway(kube, rate_limits=limits) as g:
+        requests = [
+            ("GET", TRIGGERS, None),
+            ("POST", TRIGGERS, body()),
+            ("POST", EVENTS, event("k1")),
+        ]
+        for method, path, payload in requests:
+            for _ in range(2):
+                answer = await g.http.request(method, path, json=payload, headers=g.headers())
+                assert answer.status_code < 300, answer.text
+            refused = await g.http.request(method, path, json=payload, headers=g.headers())
+            assert refused.status_code == 429, (method, path)
+            assert refused.headers["Retry-After"] == "1000"
+            # before the namespace and body are looked at: the bucket is the key's
+            refused = await g.http.request(
+                method, path, content=b"{", headers=g.headers("alice", "Not A Namespace")
+            )
+            assert refused.status_code == 429
+
+
+async def test_trigger_quota_per_namespace(kube: LocalKube) -> None:
+    async with Gateway(kube, max_triggers_per_namespace=2) as g:
+        first = await g.create(body("one"))
+        await g.create(body("two"))
+        refused = await g.http.post(TRIGGERS, json=body("three"), headers=g.headers())
+        assert refused.status_code == 403
+        assert refused.json() == {
+            "detail": f"namespace {g.a!r} holds 2 ClusterTriggers, the gateway's quota "
+            "(max_triggers_per_namespace: 2); delete triggers before creating more"
+        }
+        assert len(g.triggers()) == 2
+        await g.create(body("elsewhere"), owner="carol", namespace=g.b)  # per namespace
+        deleted = await g.http.delete(f"{TRIGGERS}/{first['trigger_id']}", headers=g.headers())
+        assert deleted.status_code == 204
+        await g.create(body("three"))
+
+
+async def test_a_resource_quota_refusal_is_passed_on(g: Gateway) -> None:
+    """The cluster-side quota docs/gateway.md recommends (it binds kubectl too).
+
+    The apiserver's refusal is injected: the quota controller counts a custom
+    resource only after its periodic discovery, too late for a test.
+    """
+    assert g.kube_client is not None
+    message = (
+        'clustertriggers.recluster.io "two-x7k2p" is forbidden: exceeded quota: triggers, '
+        "requested: count/clustertriggers.recluster.io=1, used: "
+        "count/clustertriggers.recluster.io=1, limited: count/clustertriggers.recluster.io=1"
+    )
+    g.kube_client.fail(
+        "POST", f"/namespaces/{g.a}/clustertriggers", 403,
+        {"kind": "Status", "reason": "Forbidden", "message": message}, times=1,
+    )  # fmt: skip
+    refused = await g.http.post(TRIGGERS, json=body("two"), headers=g.headers())
+    assert refused.status_code == 403, refused.text
+    assert refused.json() == {
+        "detail": "the namespace's ResourceQuota refuses another trigger: exceeded quota: "
+        "triggers, requested: count/clustertriggers.recluster.io=1, used: "
+        "count/clustertriggers.recluster.io=1, limited: count/clustertriggers.recluster.io=1"
+    }
 
 
 async def test_idempotency_keys_are_capped(g: Gateway) -> None:
@@ -136,6 +225,32 @@ async def test_integers_are_bounded_and_floats_finite(g: Gateway) -> None:
 async def test_a_trailing_newline_is_no_trigger_id(g: Gateway) -> None:
     response = await g.http.get(f"{TRIGGERS}/nightly%0A", headers=g.headers())
     assert fields(response) == {"trigger_id"}
+
+
+# -- Low: the audit line -------------------------------------------------------------------
+
+
+async def test_each_mutating_request_is_logged_with_its_key(
+    g: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="recluster.gateway.audit")
+    name = (await g.create(body()))["trigger_id"]
+    await g.http.patch(f"{TRIGGERS}/{name}", json={"description": "x"}, headers=g.headers())
+    await g.http.get(f"{TRIGGERS}/{name}", headers=g.headers())  # reads are not audited
+    await g.http.post(f"{TRIGGERS}/{name}/execute", headers=g.headers("carol"))
+    await g.http.delete(f"{TRIGGERS}/{name}", headers=g.headers("bob", g.a))  # refused
+    await g.http.delete(f"{TRIGGERS}/{name}", headers=g.headers())
+    lines = [r.getMessage() for r in caplog.records if r.name == "recluster.gateway.audit"]
+    alice, bob, carol = (g.key_secrets[o] for o in ("alice", "bob", "carol"))
+    assert lines == [
+        f"POST {TRIGGERS} -> 201 by key {alice} (owner alice) in namespace {g.a}",
+        f"PATCH {TRIGGERS}/{name} -> 200 by key {alice} (owner alice) in namespace {g.a}",
+        f"POST {TRIGGERS}/{name}/execute -> 202 by key {carol} (owner carol) in namespace {g.a}",
+        f"DELETE {TRIGGERS}/{name} -> 403 by key {bob} (owner bob) in namespace {g.a}",
+        f"DELETE {TRIGGERS}/{name} -> 204 by key {alice} (owner alice) in namespace {g.a}",
+    ]
+    for key in g.keys.values():
+        assert key not in caplog.text
 
 
 # -- item 5: the event cache ---------------------------------------------------------------

@@ -21,6 +21,7 @@ from gateway_support import (
     SEEDS,
     Gateway,
     ServedGateway,
+    exchange,
 )
 
 from kube_support import GATEWAY_ACCOUNT, LocalKube, user_of
@@ -58,17 +59,6 @@ def test_serve_gateway_over_http(kube: LocalKube) -> None:
         httpx.get(served.url + "/healthz", timeout=2)
 
 
-def _raw_post(url: str, head: bytes, body: bytes = b"") -> bytes:
-    """Send a hand-made request and read the answer (no client library smoothing it over)."""
-    host, port = url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(head + body)
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
-        return answer
-
-
 def test_large_declared_bodies_are_answered_without_being_sent(kube: LocalKube) -> None:
     with ServedGateway(kube) as served:
         assert served.gateway is not None
@@ -81,7 +71,7 @@ def test_large_declared_bodies_are_answered_without_being_sent(kube: LocalKube) 
                 b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
                 b"Content-Length: " + str(declared).encode() + b"\r\n\r\n"
             )
-            answer = _raw_post(served.url, head)
+            answer = exchange(served.url, head)
             assert answer.startswith(b"HTTP/1.1 413 "), answer[:100]
             detail = json.loads(answer.split(b"\r\n\r\n", 1)[1])
             assert detail == {"detail": "request body larger than 1048576 bytes"}

@@ -18,6 +18,7 @@ from ..kube.errors import KubeError
 from .errors import install_error_handlers
 from .events import EventRecorder
 from .events import router as events_router
+from .guard import RequestGuard
 from .keys import KeyRing
 from .kubeapi import TriggerApi
 from .limits import BodySizeLimit
@@ -44,7 +45,8 @@ def create_app(
     """The gateway app. The caller owns `kube_client` (and closes it after the app stops).
 
     `extra_routers` are mounted beside the trigger endpoints (the events endpoint
-    lives in one); their handlers authorise with `auth.require_namespace`.
+    lives in one); their handlers authorise with `auth.require_namespace`. Every
+    path but the probes and the API docs needs a key (guard.py).
     """
     keys = KeyRing(kube_client, settings.keys_namespace, settings.key_refresh_seconds)
     events = EventRecorder(kube_client, settings)
@@ -109,5 +111,8 @@ def create_app(
     app.include_router(events_router)
     for router in extra_routers:
         app.include_router(router)
+    # The last added runs first: the guard checks the key (and its rate) before
+    # BodySizeLimit reads any of the body.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestGuard, keys=keys, limits=settings.rate_limits)
     return app

@@ -1,11 +1,12 @@
 """Who is calling, and may they use the namespace they name?
 
-`require_namespace` is the one dependency every namespaced endpoint takes
-(and the events router will take): it authenticates first (401), then checks
-the X-Namespace header's syntax (422), then the key's binding (403). The 403
-is the same for a namespace that exists and one that does not, and it is
-decided before anything is read from the cluster, so a key learns nothing
-about namespaces it is not bound to.
+`authenticate_header` is the one key check (401). The request guard
+(`guard.py`) runs it on the headers alone, before any of the body is read;
+`require_namespace`, the dependency every namespaced endpoint takes, uses the
+key the guard found, then checks the X-Namespace header's syntax (422), then
+the key's binding (403). The 403 is the same for a namespace that exists and
+one that does not, and it is decided before anything is read from the
+cluster, so a key learns nothing about namespaces it is not bound to.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from .errors import ApiProblem
 from .keys import MAX_KEY_LENGTH, ApiKey, KeyRing
 
+# pydantic checks Header/Path patterns with Rust's regex, where `$` is the end of text.
 NAMESPACE_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+API_KEY_STATE = "api_key"  # where the guard leaves the caller's ApiKey in the ASGI scope
 UNAUTHORIZED = "missing or invalid API key (send Authorization: Bearer <key>)"
 FORBIDDEN = "this API key may not use the namespace given in X-Namespace"
 
@@ -43,19 +46,28 @@ def key_ring(request: Request) -> KeyRing:
     return ring
 
 
+def authenticate_header(ring: KeyRing, authorization: str | None) -> ApiKey:
+    """The key of an `Authorization: Bearer <key>` header, or 401 (never saying whether
+    a key exists, or why it failed); 503 while the keys are not loaded yet."""
+    if not ring.loaded:
+        raise ApiProblem(503, "API keys are not loaded yet; retry shortly", {"Retry-After": "1"})
+    scheme, _, token = (authorization or "").partition(" ")
+    bearer_token = token if scheme.lower() == "bearer" else ""
+    key = ring.find(bearer_token) if 0 < len(bearer_token) <= MAX_KEY_LENGTH else None
+    if key is None:
+        raise ApiProblem(401, UNAUTHORIZED, {"WWW-Authenticate": "Bearer"})
+    return key
+
+
 async def authenticate(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> ApiKey:
-    """The caller's key, or 401 (never saying whether a key exists, or why it failed)."""
-    ring = key_ring(request)
-    if not ring.loaded:
-        raise ApiProblem(503, "API keys are not loaded yet; retry shortly", {"Retry-After": "1"})
-    token = credentials.credentials if credentials is not None else ""
-    key = ring.find(token) if token and len(token) <= MAX_KEY_LENGTH else None
-    if key is None:
-        raise ApiProblem(401, UNAUTHORIZED, {"WWW-Authenticate": "Bearer"})
-    return key
+    """The key the guard authenticated (`credentials` puts the scheme into the OpenAPI)."""
+    key = request.scope.get("state", {}).get(API_KEY_STATE)
+    if isinstance(key, ApiKey):
+        return key
+    return authenticate_header(key_ring(request), request.headers.get("authorization"))
 
 
 NamespaceHeader = Annotated[

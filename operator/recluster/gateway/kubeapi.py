@@ -60,6 +60,20 @@ class TriggerApi:
     async def list_triggers(self, namespace: str) -> list[JSON]:
         return await self._list(TRIGGERS, namespace)
 
+    async def count_triggers(self, namespace: str) -> int:
+        """How many ClusterTriggers the namespace holds, from a list of one item.
+
+        The apiserver says how many items a chunked list has left
+        (`remainingItemCount`); where it does not, the pages are counted.
+        """
+        path = resource_path(GROUP_VERSION, TRIGGERS, namespace)
+        page = await self.client.request("GET", path, params={"limit": "1"})
+        meta = page.get("metadata") or {}
+        remaining = meta.get("remainingItemCount")
+        if meta.get("continue") and remaining is None:
+            return len(await self.list_triggers(namespace))
+        return len(page.get("items") or []) + int(remaining or 0)
+
     async def definitions(self, namespace: str) -> dict[str, list[dict[str, Any]]]:
         """ClusterDefinitions by the id triggers name them with, as resolve_execution takes them."""
         by_id: dict[str, list[dict[str, Any]]] = {}

@@ -1,5 +1,8 @@
 """Request bodies over the limit are refused with 413 before any handler sees them.
 
+Runs inside the request guard (guard.py): only requests of a known key within
+its rate get here, so only they can make the gateway hold a body.
+
 Checked twice: a declared Content-Length over the limit is refused before
 the body is buffered, and a body sent without one (chunked) is counted as it
 streams and refused once it passes the limit; nothing larger is ever held in
@@ -91,7 +94,9 @@ class BodySizeLimit:
                 replayed = True
                 if first is not None:
                     return first
-                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+                body = b"".join(chunks)
+                chunks.clear()  # one copy of the body in memory while the app runs, not two
+                return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
         await self.app(scope, replay, send)

@@ -115,7 +115,7 @@ SEED_EXAMPLES: dict[str, Example] = {
 }
 
 router = APIRouter(prefix="/v1/clusters/triggers", tags=["Cluster Triggers"])
-AUTH = (401, 403, 422, 503)
+AUTH = (401, 403, 422, 429, 503)
 ONE = (*AUTH, 404, 409, 502)
 
 

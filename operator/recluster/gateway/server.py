@@ -1,4 +1,8 @@
-"""Serving the app with uvicorn from inside an existing event loop (CLI, `recluster dev`)."""
+"""Serving the app with uvicorn from inside an existing event loop (CLI, `recluster dev`).
+
+The connection limits (read timeouts, connection cap) are the app's settings,
+applied by the protocol of protocol.py.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,9 @@ from collections.abc import Callable, Generator
 
 import uvicorn
 from fastapi import FastAPI
+
+from .protocol import guarded_protocol
+from .settings import GatewaySettings
 
 
 class _Server(uvicorn.Server):
@@ -32,8 +39,10 @@ async def serve_gateway(
 
     Raises RuntimeError when the app cannot start (e.g. its lifespan failed).
     """
+    settings: GatewaySettings = app.state.settings
     config = uvicorn.Config(
         app,
+        http=guarded_protocol(settings),
         host=host,
         port=port,
         log_level=log_level,

@@ -51,13 +51,14 @@ from .settings import GatewaySettings
 Definitions = dict[str, list[dict[str, Any]]]
 # generateName appends 5 characters; the whole name must fit MAX_TRIGGER_NAME.
 GENERATED_SUFFIX = 5
-_HASHED_NAME = re.compile(r"^trigger-[0-9a-f]{10}$")
+_HASHED_NAME = re.compile(r"trigger-[0-9a-f]{10}")
+QUOTA_REFUSAL = "exceeded quota"  # how the apiserver words a ResourceQuota's refusal
 
 
 def generate_name_prefix(body: dict[str, Any]) -> str:
     """`<description slug>-`, or `trigger-` when the description gives no slug."""
     slug = name_from(body)
-    if _HASHED_NAME.match(slug):
+    if _HASHED_NAME.fullmatch(slug):
         return "trigger-"
     return slug[: MAX_TRIGGER_NAME - GENERATED_SUFFIX - 1].rstrip("-") + "-"
 
@@ -250,8 +251,25 @@ class TriggerService:
 
     # -- writing ---------------------------------------------------------------------
 
+    async def _check_quota(self, namespace: str) -> None:
+        """403 when the namespace already holds the gateway's quota of triggers.
+
+        Checked before each create, so concurrent creates may together pass it by
+        their number; a ResourceQuota (docs/gateway.md) is the exact, cluster-side
+        limit, and also binds kubectl.
+        """
+        quota = self.settings.max_triggers_per_namespace
+        held = await self.api.count_triggers(namespace)
+        if held >= quota:
+            raise ApiProblem(
+                403,
+                f"namespace {namespace!r} holds {held} ClusterTriggers, the gateway's quota "
+                f"(max_triggers_per_namespace: {quota}); delete triggers before creating more",
+            )
+
     async def create(self, caller: Caller, request: TriggerRequest) -> tuple[TriggerResponse, str]:
         _check_schedule(request.schedule_config)
+        await self._check_quota(caller.namespace)
         definitions: Definitions | None = None
         if request.cluster_id is not None:
             definitions = await self.api.definitions(caller.namespace)
@@ -278,6 +296,12 @@ class TriggerService:
                 if exc.status == 404:
                     raise ApiProblem(
                         404, "the namespace given in X-Namespace does not exist"
+                    ) from None
+                if exc.status == 403 and QUOTA_REFUSAL in exc.message:
+                    # A ResourceQuota on count/clustertriggers.recluster.io: the caller's own.
+                    _, _, why = exc.message.partition("forbidden: ")
+                    raise ApiProblem(
+                        403, f"the namespace's ResourceQuota refuses another trigger: {why}"
                     ) from None
                 # A generated name that is taken (5 random characters) is retried.
                 if exc.status != 409 or attempt + 1 == self.settings.create_attempts:

@@ -1,13 +1,52 @@
-"""The gateway's settings: where API keys live, and the limits it enforces."""
+"""The gateway's settings: where API keys live, and the limits it enforces.
+
+Every limit is one field here, documented in docs/gateway.md (the "Limits" table).
+Rate limits and connection limits hold per gateway process: n replicas admit n
+times as much.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 USER_AGENT = "recluster-gateway"
 MAX_BODY_BYTES = 1 << 20
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A token bucket: `burst` requests at once, refilled at `per_second`."""
+
+    per_second: float
+    burst: int
+
+    def __post_init__(self) -> None:
+        if self.per_second <= 0 or self.burst < 1:
+            raise ValueError(f"a rate needs per_second > 0 and burst >= 1, not {self}")
+
+    def describe(self) -> str:
+        """`10 per minute, bursts of 10`, for the 429's detail."""
+        per_minute = self.per_second * 60
+        if per_minute < 60 and per_minute == int(per_minute):
+            return f"{int(per_minute)} per minute, bursts of {self.burst}"
+        return f"{self.per_second:g} per second, bursts of {self.burst}"
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """Per API key, one bucket per kind of request (docs/gateway.md, "Rate limits").
+
+    `events` is high because ingestion pipelines push single events hundreds of
+    times a second (docs/benchmarks.md measures ~700 requests/s per process);
+    `execute` is low because each execution starts a Job.
+    """
+
+    read: Rate = Rate(per_second=100, burst=200)
+    write: Rate = Rate(per_second=20, burst=50)
+    execute: Rate = Rate(per_second=10 / 60, burst=10)
+    events: Rate = Rate(per_second=1000, burst=1000)
 
 
 @dataclass(frozen=True)
@@ -27,6 +66,17 @@ class GatewaySettings:
     update_attempts: int = 25
     retry_delay_seconds: float = 0.005
     create_attempts: int = 3
+    # Slow clients: a request's headers must arrive within header_timeout of the
+    # connection (or of the previous response), its body within body_timeout of
+    # its headers; a 1 MiB body then needs 35 KB/s.
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 30.0
+    # Open connections, idle ones included. Each may hold a body of up to
+    # max_body_bytes in memory: 128 MiB at most, inside the chart's 384Mi limit.
+    max_connections: int = 128
+    # ClusterTriggers one namespace may hold before the gateway refuses to create more.
+    max_triggers_per_namespace: int = 1000
+    rate_limits: RateLimits = field(default_factory=RateLimits)
     # The events endpoint keeps the last written object of this many triggers (to
     # skip a GET before the next write) and each namespace's event triggers for
     # event_listeners_seconds (events come in bursts).
