@@ -314,8 +314,17 @@ def run_job_(
     termination_log: Path,
 ) -> None:
     """Cluster the collections of one firing and record the results (what a Job runs)."""
+    import os
+    import traceback
+
     from .jobrunner.runner import JobFailure, parse_input, run_job, termination_message
+    from .jobrunner.sanitize import ScrubbedStream, Scrubber, unexpected
     from .store.factory import open_store
+
+    # nothing printed or reported may carry a secret of the environment (sanitize.py)
+    scrub = Scrubber(os.environ)
+    sys.stdout = ScrubbedStream(sys.stdout, scrub)
+    sys.stderr = ScrubbedStream(sys.stderr, scrub)
 
     def log(line: str) -> None:
         click.echo(f"{datetime.now(UTC).strftime('%H:%M:%S')} {line}")
@@ -330,11 +339,15 @@ def run_job_(
         log(f"run {job.run_id}: {algorithm} on {collections} in namespace {job.namespace}")
         summary = run_job(job, open_store, log)
         click.echo(json.dumps(summary))
-    except (JobFailure, OSError) as exc:
-        error = str(exc)
+    except (JobFailure, OSError, ValueError) as exc:
+        error = scrub(str(exc))
+        click.echo(f"error: {error}", err=True)
+    except Exception as exc:  # anything else: its type in the status, the rest in the log
+        error = unexpected(exc)
+        traceback.print_exc()
         click.echo(f"error: {error}", err=True)
     try:
-        termination_log.write_text(termination_message(summary, error))
+        termination_log.write_text(scrub(termination_message(summary, error)))
     except OSError as exc:
         click.echo(f"warning: cannot write {termination_log}: {exc.strerror}", err=True)
     sys.exit(1 if error else 0)

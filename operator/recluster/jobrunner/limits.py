@@ -17,6 +17,9 @@ def memory_limit_bytes(env: Mapping[str, str] | None = None) -> int | None:
     """RECLUSTER_MEMORY_LIMIT (bytes) if set, else the cgroup limit, else None."""
     env = os.environ if env is None else env
     if value := env.get("RECLUSTER_MEMORY_LIMIT"):
+        if not value.strip().isdigit():
+            # the value itself is never quoted: it may come from a Secret
+            raise ValueError("RECLUSTER_MEMORY_LIMIT must be a whole number of bytes")
         return int(value)
     for path in CGROUP_FILES:
         try:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -84,16 +85,44 @@ def empty_collection(dim: int, collection_id: str) -> Collection:
     return Collection([], np.empty((0, dim), dtype=np.float32), (collection_id,), (0, 0))
 
 
+SECRET_PARAMETERS = frozenset({
+    "password", "passwd", "pwd", "sslpassword", "sslkey_password", "secret", "token",
+    "access_key", "secret_key", "secret_access_key", "aws_secret_access_key",
+    "session_token", "aws_session_token", "key", "sig", "signature",
+})  # fmt: skip
+"""URI query and libpq conninfo parameters whose values are credentials."""
+_CONNINFO_SECRET = re.compile(
+    r"\b(" + "|".join(sorted(SECRET_PARAMETERS, key=len, reverse=True)) + r")(\s*=\s*)"
+    r"('(?:\\.|[^'\\])*'|\S+)",
+    re.IGNORECASE,
+)
+
+
 def redact(uri: str) -> str:
-    """The URI without its password, for messages and logs."""
+    """The URI or conninfo without its credentials, for messages and logs.
+
+    `user:password@` in a URL, query parameters such as `?password=` or
+    `?sslpassword=` (libpq accepts both), and `password=...` in a libpq
+    keyword/value string all become `***`.
+    """
+    if "://" not in uri:
+        return _CONNINFO_SECRET.sub(lambda m: f"{m.group(1)}{m.group(2)}***", uri)
     parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    netloc = f"{parts.username}:***@{host}" if parts.username else host
-    return urlunsplit(parts._replace(netloc=netloc))
+    netloc = parts.netloc
+    if parts.password is not None:
+        host = parts.hostname or ""
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+        netloc = f"{parts.username}:***@{host}" if parts.username else host
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(name.lower() in SECRET_PARAMETERS for name, _ in pairs):
+            query = urlencode(
+                [(n, "***" if n.lower() in SECRET_PARAMETERS else v) for n, v in pairs],
+                safe="*",
+            )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def single_dim(namespace: str, collection_ids: Sequence[str], dims: set[int]) -> int:
