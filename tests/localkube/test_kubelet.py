@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +23,7 @@ from recluster.localkube.kubelet import (
     resolve_env,
     termination_message,
 )
+from recluster.localkube.runtime import ContainerLaunch, ImageProfile, ProcessRuntime
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 POD = {
@@ -139,3 +142,37 @@ def test_paths_are_translated_to_the_longest_matching_mount() -> None:
     assert paths.translate("/tmp") == "/host/t"
     assert paths.translate("/tmpfiles") == "/tmpfiles", "a prefix of a name is not a path"
     assert paths.translate('{"path": "/data"}') == '{"path": "/data"}', "only leading paths"
+
+
+def test_the_process_runtime_keeps_its_own_entry_point_out_of_the_pods_paths(
+    tmp_path: Path,
+) -> None:
+    """A checkout under /tmp (CI's) must not see its Python rewritten into the pod's /tmp."""
+    profile = ImageProfile(pattern="img", entrypoint=("/tmp/venv/bin/python", "-c"), cmd=())
+    launch = ContainerLaunch(
+        namespace="ns", pod="p", container="c", image="img", command=None,
+        args=["import sys; print(sys.argv)", "/tmp/data"], env={"OUT": "/tmp/out"},
+        paths=PathMap((Mount("/tmp", str(tmp_path / "pod-tmp")),)), directory=tmp_path,
+    )  # fmt: skip
+    seen: dict[str, Any] = {}
+
+    class Spy(ProcessRuntime):
+        def start(self, launch: ContainerLaunch) -> Any:
+            import recluster.localkube.runtime as runtime
+
+            original = runtime.ChildProcess
+
+            class Recording(original):  # type: ignore[misc, valid-type]
+                def start(self) -> None:
+                    seen["argv"], seen["env"] = self.argv, self.env
+
+            runtime.ChildProcess = Recording  # type: ignore[misc]
+            try:
+                return super().start(launch)
+            finally:
+                runtime.ChildProcess = original  # type: ignore[misc]
+
+    Spy(profiles=(profile,)).start(launch)
+    assert seen["argv"] == ["/tmp/venv/bin/python", "-c", "import sys; print(sys.argv)",
+                            f"{tmp_path}/pod-tmp/data"]  # fmt: skip
+    assert seen["env"]["OUT"] == f"{tmp_path}/pod-tmp/out"

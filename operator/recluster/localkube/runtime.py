@@ -180,11 +180,14 @@ class ProcessRuntime:
     def start(self, launch: ContainerLaunch) -> RunningContainer:
         profile = self.profile(launch.image)
         paths = launch.paths
+        # only what the pod spec says is in the container's file system; the profile's
+        # entry point is this machine's (a venv under /tmp must not meet an emptyDir there)
+        command = [paths.translate(a) for a in launch.command] if launch.command else None
+        args = [paths.translate(a) for a in launch.args]
         argv = [
-            *(launch.command if launch.command else profile.entrypoint),
-            *(launch.args if (launch.args or launch.command) else profile.cmd),
+            *(command if command else profile.entrypoint),
+            *(args if (args or command) else profile.cmd),
         ]
-        argv = [paths.translate(a) for a in argv]
         env = {k: os.environ[k] for k in self.host_env if k in os.environ}
         env["HOME"] = str(launch.directory / "home")
         env.update({k: paths.translate(v) for k, v in launch.env.items()})
