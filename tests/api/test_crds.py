@@ -114,3 +114,41 @@ def test_committed_files_are_plain_yaml() -> None:
     for path in CRD_DIRS[0].glob("*.yaml"):
         crd = yaml.safe_load(path.read_text())
         assert crd["kind"] == "CustomResourceDefinition"
+
+
+RESERVED = [
+    "RECLUSTER_NAMESPACE",
+    "RECLUSTER_STORE_URI",
+    "AWS_SECRET_ACCESS_KEY",
+    "PGPASSWORD",
+    "PYTHONWARNINGS",
+    "PYTHONSTARTUP",
+    "LD_PRELOAD",
+    "BROWSER",
+    "HTTPS_PROXY",
+    "PATH",
+]
+
+
+@pytest.mark.parametrize("name", RESERVED)
+def test_reserved_env_names_are_refused_by_the_models_and_the_crd(name: str) -> None:
+    """Issue 12: a trigger's env must not reach the Job's identity, credentials or runtime."""
+    from recluster.api.admission import admit
+    from recluster.api.trigger import ClusterTriggerSpec
+
+    spec = {
+        "trigger_type": "interval",
+        "schedule_config": {"interval_seconds": 3600, "start_immediately": False},
+        "execution_config": {"collection_ids": ["c"],
+                             "config": {"algorithm": "kmeans", "n_clusters": 2}},
+        "job_template": {"env": [{"name": "OMP_NUM_THREADS", "value": "2"},
+                                 {"name": name, "value": "x"}]},
+    }  # fmt: skip
+    with pytest.raises(ValueError, match=f"{name} is reserved"):
+        ClusterTriggerSpec.model_validate(spec)
+    problems = admit("ClusterTrigger", {"apiVersion": "recluster.io/v1alpha1",
+                                        "kind": "ClusterTrigger", "metadata": {"name": "t"},
+                                        "spec": spec})  # fmt: skip
+    assert [(p.path, "reserved" in p.message) for p in problems] == [
+        ("spec.job_template.env[1].name", True)
+    ]

@@ -80,8 +80,16 @@ def test_job_carries_labels_owner_config_and_template() -> None:
         "config": {"algorithm": "kmeans", "n_clusters": 5},
     }
     assert env["RECLUSTER_STORE_URI"] == "s3://bucket/store"
-    assert env["RECLUSTER_NAMESPACE"] == "team-a"
     assert env["RECLUSTER_RUN_ID"] == request().name
+    namespace = next(e for e in container["env"] if e["name"] == "RECLUSTER_NAMESPACE")
+    assert namespace == {
+        "name": "RECLUSTER_NAMESPACE",
+        "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+    }
+    names = [e["name"] for e in container["env"]]
+    assert names.index("OMP_NUM_THREADS") < names.index("RECLUSTER_NAMESPACE"), (
+        "the install's variables come last: Kubernetes keeps the last of a name"
+    )
     assert env["OMP_NUM_THREADS"] == "2"
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .clustering import ALGORITHM_PARAMETERS, COMMON_PARAMETERS, ClusteringConfig
+from .jobtemplate import RESERVED_ENV_NAMES, RESERVED_ENV_PREFIXES
 from .schedule import SCHEDULE_FIELDS
 
 Rule = dict[str, Any]
@@ -106,3 +107,40 @@ def clustering_config_rules() -> list[Rule]:
         }
     )
     return rules
+
+
+def env_var_rules() -> list[Rule]:
+    """Rules on job_template.env items: the reserved names (jobtemplate.reserved_env)."""
+    starts = " || ".join(f"self.name.startsWith('{p}')" for p in RESERVED_ENV_PREFIXES)
+    return [
+        {
+            "rule": f"!({starts} || self.name in {_quoted(list(RESERVED_ENV_NAMES))})",
+            "message": (
+                "this name is reserved: the install sets the Job's identity, store "
+                "credentials and runtime environment ("
+                + ", ".join(RESERVED_ENV_PREFIXES)
+                + "..., "
+                + ", ".join(RESERVED_ENV_NAMES[:4])
+                + ", ...)"
+            ),
+            "fieldPath": ".name",
+            "reason": "FieldValueForbidden",
+        },
+        {
+            "rule": "!has(self.value) || !has(self.valueFrom)",
+            "message": "give value or valueFrom, not both",
+            "fieldPath": ".valueFrom",
+            "reason": "FieldValueInvalid",
+        },
+    ]
+
+
+def env_source_rule() -> Rule:
+    """job_template.env[].valueFrom: exactly one source (jobtemplate.EnvVarSource)."""
+    sources = ("secretKeyRef", "configMapKeyRef", "fieldRef", "resourceFieldRef")
+    present = ", ".join(f"has(self.{s})" for s in sources)
+    return {
+        "rule": f"[{present}].filter(x, x).size() == 1",
+        "message": "give exactly one of " + ", ".join(sources),
+        "reason": "FieldValueInvalid",
+    }

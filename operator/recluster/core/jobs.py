@@ -27,6 +27,7 @@ ANNOTATION_EXECUTE_NOW = "recluster.io/execute-now"
 ANNOTATION_CREATED_BY = "recluster.io/created-by"
 CONTAINER_NAME = "recluster"
 EXECUTION_CONFIG_ENV = "RECLUSTER_EXECUTION_CONFIG"
+NAMESPACE_ENV = "RECLUSTER_NAMESPACE"
 DEFAULT_BACKOFF_LIMIT = 1
 TERMINATION_MESSAGE_LIMIT = 4096
 
@@ -112,13 +113,17 @@ def build_job(
     if request.scheduled_at is not None:
         annotations[ANNOTATION_SCHEDULED_AT] = _iso(request.scheduled_at)
     config = request.execution_config.model_dump(mode="json", exclude_none=True)
+    # The trigger's own variables come first and the install's last: where names clash
+    # Kubernetes keeps the last, and reserved names are refused in job_template anyway
+    # (api.jobtemplate.reserved_env). The namespace is the pod's own (the downward API):
+    # nothing in the spec can make a Job act for another namespace.
     env: list[dict[str, Any]] = [
+        *[e.model_dump(exclude_none=True) for e in template.env or []],
+        *[dict(e) for e in settings.env],
         {"name": EXECUTION_CONFIG_ENV, "value": json.dumps(config, separators=(",", ":"))},
         _store_env(settings),
-        {"name": "RECLUSTER_NAMESPACE", "value": namespace},
+        {"name": NAMESPACE_ENV, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
         {"name": "RECLUSTER_RUN_ID", "value": request.name},
-        *[dict(e) for e in settings.env],
-        *[e.model_dump(exclude_none=True) for e in template.env or []],
     ]
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
