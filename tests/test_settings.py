@@ -6,6 +6,7 @@ import pytest
 
 from recluster.api.jobtemplate import ResourceRequirements
 from recluster.controller.settings import DEFAULT_STORE_URI, Settings
+from recluster.core.policy import JobPolicy
 
 
 def test_defaults() -> None:
@@ -86,8 +87,21 @@ def test_a_zero_or_empty_deadline_is_none(value: str) -> None:
             {"RECLUSTER_JOB_ACTIVE_DEADLINE_SECONDS": "-1"},
             "RECLUSTER_JOB_ACTIVE_DEADLINE_SECONDS must be a whole number of seconds",
         ),
+        ({"RECLUSTER_JOB_POLICY": "[]"}, "RECLUSTER_JOB_POLICY must be a JSON object"),
+        (
+            {"RECLUSTER_JOB_POLICY": '{"image": ["x"]}'},
+            "RECLUSTER_JOB_POLICY: unknown job policy fields: image",
+        ),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Settings.from_env(env)
+
+
+def test_the_job_policy_comes_from_the_install_and_allows_nothing_by_default() -> None:
+    assert Settings.from_env({}).job_policy == JobPolicy()
+    policy = Settings.from_env(
+        {"RECLUSTER_JOB_POLICY": '{"images": ["reg/*"], "nodeSelectors": {"pool": ["batch"]}}'}
+    ).job_policy
+    assert policy.images == ("reg/*",) and dict(policy.node_selectors) == {"pool": ("batch",)}

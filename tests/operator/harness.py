@@ -24,6 +24,7 @@ from kube_support import OPERATOR_ACCOUNT, AuditEntry, LocalKube, user_of
 from recluster.controller.metrics import Metrics
 from recluster.controller.runtime import run_operator
 from recluster.controller.settings import Settings
+from recluster.core.policy import PERMISSIVE, JobPolicy
 from recluster.kube.client import KubeClient
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,10 +97,12 @@ class Harness:
         event_poll_seconds: float = 30.0,
         account: str = OPERATOR_ACCOUNT,
         namespaced: bool = False,
+        job_policy: JobPolicy = PERMISSIVE,
     ) -> None:
         self.kube = kube
         self.account = account
         self.namespaced = namespaced
+        self.job_policy = job_policy
         """Watch only the harness's namespace (the chart's watchNamespaces), not the cluster."""
         self.cluster = kube.cluster
         self.metrics = metrics
@@ -151,6 +154,9 @@ class Harness:
             max_sleep=self.max_sleep,
             retry_delay=0.05,
             clock=self.clock,
+            # the tests' triggers choose images and nodes freely; tests of the policy
+            # itself set their own (tests/operator/test_job_policy.py)
+            job_policy=self.job_policy,
         )
 
     async def start_operator(self, client: KubeClient | None = None) -> None:

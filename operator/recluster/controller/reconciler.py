@@ -34,6 +34,8 @@ from pydantic import ValidationError
 from ..api.trigger import ClusterTriggerSpec, ClusterTriggerStatus
 from ..core.definitions import resolve_execution
 from ..core.jobs import ANNOTATION_EXECUTE_NOW, build_job, observe_job
+from ..core.policy import REASON as POLICY_REASON
+from ..core.policy import violations
 from ..core.triggering import (
     Decision,
     Observation,
@@ -202,6 +204,9 @@ class TriggerReconciler:
         if spec.cluster_id is not None:
             wanted = self.caches.definitions_of(ref.namespace, spec.cluster_id)
         config, problem = resolve_execution(spec, wanted)
+        refused = violations(spec.job_template, self.settings.job_policy)
+        if refused and problem is None:
+            problem = (POLICY_REASON, "; ".join(refused))
         jobs = [observe_job(job, self.caches.pods_of(job)) for job in self.caches.jobs_of(ref.uid)]
         return Observation(
             jobs=tuple(jobs),

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from .. import __version__
 from ..api.jobtemplate import ResourceRequirements
 from ..core.jobs import JobSettings
+from ..core.policy import JobPolicy
 
 DEFAULT_IMAGE = f"ghcr.io/recluster/recluster:{__version__}"
 DEFAULT_STORE_URI = ".recluster/dev/store"
@@ -44,6 +45,8 @@ class Settings:
     ReadWriteOnce store claim)."""
     job_active_deadline_seconds: int | None = None
     job_resources: ResourceRequirements | None = None
+    job_policy: JobPolicy = field(default_factory=JobPolicy)
+    """What a trigger's job_template may choose (core/policy.py); nothing by default."""
     metrics_port: int | None = None
     max_sleep: float = 60.0
     """A trigger's loop re-checks at least this often, whatever it expects next."""
@@ -92,9 +95,20 @@ class Settings:
             job_affinity=_json_object(env, "RECLUSTER_JOB_AFFINITY", "an Affinity"),
             job_active_deadline_seconds=_seconds(env, "RECLUSTER_JOB_ACTIVE_DEADLINE_SECONDS"),
             job_resources=_resources(env, "RECLUSTER_JOB_RESOURCES"),
+            job_policy=_policy(env, "RECLUSTER_JOB_POLICY"),
             metrics_port=int(port) if port else None,
             event_poll_seconds=float(env.get("RECLUSTER_EVENT_POLL_SECONDS") or 30.0),
         )
+
+
+def _policy(env: Mapping[str, str], name: str) -> JobPolicy:
+    value = _json_object(env, name, "a job policy")
+    if value is None:
+        return JobPolicy()
+    try:
+        return JobPolicy.from_json(value)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
 
 
 def _json(env: Mapping[str, str], name: str) -> Any:
