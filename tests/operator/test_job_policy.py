@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from harness import Harness, at, trigger
-from kube_support import LocalKube
 
+from kube_support import LocalKube
 from recluster.core.policy import JobPolicy
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
