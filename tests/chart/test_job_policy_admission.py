@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 from chart_support import CHART, Helm, values_file
-from kube_support import LocalKube
 
+from kube_support import LocalKube
 from recluster.kube.errors import KubeError
 
 GROUP, VERSION = "recluster.io", "v1alpha1"
