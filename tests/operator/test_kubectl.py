@@ -97,6 +97,18 @@ async def test_apply_validate_get_explain_describe(
         assert 'The ClusterTrigger "bad" is invalid' in refused.stderr
         assert "spec.schedule_config.cron_expression: Required value" in refused.stderr
         assert "interval_seconds belongs to trigger_type interval only" in refused.stderr
+        hijack = trigger(
+            "hijack",
+            job_template={
+                "env": [
+                    {"name": "PYTHONWARNINGS", "value": "ignore"},
+                    {"name": "BROWSER", "value": "sh"},
+                ]
+            },
+        )
+        refused = await k("apply", "-f", "-", input=manifest(hijack), check=False)
+        assert "spec.job_template.env[0].name: Forbidden: this name is reserved" in refused.stderr
+        assert "spec.job_template.env[1].name: Forbidden" in refused.stderr
         unknown = trigger("typo")
         unknown["spec"]["schedul_config"] = {}
         strict = await k("apply", "-f", "-", input=manifest(unknown), check=False)
