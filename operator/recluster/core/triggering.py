@@ -510,19 +510,27 @@ def set_ready(
     return changed
 
 
+def _held(
+    ref: TriggerRef, status: ClusterTriggerStatus, reason: str, message: str, now: datetime
+) -> Decision:
+    """The status as it was, with Ready=False for `reason` (and its Event once): no firing."""
+    st = status.model_copy(deep=True)
+    st.namespace_id, st.internal_id = ref.namespace, ref.uid
+    decision = Decision(status=st)
+    if set_ready(st, False, reason, message, ref.generation, now):
+        decision.events.append(Event("Warning", reason, message))
+    st.observedGeneration = ref.generation
+    return decision
+
+
 def invalid_spec(
     ref: TriggerRef, status: ClusterTriggerStatus, message: str, now: datetime
 ) -> Decision:
     """A spec admission should have refused (no CRD validation, an old CRD): never fire."""
-    st = status.model_copy(deep=True)
-    st.namespace_id, st.internal_id = ref.namespace, ref.uid
-    st.next_scheduled_at = None
-    decision = Decision(status=st)
-    if set_ready(st, False, "InvalidSpec", message, ref.generation, now):
-        decision.events.append(Event("Warning", "InvalidSpec", message))
-    st.observedGeneration = ref.generation
-    if st != status:
-        st.updated_at = now
+    decision = _held(ref, status.model_copy(update={"next_scheduled_at": None}), "InvalidSpec",
+                     message, now)  # fmt: skip
+    if decision.status != status:
+        decision.status.updated_at = now
     return decision
 
 
@@ -537,15 +545,9 @@ def creation_refused(
     backoff; the next reconcile decides the firing afresh, and its Jobs
     created, sets Ready back.
     """
-    st = status.model_copy(deep=True)
-    st.namespace_id, st.internal_id = ref.namespace, ref.uid
-    decision = Decision(status=st)
-    text = f"Job {job} was refused: {message}"
-    if set_ready(st, False, "FailedCreate", text, ref.generation, now):
-        decision.events.append(Event("Warning", "FailedCreate", text))
-    st.observedGeneration = ref.generation
-    if st != status:
-        st.updated_at = now
+    decision = _held(ref, status, "FailedCreate", f"Job {job} was refused: {message}", now)
+    if decision.status != status:
+        decision.status.updated_at = now
     return decision
 
 

@@ -80,19 +80,9 @@ class KubeApi:
         except ApiException as exc:
             raise _error(exc) from None
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        *,
-        query: Mapping[str, Any] | None = None,
-        content_type: str | None = None,
-        timeout: float = 30,
-    ) -> JSON:
-        response = self._call(method, path, body, query=query, content_type=content_type,
-                              timeout=timeout)  # fmt: skip
-        data = response.data
+    def request(self, method: str, path: str, body: Any = None, **options: Any) -> JSON:
+        """The JSON answer (options: query, content_type, timeout, as `_call` takes them)."""
+        data = self._call(method, path, body, **options).data
         if not data:
             return {}
         parsed = json.loads(data)
