@@ -34,7 +34,29 @@ which exits 0 with a termination message --job-seconds after it started.
     rss     --rss-sizes idle interval triggers (--rss-interval s, no Job for a day): time
             until every trigger has status.observedGeneration (a watch in this process),
             then the operator's VmRSS (after --rss-settle s) and VmHWM from
-            /proc/<pid>/status, its CPU seconds, and those of etcd and the apiserver.
+            /proc/<pid>/status, its CPU seconds, and those of etcd and the apiserver;
+            the operator's CPU share while idle (over the settle).
+    scale   for each of --scale-sizes N: N - --scale-due idle triggers (86,400 s) created
+            from --create-workers clients, the time until all are reconciled, RSS after
+            --scale-settle s and the idle operator's load (CPU, reconciles/s: the 60 s
+            re-checks); then --scale-due triggers due every minute: "interval" = 60 s,
+            POSTed evenly over one minute so that their slots spread over it, or "cron" =
+            `* * * * *` (all in the minute's first second); fire lags (as in lag) over
+            --scale-window s, RSS with their Jobs and pods, control-plane memory, etcd's
+            size; then (--scale-restart) a new operator process against all N: time to
+            sync its caches and to reconcile every trigger, its RSS and HWM, and the fire
+            lag of the slots due until then.
+    noise   --noise-triggers idle triggers and --noise-own that fire once (their Jobs and
+            pods are in the operator's caches), then --noise-jobs Jobs without Recluster's
+            labels whose pods run on the scripted kubelet (they complete and stay): the
+            operator's RSS before and after, against a control (the same wait with nothing
+            new), its informers' cache sizes and watch events, the label selectors of its
+            lists and watches of Jobs and pods (audit log), and what holding those objects
+            would cost (tracemalloc, slimmed as the operator slims, and whole).
+
+scale and noise run the operator under a probe (PROBE_SCRIPT: `recluster operator` plus
+a thread that writes its informers' cache sizes and event counts, work-queue depth,
+reconciles and event-loop lag to a file every second); nothing else changes in it.
 
 API request counts come from the audit log (the operator's user only). Nothing
 here is emulated: the apiserver runs validation (schema and CEL), admission
@@ -46,6 +68,8 @@ Usage:
     .venv/bin/python benchmarks/bench_operator.py
     .venv/bin/python benchmarks/bench_operator.py --parts rss --rss-sizes 1000,10000
     .venv/bin/python benchmarks/bench_operator.py --json results.json
+    .venv/bin/python benchmarks/bench_operator.py --parts scale --scale-sizes 10000,100000
+    .venv/bin/python benchmarks/bench_operator.py --parts noise --noise-jobs 1000
     # profile the operator process of the rss part:
     .venv/bin/python benchmarks/bench_operator.py --parts rss --profile-operator op.prof
 """
@@ -810,7 +834,7 @@ def operator_process(
         command += ["-m", "recluster"]
     command += ["operator", "--liveness", health]
     log_path = cluster.workdir / "operator.log"
-    with open(log_path, "wb") as log_file:
+    with open(log_path, "ab") as log_file:  # a restarted operator's log follows the first
         proc = subprocess.Popen(command, env=env, stdout=log_file, stderr=log_file)
     try:
         deadline = time.monotonic() + 60
@@ -1320,8 +1344,14 @@ def bench_scale(
                 restart_done = time.time()
                 time.sleep(settle)
                 after = proc_status(proc.pid)
+                synced = [
+                    x["time"] - restart_start
+                    for x in sampler.samples
+                    if ((x["probe"] or {}).get("caches") or {}).get("clustertriggers", 0) >= n
+                ]
                 result["restart"] = {
                     "ready_s": round(ready_s, 1),
+                    "synced_s": round(min(synced), 1) if synced else None,
                     "all_reconciled_s": round(all_s, 1),
                     "operator_cpu_s": round(proc_cpu_seconds(proc.pid) - cpu0, 1),
                     "rss_mb": round(after["VmRSS"] / MB, 1),
@@ -1635,7 +1665,8 @@ def scale_rows(r: JSON) -> list[tuple[str, str, str, str]]:
         rows += [
             (
                 f"{tag}: restarted operator",
-                f"ready {x['ready_s']:.0f} s, all {n} reconciled after {x['all_reconciled_s']:.0f} "
+                f"caches synced after {x.get('synced_s')} s, all {n} reconciled after "
+                f"{x['all_reconciled_s']:.0f} "
                 f"s, {x['operator_cpu_s']:.0f} CPU s, RSS {x['rss_mb']:.0f} MB (HWM "
                 f"{x['hwm_mb']:.0f})",
                 "",
