@@ -198,3 +198,28 @@ async def test_a_slow_measurement_does_not_hold_up_other_store_calls() -> None:
         await blocked
         store.close()
     assert len(opened) == 1, "each thread opens its own store, once"
+
+
+class WatchOutrunsTheWrite(FakeCluster):
+    """The watch brings our status write and a user's later spec edit before the write's
+    response: the cache already holds the edit when write_status returns."""
+
+    async def write_status(
+        self, namespace: str, name: str, patch: Any, resource_version: str
+    ) -> dict[str, Any]:
+        written = await super().write_status(namespace, name, patch, resource_version)
+        meta = {**written["metadata"], "resourceVersion": self._version()}
+        edited = {**written, "spec": {**written["spec"], "status": "paused"}, "metadata": meta}
+        self.caches.triggers[(namespace, name)] = edited
+        return written
+
+
+async def test_a_status_write_never_puts_back_an_older_trigger_than_the_watch_brought() -> None:
+    w = World()
+    w.cluster = WatchOutrunsTheWrite(w.caches)
+    w.reconciler.cluster = w.cluster
+    w.cluster.put_trigger(trigger())
+    await w.reconciler.reconcile((NS, "t"))
+    assert w.caches.triggers[(NS, "t")]["spec"]["status"] == "paused"
+    await w.reconciler.reconcile((NS, "t"))
+    assert w.status()["status"] == "paused"

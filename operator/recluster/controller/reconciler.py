@@ -79,6 +79,10 @@ def _time(value: Any) -> datetime | None:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
+def _version(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+
+
 def _status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
     """A merge patch turning old into new (removed fields become null)."""
     patch: dict[str, Any] = dict(new)
@@ -280,10 +284,15 @@ class TriggerReconciler:
         written = await self.cluster.write_status(
             meta["namespace"], meta["name"], _status_patch(old, new), str(meta["resourceVersion"])
         )
-        if written:  # the cache reflects our write at once; its watch event changes nothing
-            key = (str(meta["namespace"]), str(meta["name"]))
-            if key in self.caches.triggers:
-                self.caches.triggers[key] = drop_noise({**written, "spec": obj.get("spec")})
+        key = (str(meta["namespace"]), str(meta["name"]))
+        cached = self.caches.triggers.get(key)
+        # The cache reflects our write at once (its watch event then changes nothing), but
+        # only if the cache still holds the version we wrote against: the watch may have
+        # brought our write and a newer change (a user's spec edit) before the write's
+        # response, and putting our older object back would hide that edit until the next
+        # event of this trigger.
+        if written and cached is not None and _version(cached) == str(meta["resourceVersion"]):
+            self.caches.triggers[key] = drop_noise(written)
 
     async def _record_refusal(self, obj: JSON, refused: JobRefused) -> None:
         now = self.settings.clock().replace(microsecond=0)
