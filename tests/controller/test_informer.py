@@ -26,12 +26,20 @@ class ScriptedApi:
         self.list_params: list[Mapping[str, str]] = []
         self.watch_params: list[Mapping[str, str]] = []
         self.idle = asyncio.Event()
+        self.log: list[str] = []
 
-    async def list(self, path: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
+    async def list_pages(
+        self, path: str, params: Mapping[str, str] | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """One item a page; the last page carries the list's resourceVersion."""
         self.list_params.append(dict(params or {}))
         items = self.lists.pop(0)
         version = max([int(i["metadata"]["resourceVersion"]) for i in items] or [1])
-        return {"metadata": {"resourceVersion": str(version)}, "items": items}
+        for item in items[:-1]:
+            self.log.append(f"page {item['metadata']['name']}")
+            yield {"metadata": {"continue": "more"}, "items": [item]}
+        self.log.append("last page")
+        yield {"metadata": {"resourceVersion": str(version)}, "items": items[-1:]}
 
     async def watch(
         self, path: str, params: Mapping[str, str], timeout_seconds: int = 300
@@ -72,3 +80,20 @@ async def test_relist_after_410_announces_what_went_and_resumes_from_there() -> 
     assert all(p["labelSelector"] == "recluster.io/execution" for p in api.list_params)
     assert [p["resourceVersion"] for p in api.watch_params] == ["2", "8"]
     assert "managedFields" not in informer.store[("ns", "b")]["metadata"]
+
+
+async def test_a_list_is_slimmed_page_by_page_not_held_whole() -> None:
+    api = ScriptedApi(lists=[[pod("a", 1), pod("b", 2), pod("c", 3)]], streams=[])
+
+    def slim(obj: dict[str, Any]) -> dict[str, Any]:
+        api.log.append(f"slim {obj['metadata']['name']}")
+        return {"metadata": obj["metadata"]}
+
+    informer = Informer(api, "v1", "pods", slim=slim)  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    task = asyncio.create_task(informer.run(stop))
+    await asyncio.wait_for(api.idle.wait(), 5)
+    stop.set()
+    await task
+    assert api.log == ["page a", "slim a", "page b", "slim b", "last page", "slim c"]
+    assert set(informer.store) == {("ns", "a"), ("ns", "b"), ("ns", "c")}

@@ -18,6 +18,8 @@ from .errors import KubeError
 from .paths import JSON, MERGE_PATCH, resource_path
 
 DELETE_BACKGROUND = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+LIST_PAGE = 500
+"""Items a list asks for at a time (client-go's pager default)."""
 PLURALS = {"Job": "jobs", "ClusterTrigger": "clustertriggers", "Pod": "pods", "Event": "events"}
 
 
@@ -160,15 +162,27 @@ class KubeClient:
 
     async def list(self, path: str, params: Mapping[str, str] | None = None) -> JSON:
         """A whole list (every page), with the list's resourceVersion in `metadata`."""
-        query = {**(params or {}), "limit": "500"}
         items: list[Any] = []
+        last: JSON = {}
+        async for page in self.list_pages(path, params):
+            items += page.get("items") or []
+            last = page
+        last["items"] = items
+        return last
+
+    async def list_pages(
+        self, path: str, params: Mapping[str, str] | None = None
+    ) -> AsyncIterator[JSON]:
+        """A list page by page (LIST_PAGE items each, as client-go's pager asks), so that a
+        caller can keep less of each item than the server sends; the last page carries the
+        list's resourceVersion."""
+        query = {**(params or {}), "limit": str(LIST_PAGE)}
         while True:
             page = await self.request("GET", path, params=query)
-            items += page.get("items") or []
+            yield page
             token = (page.get("metadata") or {}).get("continue")
             if not token:
-                page["items"] = items
-                return page
+                return
             query = {**query, "continue": str(token)}
 
     async def watch(
