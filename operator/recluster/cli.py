@@ -367,9 +367,12 @@ def gateway(host: str, port: int, keys_namespace: str | None) -> None:
     """Serve the Cluster Trigger REST API (credentials: service account, else KUBECONFIG).
 
     API keys are Secrets labelled recluster.io/api-key=true in --namespace-of-keys;
-    see docs/gateway.md for how to create one.
+    see docs/gateway.md for how to create one. Limits (body size, timeouts,
+    connections, rate limits, triggers per namespace) come from the JSON object in
+    RECLUSTER_GATEWAY_LIMITS (the chart's gateway.limits; docs/gateway.md, "Limits").
     """
     import asyncio
+    import os
     import signal
 
     from .gateway import (
@@ -377,11 +380,17 @@ def gateway(host: str, port: int, keys_namespace: str | None) -> None:
         GatewaySettings,
         create_app,
         default_keys_namespace,
+        limits_from_env,
         serve_gateway,
     )
     from .kube.client import KubeClient
 
-    settings = GatewaySettings(keys_namespace=keys_namespace or default_keys_namespace())
+    try:
+        settings = limits_from_env(
+            GatewaySettings(keys_namespace=keys_namespace or default_keys_namespace()), os.environ
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
 
     async def run() -> None:
         stop = asyncio.Event()

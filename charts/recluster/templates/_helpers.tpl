@@ -225,3 +225,27 @@ every Job), plus RECLUSTER_STORE_URI_SECRET when it does.
 - {{ . | quote }}
 {{- end }}
 {{- end }}
+
+{{/*
+gateway.limits as the JSON object `recluster gateway` reads from RECLUSTER_GATEWAY_LIMITS:
+the chart's camelCase names as the GatewaySettings fields they set (snake_case).
+*/}}
+{{- define "recluster.gatewayLimits" -}}
+{{- $out := dict -}}
+{{- range $name, $value := . -}}
+{{- if eq $name "rateLimits" -}}
+{{- $rates := dict -}}
+{{- range $kind, $rate := $value -}}
+{{- $one := dict -}}
+{{- range $field, $v := $rate -}}
+{{- $_ := set $one (snakecase $field) $v -}}
+{{- end -}}
+{{- $_ := set $rates $kind $one -}}
+{{- end -}}
+{{- $_ := set $out "rate_limits" $rates -}}
+{{- else -}}
+{{- $_ := set $out (snakecase $name) $value -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}

@@ -7,7 +7,7 @@ from .app import create_app
 from .auth import Caller, require_namespace
 from .keys import ApiKey, KeyRing, hash_key, make_api_key_secret
 from .server import serve_gateway
-from .settings import USER_AGENT, GatewaySettings, default_keys_namespace
+from .settings import USER_AGENT, GatewaySettings, default_keys_namespace, limits_from_env
 
 __all__ = [
     "USER_AGENT",
@@ -18,6 +18,7 @@ __all__ = [
     "create_app",
     "default_keys_namespace",
     "hash_key",
+    "limits_from_env",
     "make_api_key_secret",
     "require_namespace",
     "serve_gateway",

@@ -7,12 +7,18 @@ times as much.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 USER_AGENT = "recluster-gateway"
 MAX_BODY_BYTES = 1 << 20
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+LIMITS_ENV = "RECLUSTER_GATEWAY_LIMITS"
+"""A JSON object of limits (GatewaySettings' tunable fields), set by the chart's gateway.limits."""
 
 
 @dataclass(frozen=True)
@@ -91,3 +97,76 @@ def default_keys_namespace() -> str:
         return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
     except OSError:
         return "default"
+
+
+TUNABLE_LIMITS = (
+    "max_body_bytes", "header_timeout_seconds", "body_timeout_seconds", "max_connections",
+    "max_triggers_per_namespace", "event_cache_triggers", "event_cache_namespaces",
+    "event_listeners_seconds", "key_refresh_seconds",
+)  # fmt: skip
+"""The GatewaySettings fields an install may set (the "Limits" table of docs/gateway.md);
+the rest are tuning of retries, not limits."""
+
+
+def with_limits(
+    settings: GatewaySettings, limits: Mapping[str, Any], source: str
+) -> GatewaySettings:
+    """`settings` with the limits of a JSON object ({"max_connections": 256, "rate_limits":
+    {"execute": {"per_second": 1, "burst": 5}}}); a wrong name or value raises ValueError
+    naming `source`, the limit and the reason (the process then refuses to start)."""
+    changes: dict[str, Any] = {}
+    for name, value in limits.items():
+        if name == "rate_limits":
+            changes[name] = _rate_limits(settings.rate_limits, value, f"{source}.rate_limits")
+            continue
+        if name not in TUNABLE_LIMITS:
+            known = ", ".join((*TUNABLE_LIMITS, "rate_limits"))
+            raise ValueError(f"{source}: unknown limit {name!r} (known: {known})")
+        changes[name] = _positive(value, f"{source}.{name}", whole=isinstance(
+            getattr(settings, name), int))  # fmt: skip
+    return replace(settings, **changes)
+
+
+def limits_from_env(settings: GatewaySettings, env: Mapping[str, str]) -> GatewaySettings:
+    """`settings` with the limits of RECLUSTER_GATEWAY_LIMITS, when it is set."""
+    text = env.get(LIMITS_ENV, "").strip()
+    if not text:
+        return settings
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"{LIMITS_ENV} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{LIMITS_ENV} must be a JSON object of limits")
+    return with_limits(settings, value, LIMITS_ENV)
+
+
+def _rate_limits(current: RateLimits, value: Any, source: str) -> RateLimits:
+    if not isinstance(value, dict):
+        raise ValueError(f"{source} must be an object of rates (read, write, execute, events)")
+    kinds = [f.name for f in fields(RateLimits)]
+    rates: dict[str, Rate] = {}
+    for kind, rate in value.items():
+        if kind not in kinds:
+            raise ValueError(f"{source}: unknown kind {kind!r} (known: {', '.join(kinds)})")
+        if not isinstance(rate, dict) or set(rate) - {"per_second", "burst"}:
+            raise ValueError(f"{source}.{kind} must be an object of per_second and burst")
+        old: Rate = getattr(current, kind)
+        rates[kind] = Rate(
+            per_second=_positive(rate.get("per_second", old.per_second),
+                                 f"{source}.{kind}.per_second", whole=False),
+            burst=int(_positive(rate.get("burst", old.burst), f"{source}.{kind}.burst",
+                                whole=True)),
+        )  # fmt: skip
+    return replace(current, **rates)
+
+
+def _positive(value: Any, name: str, *, whole: bool) -> Any:
+    """A finite number above zero (a whole one where the setting counts things)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a number, not {value!r}")
+    if whole and value != int(value):
+        raise ValueError(f"{name} must be a whole number, not {value!r}")
+    if value <= 0:
+        raise ValueError(f"{name} must be greater than 0, not {value!r}")
+    return int(value) if whole else float(value)
