@@ -144,7 +144,8 @@ async def test_every_kind_of_request_has_a_rate(kube: LocalKube) -> None:
                 assert answer.status_code < 300, answer.text
             refused = await g.http.request(method, path, json=payload, headers=g.headers())
             assert refused.status_code == 429, (method, path)
-            assert refused.headers["Retry-After"] == "1000"
+            # one token per 1000 s, less what trickled in meanwhile (a slow machine: > 1 s)
+            assert 990 <= int(refused.headers["Retry-After"]) <= 1000
             # before the namespace and body are looked at: the bucket is the key's
             refused = await g.http.request(
                 method, path, content=b"{", headers=g.headers("alice", "Not A Namespace")

@@ -107,12 +107,27 @@ class EventRecorder:
         # skips a GET; a 409 says someone else wrote since, and we read afresh.
         self.known: Lru[tuple[str, str], dict[str, Any]] = Lru(settings.event_cache_triggers)
         self.writes = 0
+        self.listing: dict[str, asyncio.Future[Listeners]] = {}
 
     async def listeners(self, namespace: str) -> Listeners:
-        """Event triggers of a namespace (cached briefly: events come in bursts)."""
+        """Event triggers of a namespace (cached briefly: events come in bursts).
+
+        One listing at a time per namespace: requests that find the cache stale while
+        it is being listed wait for that listing instead of making their own (a burst of
+        200 pushes after the cache expired made 200 LISTs).
+        """
         cached = self.cache.get(namespace)
         if cached and time.monotonic() - cached[0] < self.settings.event_listeners_seconds:
             return cached[1]
+        listing = self.listing.get(namespace)
+        if listing is None:
+            listing = asyncio.ensure_future(self._list_listeners(namespace))
+            self.listing[namespace] = listing
+            listing.add_done_callback(lambda _: self.listing.pop(namespace, None))
+        # shielded: a caller that gives up must not cancel the others' listing
+        return await asyncio.shield(listing)
+
+    async def _list_listeners(self, namespace: str) -> Listeners:
         path = resource_path(GROUP_VERSION, "clustertriggers", namespace)
         items = (await self.client.request("GET", path)).get("items") or []
         found = []
