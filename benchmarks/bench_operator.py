@@ -687,9 +687,9 @@ def probed_init(self, *args, **kwargs):
     controllers.append((self, asyncio.get_running_loop()))
 
 
-def probed_apply(self, kind, obj):
+def probed_apply(self, kind, obj, **options):
     events[self.plural] += 1
-    apply(self, kind, obj)
+    apply(self, kind, obj, **options)
 
 
 operator.Controller.__init__ = probed_init
