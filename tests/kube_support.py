@@ -65,6 +65,10 @@ class RoutedRuntime:
         self.scripted = ScriptedRuntime()
         self.process = ProcessRuntime()
 
+    def clean_up(self) -> None:
+        self.scripted.clean_up()
+        self.process.clean_up()
+
     def start(self, launch: ContainerLaunch) -> RunningContainer:
         if launch.image.endswith(":test"):
             return self.scripted.start(launch)
