@@ -32,6 +32,7 @@ from recluster.localkube.controlplane import ControlPlane
 from recluster.localkube.nodeagent import AgentConfig, NodeAgent
 from recluster.localkube.runtime import (
     ContainerLaunch,
+    PodRuntime,
     ProcessRuntime,
     RunningContainer,
     ScriptedRuntime,
@@ -264,10 +265,21 @@ class AuditLog:
 class LocalKube:
     """Control plane + node agent + CRDs + the chart's RBAC, for one test session."""
 
-    def __init__(self, workdir: Path, rendered_rbac: list[dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        rendered_rbac: list[dict[str, Any]],
+        runtime: PodRuntime | None = None,
+    ) -> None:
+        """`runtime`: how the node agent runs pods; default scripted/process (`RoutedRuntime`).
+
+        With no `rendered_rbac` nothing of the chart is applied (a test that
+        `helm install`s the chart itself).
+        """
         self.workdir = workdir
         self.plane = ControlPlane(workdir / "control-plane")
-        self.runtime = RoutedRuntime()
+        self.routed = RoutedRuntime()
+        self.runtime: PodRuntime = runtime or self.routed
         self.rendered_rbac = rendered_rbac
         self.agent: NodeAgent | None = None
         self.admin_api: KubeApi | None = None
@@ -277,7 +289,7 @@ class LocalKube:
 
     @property
     def scripted(self) -> ScriptedRuntime:
-        return self.runtime.scripted
+        return self.routed.scripted
 
     @property
     def cluster(self) -> Cluster:
@@ -294,7 +306,8 @@ class LocalKube:
         self.agent = NodeAgent(node_api, self.runtime, config).start()
         assert self.admin_api is not None
         install_crds(self.admin_api)
-        self._install_rbac()
+        if self.rendered_rbac:
+            self._install_rbac()
         return self
 
     def stop(self) -> None:

@@ -101,3 +101,10 @@ def ensure_busybox_image(runtime: PodmanRuntime, cache: Path) -> str:
             str(archive), BUSYBOX_IMAGE,
         )  # fmt: skip
     return BUSYBOX_IMAGE
+
+
+def recluster_image_missing(runtime: PodmanRuntime, image: str = RECLUSTER_IMAGE) -> str | None:
+    """None when the Recluster image is in podman's store, else why not (naming `make image`)."""
+    if image_exists(runtime, image):
+        return None
+    return f"{image} is not in podman's image store: build it with `make image`"
