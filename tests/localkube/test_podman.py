@@ -268,3 +268,19 @@ def test_an_agent_that_starts_again_removes_what_its_last_run_left(
     PodmanRuntime("crashed-node").clean_up()  # what a restarted agent does first
     assert other.run("container", "exists", name, check=False).returncode == 1
     assert container.wait(30) is not None
+
+
+def test_the_service_account_token_is_projected_as_in_cluster_clients_expect(
+    kube: LocalKube, ns: str, image: str
+) -> None:
+    """What `rest.InClusterConfig` reads: the token, the CA, the namespace, the apiserver's env."""
+    script = (
+        "cd /var/run/secrets/kubernetes.io/serviceaccount; "
+        'printf "%s %s %s %s" "$(cat namespace)" "$(head -c 27 ca.crt)" '
+        '"$(cut -c1-3 token)" "$KUBERNETES_SERVICE_HOST" > /dev/termination-log'
+    )
+    body = pod("in-cluster", image, script, automountServiceAccountToken=True,
+               securityContext={"runAsUser": 10001})  # fmt: skip
+    state = terminated(run(kube, ns, body))
+    assert state["exitCode"] == 0, state
+    assert state["message"] == f"{ns} -----BEGIN CERTIFICATE----- eyJ 127.0.0.1"
