@@ -284,3 +284,13 @@ def test_the_service_account_token_is_projected_as_in_cluster_clients_expect(
     state = terminated(run(kube, ns, body))
     assert state["exitCode"] == 0, state
     assert state["message"] == f"{ns} -----BEGIN CERTIFICATE----- eyJ 127.0.0.1"
+
+
+def test_a_command_the_image_lacks_is_a_start_error(kube: LocalKube, ns: str, image: str) -> None:
+    container = {"command": ["/opt/missing"], "terminationMessagePolicy": "FallbackToLogsOnError"}
+    body = pod("no-such-command", image, "unused", container=container)
+    done = run(kube, ns, body)
+    state = terminated(done)
+    assert done["status"]["phase"] == "Failed"
+    assert (state["exitCode"], state["reason"]) == (128, "StartError")
+    assert "/opt/missing" in state["message"]

@@ -627,7 +627,7 @@ class PodWorker:
         message = kubelet.termination_message(
             file_text, log_text, container.get("terminationMessagePolicy"), ended.exit_code
         )
-        reason = kubelet.exit_reason(ended.exit_code, ended.oom_killed)
+        reason = ended.reason or kubelet.exit_reason(ended.exit_code, ended.oom_killed)
         record.terminated = Terminated(
             ended.exit_code, reason, message, record.started_at, self.agent.config.clock(),
             ended.signal,

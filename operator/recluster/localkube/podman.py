@@ -55,6 +55,7 @@ CGROUP_PARENT = "recluster-node-agent"
 OOM_MARGIN_BYTES = 1 << 20
 """How close to its limit a cgroup's peak usage must come to count as having hit it."""
 COMMAND_TIMEOUT = 120.0
+START_ERROR_EXIT_CODE = 128
 HOSTNAME_LENGTH = 63
 
 
@@ -331,9 +332,13 @@ class _PodmanContainer:
             self.name, check=False,
         )  # fmt: skip
         fields = done.stdout.split()
-        exit_code, oom = attached, False
+        exit_code, oom, reason = attached, False, None
         if done.returncode == 0 and len(fields) == 3 and re.fullmatch(r"-?\d+", fields[0]):
             exit_code, oom = int(fields[0]), fields[1] == "true"
+            if fields[2] not in ("exited", "stopped"):
+                # it never ran (the runtime refused it; podman's error is in the log):
+                # the exit code containerd gives a container that failed to start
+                exit_code, reason = START_ERROR_EXIT_CODE, "StartError"
         if (
             not oom
             and exit_code == 128 + signal.SIGKILL
@@ -345,7 +350,7 @@ class _PodmanContainer:
         if self.cgroup is not None:
             self.cgroup.remove()
         self.child.stop(timeout=1)
-        return ContainerExit(exit_code=exit_code, oom_killed=oom)
+        return ContainerExit(exit_code=exit_code, oom_killed=oom, reason=reason)
 
     def terminate(self, grace_seconds: float) -> None:
         """`podman stop`: the image's stop signal (SIGTERM), SIGKILL after the grace period."""

@@ -72,6 +72,8 @@ class ContainerExit:
     exit_code: int
     signal: int | None = None
     oom_killed: bool = False
+    reason: str | None = None
+    """The terminated state's reason when the exit code does not decide it (StartError)."""
 
 
 class RunningContainer(Protocol):
