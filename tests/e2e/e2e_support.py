@@ -87,10 +87,11 @@ store.close()
 
 FEED_DOCUMENTS = f"""
 import sys, time
-from recluster.devsystem.feeder import DocumentFeeder
+from recluster.devsystem.feeder import DocumentFeeder, FeedPace
 from recluster.store.factory import open_store
 store = open_store({STORE!r})
-feeder = DocumentFeeder(store, {NAMESPACE!r}, sys.argv[1:], batch=20, ramp_seconds=120)
+pace = FeedPace(batch=20, ramp_seconds=120)
+feeder = DocumentFeeder(store, {NAMESPACE!r}, sys.argv[1:], pace)
 for round_number in range(1, 31):
     feeder.feed_once(10.0 * round_number, round_number)
     print("added", feeder.added, flush=True)

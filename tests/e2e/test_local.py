@@ -49,7 +49,7 @@ from e2e_support import (
 )
 
 from helm_support import Helm
-from kube_support import LocalKube, user_of
+from kube_support import NODE, LocalKube, user_of
 from podman_support import RECLUSTER_IMAGE, podman_missing, recluster_image_missing
 from recluster.devsystem.system import collections_of
 from recluster.localkube.binaries import BinariesUnavailable, ensure_binaries
@@ -57,7 +57,6 @@ from recluster.localkube.podman import PodmanRuntime
 from recluster.localkube.processes import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
-NODE = "e2e-node"
 IMAGE_REPOSITORY, IMAGE_TAG = RECLUSTER_IMAGE.rsplit(":", 1)
 IMAGE_USER = 10001
 """The image's user (Dockerfile USER): the store volume must be writable by it."""
