@@ -9,7 +9,10 @@ the operator and the gateway run with exactly the chart's grants: a missing
 one fails as a 403, and the apiserver's audit log shows what they used.
 
 Each test works in namespaces of its own (`new_namespace`); the control plane
-is never restarted between tests.
+is never restarted between tests. Another runtime may be given (the local
+end-to-end test runs every pod in a podman container: `PodmanRuntime`), and
+with no rendered RBAC nothing of the chart is applied (that test installs it
+with helm).
 """
 
 from __future__ import annotations
