@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from recluster.devsystem.feeder import FeedPace, mix
-from recluster.devsystem.system import DevSystem, shorten
+from recluster.devsystem.system import DevSystem, share_with_containers, shorten
 from recluster.devsystem.table import render
 from recluster.kube.sync import KubeApi
 
@@ -118,3 +118,20 @@ def test_dev_system_runs_every_trigger_type(tmp_path: Path) -> None:
     assert status == 201, body
     assert body["trigger_type"] == "cron" and body["created_by"] == "dev"
     assert seen["max_drift"] > 0.3, "the second condition run came from measured drift"
+
+
+def test_the_runtime_is_process_or_container(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="runtime: 'docker' is not one of process, container"):
+        DevSystem(tmp_path, ROOT / "examples", runtime="docker")
+    assert DevSystem(tmp_path, ROOT / "examples", runtime="container").image == (
+        "localhost/recluster:dev"
+    )
+
+
+def test_the_store_is_handed_to_the_images_user_in_container_mode(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    (store / "default" / "collections").mkdir(parents=True)
+    (store / "default" / "collections" / "c.parquet").write_bytes(b"")
+    share_with_containers(store)
+    owners = {(p.stat().st_uid, p.stat().st_gid) for p in (store, *store.rglob("*"))}
+    assert owners == {(10001, 10001)}
