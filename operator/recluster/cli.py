@@ -273,8 +273,13 @@ def dev(
     image (docs/localkube.md).
     """
     from .devsystem.system import run_dev
+    from .localkube.podman import PodmanUnavailable
+    from .localkube.runtime import ImageUnavailable
 
-    sys.exit(run_dev(workdir, examples, duration, gateway_port, runtime))
+    try:
+        sys.exit(run_dev(workdir, examples, duration, gateway_port, runtime))
+    except (PodmanUnavailable, ImageUnavailable) as exc:
+        raise click.ClickException(f"--runtime container: {exc}") from None
 
 
 @main.group()

@@ -196,6 +196,10 @@ class DevSystem:
     # -- the cluster -------------------------------------------------------------------
 
     def start_cluster(self) -> None:
+        """Start the control plane and the node agent (PodmanUnavailable, ImageUnavailable:
+        container mode without podman or without the image, before anything starts)."""
+        if self.runtime == "container":
+            PodmanRuntime(NODE).image_user(self.image)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.plane.start()
         try:
