@@ -288,11 +288,14 @@ class PodmanRuntime:
             message = done.stderr.strip().splitlines()[-1:] or ["podman create failed"]
             raise ContainerConfigError(f"cannot create the container: {message[0]}")
         container_id = done.stdout.strip().splitlines()[-1]
+        # conmon (started by `podman start`) leaves files such as `oom` in its working
+        # directory: the container's own, never the agent's
         child = ChildProcess(
             launch.container,
             [self.podman, "start", "--attach", name],
             launch.log_file,
             env=self.env(),
+            cwd=launch.directory,
             die_with_thread=True,
         )
         child.start()
