@@ -294,3 +294,22 @@ def test_a_command_the_image_lacks_is_a_start_error(kube: LocalKube, ns: str, im
     assert done["status"]["phase"] == "Failed"
     assert (state["exitCode"], state["reason"]) == (128, "StartError")
     assert "/opt/missing" in state["message"]
+
+
+def test_a_container_that_ignores_sigterm_is_killed_when_its_grace_period_ends(
+    kube: LocalKube, ns: str, image: str, runtime: PodmanRuntime
+) -> None:
+    script = "trap '' TERM; echo ignoring TERM; while true; do sleep 1; done"
+    body = pod("stubborn", image, script, terminationGracePeriodSeconds=2)
+    kube.cluster.create("", "v1", "pods", body, ns)
+    running = wait_pod(kube, ns, "stubborn",
+                       lambda p: p.get("status", {}).get("phase") == "Running",
+                       "the pod to run")  # fmt: skip
+    uid = running["metadata"]["uid"]
+    kube.cluster.delete("", "v1", "pods", "stubborn", ns)
+    # without SIGKILL at the end of the 2 s grace period the pod would stay Terminating
+    kube.cluster.wait_for_sync(
+        lambda: kube.cluster.get("", "v1", "pods", "stubborn", ns) is None, 60, "the pod to go"
+    )
+    kube.cluster.wait_for_sync(lambda: containers_of(runtime, uid) == [], 30,
+                               "the container to be removed")  # fmt: skip
