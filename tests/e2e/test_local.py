@@ -120,7 +120,8 @@ def _why_not(runtime: PodmanRuntime) -> str | None:
 @pytest.fixture(scope="module")
 def installed(helm: Helm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     """The control plane with a container node, the chart installed and ready, samples loaded."""
-    runtime = PodmanRuntime(NODE)
+    workdir = tmp_path_factory.mktemp("e2e-local")
+    runtime = PodmanRuntime(NODE, owner=str(workdir))
     reason = _why_not(runtime)
     if reason:
         pytest.skip(f"the local end-to-end test needs podman and the image: {reason}")
@@ -130,7 +131,6 @@ def installed(helm: Helm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         pytest.skip(f"no Kubernetes binaries: {exc}")
     timings: dict[str, float] = {}
     began = time.monotonic()
-    workdir = tmp_path_factory.mktemp("e2e-local")
     kube = LocalKube(workdir, [], runtime=runtime)
     try:
         kube.start()

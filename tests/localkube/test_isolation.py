@@ -8,7 +8,7 @@ import pytest
 
 from recluster.localkube.isolation import Isolation, isolation_of, non_root_violation
 from recluster.localkube.kubelet import ContainerConfigError, Mount, PathMap
-from recluster.localkube.podman import container_name, create_arguments
+from recluster.localkube.podman import agent_label, container_name, create_arguments
 from recluster.localkube.runtime import ContainerLaunch
 
 
@@ -81,8 +81,9 @@ def test_the_podman_command_line() -> None:
                     memory_limit_bytes=2**30, cpu_limit_cores=0.5, cpu_shares=512)  # fmt: skip
     name = container_name(launch())
     assert name == "k8s_main_job-x-abcde_team-a_1234-abcd_2"
-    argv = create_arguments(launch(isolation=iso), name, "node-1", "/parent/x")
+    argv = create_arguments(launch(isolation=iso), name, "node-1", "/parent/x", "a1b2")
     text = " ".join(argv)
+    assert "--label recluster.io/node-agent=a1b2" in text
     assert argv[:7] == ["create", "--name", name, "--pull", "never", "--network", "host"]
     assert "--label recluster.io/node=node-1" in text
     assert "--label io.kubernetes.pod.uid=1234-abcd" in text
@@ -108,3 +109,9 @@ def test_a_path_podman_cannot_mount_is_a_config_error() -> None:
     odd = launch(paths=PathMap((Mount("/data", "/host/a,b"),)))
     with pytest.raises(ContainerConfigError, match=r"volume path '/host/a,b'"):
         create_arguments(odd, "n", "node")
+
+
+def test_the_agent_label_is_stable_for_one_agent_and_differs_between_agents() -> None:
+    assert agent_label("node", "/work/a") == agent_label("node", "/work/a")
+    assert agent_label("node", "/work/a") != agent_label("node", "/work/b")
+    assert agent_label("node", "/work/a") != agent_label("other", "/work/a")

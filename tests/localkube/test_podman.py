@@ -52,7 +52,7 @@ def node(kube: LocalKube, runtime: PodmanRuntime, image: str,
         NODE, tmp_path_factory.mktemp("container-node"),
         apiserver_port=kube.plane.ports["apiserver"], taints=(TAINT,),
     )  # fmt: skip
-    agent = NodeAgent(api, runtime, config).start()
+    agent = NodeAgent(api, PodmanRuntime(NODE, owner=str(config.workdir)), config).start()
     yield agent
     agent.stop()
     kube.cluster.delete("", "v1", "nodes", NODE)
@@ -254,7 +254,8 @@ def test_run_as_non_root_refuses_an_image_that_runs_as_root(
 def test_an_agent_that_starts_again_removes_what_its_last_run_left(
     runtime: PodmanRuntime, image: str, tmp_path: Path
 ) -> None:
-    other = PodmanRuntime("crashed-node")
+    other = PodmanRuntime("crashed-node", owner=str(tmp_path))
+    bystander = PodmanRuntime("crashed-node", owner=str(tmp_path / "another-session"))
     launch = ContainerLaunch(
         namespace="ns", pod="left", container="main", image=image,
         command=["/bin/sh", "-c", "sleep 600"], args=[], env={}, paths=PathMap(),
@@ -265,7 +266,10 @@ def test_an_agent_that_starts_again_removes_what_its_last_run_left(
     listed = other.run("ps", "--all", "--filter", f"label={NODE_LABEL}=crashed-node",
                        "--format", "{{.Names}}")  # fmt: skip
     assert name in listed.stdout.split()
-    PodmanRuntime("crashed-node").clean_up()  # what a restarted agent does first
+    # an agent of the same node name elsewhere (another test session) leaves it alone
+    bystander.clean_up()
+    assert other.run("container", "exists", name, check=False).returncode == 0
+    PodmanRuntime("crashed-node", owner=str(tmp_path)).clean_up()  # a restarted agent's first act
     assert other.run("container", "exists", name, check=False).returncode == 1
     assert container.wait(30) is not None
 

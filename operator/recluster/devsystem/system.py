@@ -210,7 +210,9 @@ class DevSystem:
                 NODE, self.workdir / "node", apiserver_port=self.plane.ports["apiserver"]
             )
             runtime: PodRuntime = (
-                PodmanRuntime(NODE) if self.runtime == "container" else ProcessRuntime()
+                PodmanRuntime(NODE, owner=str(config.workdir))
+                if self.runtime == "container"
+                else ProcessRuntime()
             )
             self.agent = NodeAgent(node_api, runtime, config).start()
             install_crds(self.api)

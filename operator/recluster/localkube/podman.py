@@ -13,9 +13,12 @@ Rules:
    these machines need runc and no default ulimits (tools/image/containers.conf
    says why).
 2. A container is named `k8s_<container>_<pod>_<namespace>_<pod uid>_<attempt>`
-   (the kubelet's dockershim convention) and labelled with its node: an agent
-   that starts again removes every container an earlier run of it left
-   (`clean_up`); the pod's status then says ContainerStatusUnknown (nodeagent.py).
+   (the kubelet's dockershim convention) and labelled with its node and its
+   agent (`agent_label`: the node's name and the agent's working directory, so
+   two control planes on one machine, e.g. two test sessions, whose nodes share
+   a name never touch each other's containers): an agent that starts again
+   removes every container an earlier run of it left (`clean_up`); the pod's
+   status then says ContainerStatusUnknown (nodeagent.py).
 3. Images are never pulled (no registry is reachable from these machines): an
    image missing from the local store is the kubelet's ErrImagePull.
 4. OOM kills: podman's `State.OOMKilled` where the engine detects it; on a
@@ -30,6 +33,7 @@ Rules:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -46,6 +50,7 @@ from .processes import ChildProcess
 from .runtime import ContainerExit, ContainerLaunch, ImageUnavailable, RunningContainer
 
 NODE_LABEL = "recluster.io/node"
+AGENT_LABEL = "recluster.io/node-agent"
 CONTAINERS_CONF = "CONTAINERS_CONF"
 REPOSITORY_CONF = Path(__file__).resolve().parents[3] / "tools" / "image" / "containers.conf"
 """The settings these machines need, in a checkout (an installed package has no tools/)."""
@@ -84,15 +89,21 @@ def _mount_option(value: str, what: str) -> str:
     return value
 
 
+def agent_label(node: str, owner: str) -> str:
+    """Which agent a container belongs to: the same across restarts of one agent (rule 2)."""
+    return hashlib.sha256(f"{node}\0{owner}".encode()).hexdigest()[:16]
+
+
 def create_arguments(
-    launch: ContainerLaunch, name: str, node: str, cgroup_parent: str | None = None
-) -> list[str]:
+    launch: ContainerLaunch, name: str, node: str, cgroup_parent: str | None = None,
+    agent: str = "",
+) -> list[str]:  # fmt: skip
     """The `podman create` arguments for one container (pure)."""
     iso = launch.isolation
     argv = [
         "create", "--name", name, "--pull", "never", "--network", "host",
         "--hostname", launch.pod[:HOSTNAME_LENGTH].rstrip(".-") or "pod",
-        "--label", f"{NODE_LABEL}={node}",
+        "--label", f"{NODE_LABEL}={node}", "--label", f"{AGENT_LABEL}={agent}",
         "--label", f"io.kubernetes.pod.name={launch.pod}",
         "--label", f"io.kubernetes.pod.namespace={launch.namespace}",
         "--label", f"io.kubernetes.pod.uid={launch.pod_uid}",
@@ -149,7 +160,7 @@ class _MemoryCgroup:
     """A v1 memory cgroup of our own around one container (rule 4)."""
 
     path: str
-    """Relative to each hierarchy's root, e.g. /recluster-node-agent/<node>/<container>."""
+    """Relative to each hierarchy's root: /recluster-node-agent/<agent label>/<container>."""
     limit: int
 
     @property
@@ -193,12 +204,18 @@ class PodmanRuntime:
     """Containers of the pods bound to `node`, as podman containers (module rules)."""
 
     node: str
+    owner: str = ""
+    """What tells this agent from another of the same node name: its working directory."""
     podman: str = "podman"
     conf: Path | None = field(default_factory=containers_conf)
     name: str = "container"
     _cgroup_manager: str | None = None
 
     # -- podman commands ---------------------------------------------------------------
+
+    @property
+    def agent(self) -> str:
+        return agent_label(self.node, self.owner)
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -241,20 +258,20 @@ class PodmanRuntime:
             return None
         if self.cgroup_manager() != "cgroupfs":
             return None
-        return _MemoryCgroup(f"/{CGROUP_PARENT}/{self.node}/{name}", limit)
+        return _MemoryCgroup(f"/{CGROUP_PARENT}/{self.agent}/{name}", limit)
 
     # -- the port ----------------------------------------------------------------------
 
     def clean_up(self) -> None:
         """Remove every container an earlier run of this node's agent left (rule 2)."""
         listed = self.run(
-            "ps", "--all", "--filter", f"label={NODE_LABEL}={self.node}",
+            "ps", "--all", "--filter", f"label={AGENT_LABEL}={self.agent}",
             "--format", "{{.Names}}",
         )  # fmt: skip
         names = listed.stdout.split()
         if names:
             self.run("rm", "--force", "--time", "0", *names, check=False)
-        remove_cgroups(f"/{CGROUP_PARENT}/{self.node}")
+        remove_cgroups(f"/{CGROUP_PARENT}/{self.agent}")
 
     def image_user(self, image: str) -> str:
         """The image's USER, or ImageUnavailable when the local store lacks it (rule 3)."""
@@ -280,7 +297,9 @@ class PodmanRuntime:
         cgroup = self._memory_cgroup(name, launch.isolation.memory_limit_bytes)
         if cgroup is not None:
             cgroup.create()
-        argv = create_arguments(launch, name, self.node, cgroup.path if cgroup else None)
+        argv = create_arguments(
+            launch, name, self.node, cgroup.path if cgroup else None, self.agent
+        )
         done = self.run(*argv, check=False)
         if done.returncode != 0:
             if cgroup is not None:
