@@ -317,3 +317,20 @@ def test_a_container_that_ignores_sigterm_is_killed_when_its_grace_period_ends(
     )
     kube.cluster.wait_for_sync(lambda: containers_of(runtime, uid) == [], 30,
                                "the container to be removed")  # fmt: skip
+
+
+def test_cpu_and_memory_limits_are_the_containers_cgroup_limits(
+    kube: LocalKube, ns: str, image: str
+) -> None:
+    if not Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").exists():
+        pytest.skip("reads cgroup v1 files; this host has cgroup v2")
+    script = (
+        "cd /sys/fs/cgroup; printf '%s/%s cpu, %s shares, %s bytes' "
+        '"$(cat cpu/cpu.cfs_quota_us)" "$(cat cpu/cpu.cfs_period_us)" "$(cat cpu/cpu.shares)" '
+        '"$(cat memory/memory.limit_in_bytes)" > /dev/termination-log'
+    )
+    resources = {"requests": {"cpu": "250m"}, "limits": {"cpu": "500m", "memory": "64Mi"}}
+    body = pod("limits", image, script, container={"resources": resources})
+    state = terminated(run(kube, ns, body))
+    assert state["exitCode"] == 0, state
+    assert state["message"] == f"50000/100000 cpu, 256 shares, {64 * 2**20} bytes"
