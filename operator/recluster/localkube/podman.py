@@ -182,17 +182,18 @@ class _MemoryCgroup:
 
     def remove(self) -> None:
         remove_cgroups(self.path)
+        # the agent's directory too, once its last container's is gone (else rmdir refuses)
+        remove_cgroups(self.path.rsplit("/", 1)[0], recursive=False)
 
 
-def remove_cgroups(relative: str) -> None:
+def remove_cgroups(relative: str, *, recursive: bool = True) -> None:
     """rmdir a cgroup (and the empty ones below it) in every v1 hierarchy, if it is there."""
     for hierarchy in CGROUP_V1_ROOT.iterdir() if CGROUP_V1_ROOT.is_dir() else ():
         top = hierarchy / relative.lstrip("/")
         if not top.is_dir():
             continue
-        for directory in sorted(
-            (p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)
-        ):
+        below = (p for p in top.rglob("*") if p.is_dir()) if recursive else ()
+        for directory in sorted(below, key=lambda p: -len(p.parts)):
             with contextlib.suppress(OSError):
                 directory.rmdir()
         with contextlib.suppress(OSError):
