@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: dev test lint typecheck crds e2e values-docs kube clean
+.PHONY: dev test lint typecheck crds e2e e2e-local e2e-kind values-docs kube clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,9 +22,9 @@ dev: $(STAMP) kube
 	$(BIN)/recluster validate --quiet examples/
 	$(BIN)/recluster dev
 
-## test: set everything up and run lint, type checks and the test suite
+## test: set everything up and run lint, type checks and the test suite (`make e2e`: end to end)
 test: $(STAMP) lint typecheck kube
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not e2e"
 
 LINTED := operator tests tools $(wildcard benchmarks)
 
@@ -40,9 +40,19 @@ typecheck: $(STAMP)
 crds: $(STAMP)
 	$(BIN)/recluster crds
 
-## e2e: end-to-end tests on a kind cluster (needs Docker and kind)
-e2e: $(STAMP)
-	$(BIN)/pytest -m e2e tests/e2e
+## e2e: every end-to-end test this machine can run: on the local control plane with pods in
+## podman containers (needs podman and `make image`), and on kind (needs Docker and kind);
+## each skips, saying why, where its engine is missing
+e2e: $(STAMP) kube
+	$(BIN)/pytest -m e2e -rs tests/e2e
+
+## e2e-local: end to end on this machine: helm-installed chart, every pod a podman container
+e2e-local: $(STAMP) kube
+	$(BIN)/pytest -m e2e -rs tests/e2e/test_local.py
+
+## e2e-kind: end to end on a kind cluster (needs Docker and kind)
+e2e-kind: $(STAMP)
+	$(BIN)/pytest -m e2e -rs tests/e2e/test_kind.py
 
 ## values-docs: regenerate the values table of docs/install.md from values.schema.json
 values-docs: $(STAMP)

@@ -9,7 +9,10 @@ the operator and the gateway run with exactly the chart's grants: a missing
 one fails as a 403, and the apiserver's audit log shows what they used.
 
 Each test works in namespaces of its own (`new_namespace`); the control plane
-is never restarted between tests.
+is never restarted between tests. Another runtime may be given (the local
+end-to-end test runs every pod in a podman container: `PodmanRuntime`), and
+with no rendered RBAC nothing of the chart is applied (that test installs it
+with helm).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from recluster.localkube.controlplane import ControlPlane
 from recluster.localkube.nodeagent import AgentConfig, NodeAgent
 from recluster.localkube.runtime import (
     ContainerLaunch,
+    PodRuntime,
     ProcessRuntime,
     RunningContainer,
     ScriptedRuntime,
@@ -64,6 +68,10 @@ class RoutedRuntime:
     def __init__(self) -> None:
         self.scripted = ScriptedRuntime()
         self.process = ProcessRuntime()
+
+    def clean_up(self) -> None:
+        self.scripted.clean_up()
+        self.process.clean_up()
 
     def start(self, launch: ContainerLaunch) -> RunningContainer:
         if launch.image.endswith(":test"):
@@ -260,10 +268,21 @@ class AuditLog:
 class LocalKube:
     """Control plane + node agent + CRDs + the chart's RBAC, for one test session."""
 
-    def __init__(self, workdir: Path, rendered_rbac: list[dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        rendered_rbac: list[dict[str, Any]],
+        runtime: PodRuntime | None = None,
+    ) -> None:
+        """`runtime`: how the node agent runs pods; default scripted/process (`RoutedRuntime`).
+
+        With no `rendered_rbac` nothing of the chart is applied (a test that
+        `helm install`s the chart itself).
+        """
         self.workdir = workdir
         self.plane = ControlPlane(workdir / "control-plane")
-        self.runtime = RoutedRuntime()
+        self.routed = RoutedRuntime()
+        self.runtime: PodRuntime = runtime or self.routed
         self.rendered_rbac = rendered_rbac
         self.agent: NodeAgent | None = None
         self.admin_api: KubeApi | None = None
@@ -273,7 +292,7 @@ class LocalKube:
 
     @property
     def scripted(self) -> ScriptedRuntime:
-        return self.runtime.scripted
+        return self.routed.scripted
 
     @property
     def cluster(self) -> Cluster:
@@ -290,7 +309,8 @@ class LocalKube:
         self.agent = NodeAgent(node_api, self.runtime, config).start()
         assert self.admin_api is not None
         install_crds(self.admin_api)
-        self._install_rbac()
+        if self.rendered_rbac:
+            self._install_rbac()
         return self
 
     def stop(self) -> None:

@@ -11,10 +11,13 @@ from typing import Any
 import aiohttp
 import pytest
 
+from podman_support import podman_missing
 from recluster.devsystem.feeder import FeedPace, mix
-from recluster.devsystem.system import DevSystem, shorten
+from recluster.devsystem.system import DevSystem, share_with_containers, shorten
 from recluster.devsystem.table import render
 from recluster.kube.sync import KubeApi
+from recluster.localkube.podman import PodmanRuntime
+from recluster.localkube.runtime import ImageUnavailable
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -118,3 +121,32 @@ def test_dev_system_runs_every_trigger_type(tmp_path: Path) -> None:
     assert status == 201, body
     assert body["trigger_type"] == "cron" and body["created_by"] == "dev"
     assert seen["max_drift"] > 0.3, "the second condition run came from measured drift"
+
+
+def test_the_runtime_is_process_or_container(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="runtime: 'docker' is not one of process, container"):
+        DevSystem(tmp_path, ROOT / "examples", runtime="docker")
+    assert DevSystem(tmp_path, ROOT / "examples", runtime="container").image == (
+        "localhost/recluster:dev"
+    )
+
+
+def test_the_store_is_handed_to_the_images_user_in_container_mode(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    (store / "default" / "collections").mkdir(parents=True)
+    (store / "default" / "collections" / "c.parquet").write_bytes(b"")
+    share_with_containers(store)
+    owners = {(p.stat().st_uid, p.stat().st_gid) for p in (store, *store.rglob("*"))}
+    assert owners == {(10001, 10001)}
+
+
+def test_container_mode_without_the_image_stops_before_starting_anything(tmp_path: Path) -> None:
+    runtime = PodmanRuntime("dev-node")
+    reason = podman_missing(runtime)
+    if reason:
+        pytest.skip(reason)
+    system = DevSystem(tmp_path / "dev", ROOT / "examples", runtime="container")
+    system.image = "localhost/recluster-not-built:0"
+    with pytest.raises(ImageUnavailable, match="build or load it first"):
+        system.start_cluster()
+    assert not (tmp_path / "dev").exists()

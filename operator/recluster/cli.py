@@ -252,17 +252,34 @@ def operator_(
 @click.option(
     "--gateway-port", type=int, default=8080, show_default=True, help="Port of the REST gateway."
 )
-def dev(workdir: Path, examples: Path, duration: float | None, gateway_port: int) -> None:
+@click.option(
+    "--runtime",
+    type=click.Choice(["process", "container"]),
+    default="process",
+    show_default=True,
+    help="How the node agent runs pods: local processes of this checkout, or podman "
+    "containers of localhost/recluster:dev (`make image` builds it).",
+)
+def dev(
+    workdir: Path, examples: Path, duration: float | None, gateway_port: int, runtime: str
+) -> None:
     """Run the whole system on this machine: a real local control plane, operator, gateway.
 
     Builds the Kubernetes binaries on first use (see `recluster localkube
     build`), applies the examples with short schedules, loads generated
     sample collections into the local store, and shows the triggers until
     Ctrl-C. The control plane's state is kept in WORKDIR between runs.
+    With `--runtime container` the clustering Jobs run in containers of the
+    image (docs/localkube.md).
     """
     from .devsystem.system import run_dev
+    from .localkube.podman import PodmanUnavailable
+    from .localkube.runtime import ImageUnavailable
 
-    sys.exit(run_dev(workdir, examples, duration, gateway_port))
+    try:
+        sys.exit(run_dev(workdir, examples, duration, gateway_port, runtime))
+    except (PodmanUnavailable, ImageUnavailable) as exc:
+        raise click.ClickException(f"--runtime container: {exc}") from None
 
 
 @main.group()

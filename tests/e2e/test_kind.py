@@ -39,21 +39,26 @@ from typing import Any
 
 import pytest
 import yaml
+from e2e_support import (
+    CHART,
+    FEED_DOCUMENTS,
+    LOAD_SAMPLES,
+    MUST_EXECUTE,
+    NAMESPACE,
+    OPERATOR,
+    READ_RESULTS,
+    RELEASE,
+    ROOT,
+    WAIT_SECONDS,
+    example_bodies,
+    helper_job,
+    succeeded_jobs,
+)
 
-from recluster.devsystem.system import collections_of, shorten
-from recluster.manifests import load_documents
+from recluster.devsystem.system import collections_of
 
-ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "charts" / "recluster"
-RELEASE = "recluster"
-NAMESPACE = "recluster"
-STORE = "/var/lib/recluster/store"
-OPERATOR = f"{RELEASE}-operator"
 CLUSTER = os.environ.get("RECLUSTER_E2E_CLUSTER", "recluster-e2e")
 IMAGE = os.environ.get("RECLUSTER_E2E_IMAGE", "recluster:e2e")
-# cron every minute, intervals of 30 s, event after 50 documents (see shorten)
-MUST_EXECUTE = ("daily-2am", "every-6-hours", "hourly-cluster-xyz789", "after-100-documents")
-WAIT_SECONDS = 600
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
 
@@ -175,91 +180,6 @@ def cluster() -> Iterator[Cluster]:
             subprocess.run(["kind", "delete", "cluster", "--name", CLUSTER], check=False)
 
 
-def _pod_spec(command: list[str]) -> dict[str, Any]:
-    """A pod running the image like the chart's pods: non-root, read-only, store mounted."""
-    return {
-        "restartPolicy": "Never",
-        "securityContext": {
-            "runAsNonRoot": True,
-            "fsGroup": 10001,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "containers": [
-            {
-                "name": "main",
-                "image": IMAGE,
-                "imagePullPolicy": "Never",
-                "command": command,
-                "securityContext": {
-                    "allowPrivilegeEscalation": False,
-                    "readOnlyRootFilesystem": True,
-                    "capabilities": {"drop": ["ALL"]},
-                },
-                "volumeMounts": [
-                    {"name": "tmp", "mountPath": "/tmp"},
-                    {"name": "store", "mountPath": STORE},
-                ],
-            }
-        ],
-        "volumes": [
-            {"name": "tmp", "emptyDir": {}},
-            {"name": "store", "persistentVolumeClaim": {"claimName": f"{RELEASE}-store"}},
-        ],
-    }
-
-
-def _job(name: str, script: str, *args: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": {
-            "backoffLimit": 0,
-            "ttlSecondsAfterFinished": 600,
-            "template": {"spec": _pod_spec(["python", "-c", script, *args])},
-        },
-    }
-
-
-LOAD_SAMPLES = f"""
-import sys
-from recluster.devsystem.sample import ensure_sample
-from recluster.store.factory import open_store
-store = open_store({STORE!r})
-for cid in sys.argv[1:]:
-    print(cid, ensure_sample(store, {NAMESPACE!r}, cid), flush=True)
-store.close()
-"""
-
-FEED_DOCUMENTS = f"""
-import sys, time
-from recluster.devsystem.feeder import DocumentFeeder
-from recluster.store.factory import open_store
-store = open_store({STORE!r})
-feeder = DocumentFeeder(store, {NAMESPACE!r}, sys.argv[1:], batch=20, ramp_seconds=120)
-for round_number in range(1, 31):
-    feeder.feed_once(10.0 * round_number, round_number)
-    print("added", feeder.added, flush=True)
-    time.sleep(10)
-store.close()
-"""
-
-READ_RESULTS = f"""
-import json, sys
-from pathlib import Path
-root = Path({STORE!r}) / {NAMESPACE!r} / "runs"
-found = {{}}
-for run in sys.argv[1:]:
-    summary = root / run / "summary.json"
-    found[run] = {{
-        "success": (root / run / "_SUCCESS").exists(),
-        "files": sorted(p.name for p in (root / run).glob("*")) if (root / run).exists() else [],
-        "summary": json.loads(summary.read_text()) if summary.exists() else None,
-    }}
-print(json.dumps(found))
-"""
-
-
 @pytest.fixture(scope="module")
 def installed(cluster: Cluster) -> Cluster:
     """The image loaded, the chart installed and ready, the sample collections loaded."""
@@ -277,20 +197,14 @@ def installed(cluster: Cluster) -> Cluster:
         "--wait", "--timeout", "10m",
         timeout=900,
     )  # fmt: skip
-    bodies = _example_bodies()
+    bodies = example_bodies()
     cluster.kubectl_("delete", "job", "load-samples", "-n", NAMESPACE, "--ignore-not-found")
-    cluster.apply([_job("load-samples", LOAD_SAMPLES, *collections_of(bodies))])
+    cluster.apply([helper_job("load-samples", IMAGE, LOAD_SAMPLES, *collections_of(bodies))])
     cluster.kubectl_(
         "wait", "-n", NAMESPACE, "job/load-samples", "--for=condition=Complete", "--timeout=300s",
         timeout=360,
     )  # fmt: skip
     return cluster
-
-
-def _example_bodies() -> list[dict[str, Any]]:
-    documents = load_documents([ROOT / "examples"])
-    kinds = ("ClusterTrigger", "ClusterDefinition")
-    return [shorten(dict(d.body)) for d in documents if d.kind in kinds]
 
 
 def test_the_operator_is_ready_and_leads(installed: Cluster) -> None:
@@ -336,10 +250,10 @@ def test_the_apiserver_refuses_an_invalid_trigger(installed: Cluster) -> None:
 
 
 def test_examples_execute_and_write_results(installed: Cluster) -> None:
-    bodies = _example_bodies()
+    bodies = example_bodies()
     installed.apply(bodies)
     installed.kubectl_("delete", "job", "feed-documents", "-n", NAMESPACE, "--ignore-not-found")
-    installed.apply([_job("feed-documents", FEED_DOCUMENTS, *collections_of(bodies))])
+    installed.apply([helper_job("feed-documents", IMAGE, FEED_DOCUMENTS, *collections_of(bodies))])
 
     deadline = time.monotonic() + WAIT_SECONDS
     succeeded: dict[str, str] = {}
@@ -347,11 +261,7 @@ def test_examples_execute_and_write_results(installed: Cluster) -> None:
     while time.monotonic() < deadline:
         items = installed.json("get", "clustertriggers", "-n", NAMESPACE)["items"]
         triggers = {t["metadata"]["name"]: t.get("status") or {} for t in items}
-        for name in MUST_EXECUTE:
-            status = triggers.get(name, {})
-            done = [h for h in status.get("history") or [] if h.get("status") == "succeeded"]
-            if status.get("execution_count", 0) >= 1 and done:
-                succeeded[name] = done[0]["job_id"]
+        succeeded = succeeded_jobs(triggers)
         if set(succeeded) == set(MUST_EXECUTE):
             break
         time.sleep(5)

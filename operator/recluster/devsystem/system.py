@@ -36,7 +36,8 @@ from ..kube.sync import KubeApi
 from ..localkube.controlplane import ControlPlane
 from ..localkube.nodeagent import AgentConfig, NodeAgent
 from ..localkube.pki import ADMIN
-from ..localkube.runtime import ProcessRuntime
+from ..localkube.podman import PodmanRuntime
+from ..localkube.runtime import PodRuntime, ProcessRuntime
 from ..localkube.setup import install_crds
 from ..manifests import load_documents
 from ..store.factory import open_store
@@ -95,6 +96,11 @@ def collections_of(bodies: list[dict[str, Any]]) -> list[str]:
 PLURALS = {"ClusterTrigger": "clustertriggers", "ClusterDefinition": "clusterdefinitions"}
 NODE = "dev-node"
 IMAGE = "recluster:dev"
+CONTAINER_IMAGE = "localhost/recluster:dev"
+"""What `make image` builds, for the container runtime (podman's local store)."""
+RUNTIMES = ("process", "container")
+CONTAINER_USER = 10001
+"""The image's user (Dockerfile USER): Jobs in containers write the store as this user."""
 JOB_STORE_PATH = "/var/lib/recluster/store"
 """Where the chart mounts a Parquet store (values.yaml store.parquet.path)."""
 """Any tag of the Recluster image runs as a local process on the node agent."""
@@ -168,7 +174,12 @@ class DevSystem:
         *,
         keep: bool = True,
         progress: Callable[[str], None] | None = None,
+        runtime: str = "process",
     ) -> None:
+        if runtime not in RUNTIMES:
+            raise ValueError(f"runtime: {runtime!r} is not one of {', '.join(RUNTIMES)}")
+        self.runtime = runtime
+        self.image = CONTAINER_IMAGE if runtime == "container" else IMAGE
         self.workdir = workdir.resolve()
         self.examples = examples
         self.gateway_port = gateway_port
@@ -185,6 +196,10 @@ class DevSystem:
     # -- the cluster -------------------------------------------------------------------
 
     def start_cluster(self) -> None:
+        """Start the control plane and the node agent (PodmanUnavailable, ImageUnavailable:
+        container mode without podman or without the image, before anything starts)."""
+        if self.runtime == "container":
+            PodmanRuntime(NODE).image_user(self.image)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.plane.start()
         try:
@@ -194,7 +209,12 @@ class DevSystem:
             config = AgentConfig(
                 NODE, self.workdir / "node", apiserver_port=self.plane.ports["apiserver"]
             )
-            self.agent = NodeAgent(node_api, ProcessRuntime(), config).start()
+            runtime: PodRuntime = (
+                PodmanRuntime(NODE, owner=str(config.workdir))
+                if self.runtime == "container"
+                else ProcessRuntime()
+            )
+            self.agent = NodeAgent(node_api, runtime, config).start()
             install_crds(self.api)
         except BaseException:
             self.stop_cluster()
@@ -253,8 +273,10 @@ class DevSystem:
         self.say(f"kubeconfig: {self.kubeconfig}")
         self.say(f"  kubectl --kubeconfig {self.kubeconfig} get clustertriggers")
         self.say(f"store: {self.store_uri} ({counts})")
+        if self.runtime == "container":
+            await asyncio.to_thread(share_with_containers, Path(self.store_uri))
         settings = Settings(
-            image=IMAGE,
+            image=self.image,
             store_uri=self.store_uri,
             # Jobs mount the store where the chart puts it: the host directory, by hostPath
             job_store_uri=JOB_STORE_PATH,
@@ -333,15 +355,26 @@ async def _stop_when_orphaned(stop: asyncio.Event) -> None:
             stop.set()
 
 
+def share_with_containers(store: Path) -> None:
+    """The store, owned by the image's user: Jobs in containers write their results there.
+
+    This process (root) still writes it; the image's user (10001) could not
+    write a directory of root's (a hostPath volume keeps the host's owners).
+    """
+    for path in (store, *store.rglob("*")):
+        os.chown(path, CONTAINER_USER, CONTAINER_USER, follow_symlinks=False)
+
+
 def run_dev(
     workdir: Path,
     examples: Path,
     duration: float | None,
     gateway_port: int | None = 8080,
+    runtime: str = "process",
 ) -> int:
     """Run until Ctrl-C (or `duration` seconds); print the trigger table as it changes."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    system = DevSystem(workdir, examples, gateway_port)
+    system = DevSystem(workdir, examples, gateway_port, runtime=runtime)
     interactive = sys.stdout.isatty()
     started = time.monotonic()
 

@@ -31,7 +31,7 @@ FALLBACK_LOG_LINES = 80
 FALLBACK_LOG_BYTES = 2048
 LEASE_SECONDS = 40
 NODE_LEASE_NAMESPACE = "kube-node-lease"
-RUNTIME_VERSION = "recluster-node-agent://process"
+RUNTIME_PREFIX = "recluster-node-agent://"
 
 State = Literal["waiting", "running", "terminated"]
 JSON = dict[str, Any]
@@ -62,6 +62,9 @@ class NodeFacts:
     kernel: str = ""
     architecture: str = "amd64"
     max_pods: int = 110
+    runtime: str = "process"
+    taints: tuple[Mapping[str, str], ...] = ()
+    """Registered with the Node (a kubelet's --register-with-taints)."""
 
 
 def node_manifest(facts: NodeFacts) -> JSON:
@@ -79,7 +82,7 @@ def node_manifest(facts: NodeFacts) -> JSON:
                 "beta.kubernetes.io/arch": facts.architecture,
             },
         },
-        "spec": {},
+        "spec": {"taints": [dict(t) for t in facts.taints]} if facts.taints else {},
     }
 
 
@@ -121,7 +124,7 @@ def node_status(facts: NodeFacts, now: datetime, previous: Mapping[str, Any] | N
             "bootID": "",
             "kernelVersion": facts.kernel,
             "osImage": facts.os_image,
-            "containerRuntimeVersion": RUNTIME_VERSION,
+            "containerRuntimeVersion": RUNTIME_PREFIX + facts.runtime,
             "kubeletVersion": facts.kubelet_version,
             "kubeProxyVersion": "",
             "operatingSystem": "linux",

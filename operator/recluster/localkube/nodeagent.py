@@ -41,6 +41,7 @@ from ..kube.errors import KubeError
 from ..kube.paths import MERGE_PATCH, STRATEGIC_MERGE_PATCH, resource_path
 from ..kube.sync import KubeApi
 from . import kubelet
+from .isolation import isolation_of
 from .kubelet import (
     ContainerConfigError,
     ContainerRecord,
@@ -64,7 +65,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def machine_facts(name: str, workdir: Path, kubelet_version: str) -> NodeFacts:
+def machine_facts(
+    name: str,
+    workdir: Path,
+    kubelet_version: str,
+    runtime: str = "process",
+    taints: tuple[Mapping[str, str], ...] = (),
+) -> NodeFacts:
     memory = 0
     with contextlib.suppress(OSError), open("/proc/meminfo") as meminfo:
         for line in meminfo:
@@ -80,6 +87,8 @@ def machine_facts(name: str, workdir: Path, kubelet_version: str) -> NodeFacts:
         os_image=platform.platform(),
         kernel=platform.release(),
         architecture=arch,
+        runtime=runtime,
+        taints=taints,
     )
 
 
@@ -91,6 +100,8 @@ class AgentConfig:
     apiserver_port: int = 443
     kubelet_version: str = "v0.0.0"
     clock: Callable[[], datetime] = utcnow
+    taints: tuple[Mapping[str, str], ...] = ()
+    """Taints the Node registers with ({"key", "value", "effect"}), as --register-with-taints."""
 
 
 class NodeAgent:
@@ -100,7 +111,9 @@ class NodeAgent:
         self.api, self.runtime, self.config = api, runtime, config
         self.node = config.node
         config.workdir.mkdir(parents=True, exist_ok=True)
-        self.facts = machine_facts(config.node, config.workdir, config.kubelet_version)
+        self.facts = machine_facts(
+            config.node, config.workdir, config.kubelet_version, runtime.name, config.taints
+        )
         self.stopping = threading.Event()
         self.workers: dict[str, PodWorker] = {}
         self.lock = threading.Lock()
@@ -112,6 +125,7 @@ class NodeAgent:
 
     def start(self) -> NodeAgent:
         self.config.workdir.mkdir(parents=True, exist_ok=True)
+        self.runtime.clean_up()
         self._register()
         self._renew_lease()
         for target, name in ((self._heartbeat, "heartbeat"), (self._watch_pods, "pods")):
@@ -481,6 +495,7 @@ class PodWorker:
         for container in spec["containers"]:
             try:
                 env = kubelet.resolve_env(pod, container, lookup, self.agent.facts.address)
+                isolation = isolation_of(pod, container)
             except ContainerConfigError as exc:
                 self._waiting_all("CreateContainerConfigError", str(exc))
                 self.agent.event(pod, "Warning", "Failed", f"Error: {exc}")
@@ -513,7 +528,8 @@ class PodWorker:
                 image=container["image"], command=container.get("command"),
                 args=list(container.get("args") or []), env=env, paths=PathMap(tuple(mounts)),
                 directory=directory, termination_path=termination,
-                working_dir=container.get("workingDir"), attempt=attempt,
+                working_dir=container.get("workingDir"), attempt=attempt, pod_uid=self.uid,
+                isolation=isolation,
             ))  # fmt: skip
         return launches
 
@@ -533,9 +549,14 @@ class PodWorker:
             launch.termination_file.unlink(missing_ok=True)
             try:
                 running = self.agent.runtime.start(launch)
-            except ImageUnavailable as exc:
-                self._waiting_all("ErrImagePull", str(exc))
-                self.agent.event(self.pod, "Warning", "Failed", f"Failed to pull image: {exc}")
+            except (ImageUnavailable, ContainerConfigError) as exc:
+                # ErrImagePull, or what the runtime refuses (e.g. runAsNonRoot and a root image)
+                if isinstance(exc, ImageUnavailable):
+                    self._waiting_all("ErrImagePull", str(exc))
+                    self.agent.event(self.pod, "Warning", "Failed", f"Failed to pull image: {exc}")
+                else:
+                    self._waiting_all("CreateContainerConfigError", str(exc))
+                    self.agent.event(self.pod, "Warning", "Failed", f"Error: {exc}")
                 for other in self.running.values():
                     other.terminate(0)
                 self._wait_for_exit()
@@ -606,7 +627,7 @@ class PodWorker:
         message = kubelet.termination_message(
             file_text, log_text, container.get("terminationMessagePolicy"), ended.exit_code
         )
-        reason = kubelet.exit_reason(ended.exit_code, ended.oom_killed)
+        reason = ended.reason or kubelet.exit_reason(ended.exit_code, ended.oom_killed)
         record.terminated = Terminated(
             ended.exit_code, reason, message, record.started_at, self.agent.config.clock(),
             ended.signal,
@@ -631,6 +652,7 @@ def prepare_volumes(
         target = root / name
         if "emptyDir" in volume:
             target.mkdir(parents=True, exist_ok=True)
+            target.chmod(0o777)  # the kubelet's mode: any user of the pod may write it
         elif "hostPath" in volume:
             target = Path(volume["hostPath"]["path"])
             if volume["hostPath"].get("type") in ("DirectoryOrCreate",):

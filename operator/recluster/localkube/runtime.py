@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from .isolation import Isolation
 from .kubelet import PathMap
 from .processes import ChildProcess
 
@@ -53,6 +54,9 @@ class ContainerLaunch:
     termination_path: str = "/dev/termination-log"
     working_dir: str | None = None
     attempt: int = 0
+    pod_uid: str = ""
+    isolation: Isolation = field(default_factory=Isolation)
+    """What a container runtime enforces (a process runtime ignores it)."""
 
     @property
     def termination_file(self) -> Path:
@@ -68,6 +72,8 @@ class ContainerExit:
     exit_code: int
     signal: int | None = None
     oom_killed: bool = False
+    reason: str | None = None
+    """The terminated state's reason when the exit code does not decide it (StartError)."""
 
 
 class RunningContainer(Protocol):
@@ -85,6 +91,9 @@ class PodRuntime(Protocol):
 
     def start(self, launch: ContainerLaunch) -> RunningContainer:
         """Start the container or raise ImageUnavailable."""
+
+    def clean_up(self) -> None:
+        """Remove what an earlier run of the agent left behind (called as the agent starts)."""
 
 
 # -- local processes -------------------------------------------------------------------
@@ -177,6 +186,9 @@ class ProcessRuntime:
             + "); a container runtime is needed for it"
         )
 
+    def clean_up(self) -> None:
+        """Nothing to do: processes die with the agent (processes.py)."""
+
     def start(self, launch: ContainerLaunch) -> RunningContainer:
         profile = self.profile(launch.image)
         paths = launch.paths
@@ -244,6 +256,9 @@ class ScriptedRuntime:
         self.outcome = outcome
         self._lock = threading.Condition()
         self.containers: list[_Scripted] = []
+
+    def clean_up(self) -> None:
+        """Nothing outlives the fake."""
 
     def start(self, launch: ContainerLaunch) -> RunningContainer:
         if launch.image.startswith("unavailable"):
