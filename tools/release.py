@@ -151,11 +151,15 @@ def package_chart(release: Coordinates, out: Path, helm: str) -> Path:
 
 def check_image(release: Coordinates, image: str) -> str:
     """A built image carries the release's version; a line saying what was checked."""
-    engine = next((e for e in ("podman", "docker") if shutil.which(e)), None)
-    if engine is None:
-        return f"image {image}: not checked (no podman or docker here)"
+    sys.path.insert(0, str(ROOT / "tools" / "image"))
+    import build  # the engine `make image` built with (tools/image/build.py)
+
+    try:
+        engine = build.choose_engine()
+    except SystemExit as exc:
+        return f"image {image}: not checked ({exc})"
     if engine == "podman":
-        os.environ.setdefault("CONTAINERS_CONF", str(ROOT / "tools/image/containers.conf"))
+        build.configure_podman()
     label = subprocess.run(
         [engine, "image", "inspect", "--format",
          '{{index .Config.Labels "org.opencontainers.image.version"}}', image],

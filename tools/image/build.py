@@ -47,6 +47,8 @@ def choose_engine() -> str:
     """docker when its engine answers, else podman; RECLUSTER_ENGINE overrides."""
     chosen = os.environ.get("RECLUSTER_ENGINE")
     if chosen:
+        if shutil.which(chosen) is None:
+            raise SystemExit(f"RECLUSTER_ENGINE={chosen}: no such command on PATH")
         return chosen
     if shutil.which("docker"):
         answered = subprocess.run(
@@ -139,6 +141,35 @@ def build(engine: str, base: str, tags: list[str], version: str) -> None:
     subprocess.run([*command, str(ROOT)], check=True)
 
 
+def image_id(engine: str, image: str) -> str | None:
+    inspected = subprocess.run(
+        [engine, "image", "inspect", "--format", "{{.Id}}", image],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return inspected.stdout.strip() if inspected.returncode == 0 else None
+
+
+def remove_if_untagged(engine: str, old: str | None, new: str | None) -> None:
+    """Remove the image the tag named before this build, once no tag names it.
+
+    Each rebuild of the project's layers leaves the previous image behind (over 1 GB of
+    storage shared by the machine). Only that image goes: the build cache stays, and an
+    image a container still uses is refused by the engine and kept.
+    """
+    if old is None or old == new:
+        return
+    tags = subprocess.run(
+        [engine, "image", "inspect", "--format", "{{len .RepoTags}}", old],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if tags.returncode == 0 and tags.stdout.strip() == "0":
+        subprocess.run([engine, "rmi", old], capture_output=True, check=False)
+
+
 def image_size(engine: str, image: str) -> int:
     inspected = subprocess.run(
         [engine, "image", "inspect", "--format", "{{.Size}}", image],
@@ -160,7 +191,9 @@ def main(argv: list[str] | None = None) -> None:
     version = project_version()
     print(f"engine: {engine}; image {args.tag} and {IMAGE}:{version}", flush=True)
     base = choose_base(engine)
+    previous = image_id(engine, args.tag)
     build(engine, base, [args.tag, f"{IMAGE}:{version}"], version)
+    remove_if_untagged(engine, previous, image_id(engine, args.tag))
     size = image_size(engine, args.tag)
     print(
         f"built {args.tag} in {time.monotonic() - started:.0f} s; "
