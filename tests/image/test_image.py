@@ -1,7 +1,8 @@
 """The Recluster image, run as the cluster runs it: read-only root, user 10001, /tmp only.
 
-Each test starts containers of the image built by `make image` (see conftest.py): the
-CLI, a clustering Job on a mounted Parquet store (k-means, and HDBSCAN on the numba
+Each test starts containers of the image built by `make image` (image_support.py): the
+CLI, the container of the Job the operator creates (recluster.core.jobs) on a mounted
+Parquet store (k-means, and HDBSCAN on the numba
 path loading the kernels compiled at build time), the gateway against the real control
 plane, and the image's contents (no compilers, no build leftovers).
 """
@@ -24,6 +25,8 @@ import pytest
 from image_support import ROOT, Image
 
 from kube_support import GATEWAY_ACCOUNT, RELEASE_NAMESPACE, LocalKube, user_of
+from recluster.api.clustering import ExecutionConfig
+from recluster.core.jobs import JobRequest, JobSettings, build_job
 from recluster.localkube.controlplane import write_kubeconfig
 from recluster.store.factory import open_store
 
@@ -69,27 +72,51 @@ def _writable_dir(path: Path) -> Path:
     return path
 
 
+STORE_PATH = "/var/lib/recluster/store"
+"""Where the chart mounts the Parquet store's volume (store.parquet.path)."""
+
+
+def _job(image: Image, run_id: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The Job the operator creates for a firing of `config` (recluster.core.jobs)."""
+    request = JobRequest(run_id, run_id, None, "manual", ExecutionConfig.model_validate(config))
+    trigger = {"name": "image-test", "namespace": "default", "uid": "uid-image-test"}
+    settings = JobSettings(
+        image=image.tag,
+        store_uri=STORE_PATH,
+        volumes=[{"name": "store", "persistentVolumeClaim": {"claimName": "recluster-store"}}],
+        volume_mounts=[{"name": "store", "mountPath": STORE_PATH}],
+    )
+    return build_job(trigger, None, request, settings)
+
+
 def _run_job(
-    image: Image, store: Path, out: Path, tmp: Path, run_id: str, config: dict[str, Any]
+    image: Image, store: Path, tmp: Path, run_id: str, config: dict[str, Any]
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
-    """`run-job` in a read-only container; /tmp is the host directory `tmp` (to inspect)."""
-    env = {
-        "RECLUSTER_EXECUTION_CONFIG": json.dumps(config),
-        "RECLUSTER_RUN_ID": run_id,
-        "RECLUSTER_NAMESPACE": "default",
-        "RECLUSTER_STORE_URI": "/data/store",
-        "RECLUSTER_TERMINATION_LOG": f"/out/{run_id}.json",
-        # numba reports each cache load and save on stdout
-        "NUMBA_DEBUG_CACHE": "1",
-    }
-    options = ["--read-only", "-v", f"{_writable_dir(tmp)}:/tmp", "-v", f"{store}:/data"]
-    options += ["-v", f"{out}:/out"]
+    """The Job's container, run as a kubelet would: its args, env and security context,
+    its emptyDir /tmp (the host directory `tmp`, to inspect), the store's volume (`store`)
+    and the termination log file. The JSON summary it wrote there is returned."""
+    (container,) = _job(image, run_id, config)["spec"]["template"]["spec"]["containers"]
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] and security["capabilities"]["drop"] == ["ALL"]
+    assert not security["allowPrivilegeEscalation"] and security["runAsNonRoot"]
+    termination = tmp.parent / f"termination-{run_id}"
+    termination.write_text("")
+    termination.chmod(0o666)
+    mounts = {"tmp": _writable_dir(tmp), "store": store}
+    options = ["--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
     if image.engine == "podman":
         options.append("--read-only-tmpfs=false")
-    for key, value in env.items():
-        options += ["-e", f"{key}={value}"]
-    done = image.run(["run-job"], options=options)
-    return done, json.loads((out / f"{run_id}.json").read_text())
+    for mount in container["volumeMounts"]:
+        options += ["-v", f"{mounts[mount['name']]}:{mount['mountPath']}"]
+    options += ["-v", f"{termination}:/dev/termination-log"]
+    for variable in container["env"]:
+        # the downward API's metadata.namespace: the only valueFrom of a Parquet install
+        value = variable.get("value", "default")
+        options += ["-e", f"{variable['name']}={value}"]
+    # numba reports each cache load and save on stdout
+    options += ["-e", "NUMBA_DEBUG_CACHE=1"]
+    done = image.run(container["args"], options=options)
+    return done, json.loads(termination.read_text())
 
 
 def _files(directory: Path) -> dict[str, int]:
@@ -99,19 +126,19 @@ def _files(directory: Path) -> dict[str, int]:
 def test_run_job_clusters_a_mounted_store_without_compiling_numba(
     image: Image, tmp_path: Path
 ) -> None:
-    store_dir = _writable_dir(tmp_path / "data") / "store"
+    """The operator's Job for k-means, then for HDBSCAN, on a Parquet store volume."""
+    store_dir = tmp_path / "store"
     store = open_store(str(store_dir))
     store.append("default", "col_abc123", [f"d{i}" for i in range(600)], _blobs(600))
     store.close()
     for path in [store_dir, *store_dir.rglob("*")]:
         path.chmod(0o777 if path.is_dir() else 0o666)
-    out = _writable_dir(tmp_path / "out")
 
     kmeans = {"collection_ids": ["col_abc123"], "config": {"algorithm": "kmeans", "n_clusters": 4}}
-    done, summary = _run_job(image, tmp_path / "data", out, tmp_path / "tmp-kmeans", "r-km", kmeans)
+    done, summary = _run_job(image, store_dir, tmp_path / "tmp-kmeans", "r-km", kmeans)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert summary["status"] == "succeeded" and summary["num_clusters"] == 4
-    assert summary["num_documents"] == 600
+    assert summary["status"] == "succeeded" and summary["run_id"] == "r-km"
+    assert summary["num_clusters"] == 4 and summary["num_documents"] == 600
 
     # cluster_selection_epsilon > 0: the one path still on numba (engine/warmup.py)
     hdbscan = {
@@ -123,7 +150,7 @@ def test_run_job_clusters_a_mounted_store_without_compiling_numba(
         },
     }
     tmp = tmp_path / "tmp-hdbscan"
-    done, summary = _run_job(image, tmp_path / "data", out, tmp, "r-hdb", hdbscan)
+    done, summary = _run_job(image, store_dir, tmp, "r-hdb", hdbscan)
     assert done.returncode == 0, done.stdout + done.stderr
     assert summary["status"] == "succeeded" and summary["num_clusters"] == 4
     # numba loaded machine code from the seeded cache and compiled (hence saved) nothing
