@@ -1,10 +1,10 @@
 """The Recluster image, run as the cluster runs it: read-only root, user 10001, /tmp only.
 
-Each test starts containers of the image built by `make image` (image_support.py): the
-CLI, the container of the Job the operator creates (recluster.core.jobs) on a mounted
-Parquet store (k-means, and HDBSCAN on the numba
-path loading the kernels compiled at build time), the gateway against the real control
-plane, and the image's contents (no compilers, no build leftovers).
+Each test starts containers of the image built by `make image` (image_support.py):
+the CLI, the container of the Job the operator creates (recluster.core.jobs) on a
+mounted Parquet store (k-means, and HDBSCAN on the numba path, loading the kernels
+compiled at build time), the gateway against the real control plane, and the image's
+contents (no compilers, no build leftovers).
 """
 
 from __future__ import annotations
