@@ -61,3 +61,15 @@ def test_release_on_version_tags_pushes_a_signed_multi_arch_image_and_the_chart(
     assert 'cosign sign --yes "$IMAGE"' in signing
     assert 'helm push "$CHART" "$REPOSITORY"' in signing
     assert "cosign sign --yes" in runs[-1]
+
+
+def test_ci_installs_podman_builds_the_image_and_dry_runs_the_release() -> None:
+    script = (ROOT / ".ci" / "run").read_text()
+    for package in ("podman", "runc", "debootstrap"):
+        assert f"containers+=({package}" in script
+    commands = [line.strip() for line in script.splitlines() if line.startswith("make ")]
+    assert commands == ["make test", "make release-dry-run"]
+    makefile = (ROOT / "Makefile").read_text()
+    # the image (tests/image) is built before the suite wherever an engine exists
+    assert "test: $(STAMP) lint typecheck kube image-if-engine\n" in makefile
+    assert "release-dry-run: $(STAMP) image-if-engine\n" in makefile
