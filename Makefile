@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: dev test lint typecheck crds e2e e2e-local e2e-kind values-docs kube clean
+.PHONY: dev test lint typecheck crds e2e e2e-local e2e-kind values-docs kube image image-if-engine release-dry-run clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,26 @@ dev: $(STAMP) kube
 	$(BIN)/recluster dev
 
 ## test: set everything up and run lint, type checks and the test suite (`make e2e`: end to end)
-test: $(STAMP) lint typecheck kube
+test: $(STAMP) lint typecheck kube image-if-engine
 	$(BIN)/pytest -m "not e2e"
+
+## image: build the image with podman (or Docker where it runs): localhost/recluster:dev
+## (tools/image/build.py; where no registry answers, its base comes from Debian's packages)
+image:
+	$(PYTHON) tools/image/build.py
+
+## release-dry-run: all a version tag publishes but the push (tools/release.py): the chart
+## packaged at the version into dist/, and the image's version checked
+release-dry-run: $(STAMP) image-if-engine
+	$(BIN)/python tools/release.py --out dist --image localhost/recluster:dev
+
+# The image tests (tests/image) need the image where an engine exists, and skip where none does.
+image-if-engine:
+	@if command -v podman >/dev/null 2>&1 || docker info >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory image; \
+	else \
+	  echo "no podman or Docker: the image tests will be skipped"; \
+	fi
 
 LINTED := operator tests tools $(wildcard benchmarks)
 

@@ -1,7 +1,8 @@
 """The image's Dockerfile: hadolint clean, and built the way the cluster runs it.
 
-No Docker engine here: the image itself is built by .github/workflows/e2e.yaml.
-These tests read the Dockerfile and run its entry point script.
+These tests read the Dockerfile and run its entry point script; the image itself is
+built by `make image` (podman here, Docker in .github/workflows/e2e.yaml) and its
+containers are tested in tests/image.
 """
 
 from __future__ import annotations

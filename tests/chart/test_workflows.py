@@ -34,3 +34,42 @@ def test_e2e_builds_creates_kind_and_runs_make_e2e() -> None:
     assert any(r.strip() == "make e2e" for r in runs)
     env = yaml.safe_load((WORKFLOWS / "e2e.yaml").read_text())["env"]
     assert build["tags"] == "${{ env.RECLUSTER_E2E_IMAGE }}" and env["RECLUSTER_E2E_SKIP_BUILD"]
+
+
+def test_release_on_version_tags_pushes_a_signed_multi_arch_image_and_the_chart() -> None:
+    workflow = yaml.safe_load((WORKFLOWS / "release.yaml").read_text())
+    # PyYAML reads the key `on` as True
+    assert workflow[True] == {"push": {"tags": ["v*.*.*"]}}
+    assert workflow["permissions"] == {"contents": "read"}
+    (job,) = workflow["jobs"].values()
+    assert job["permissions"] == {"contents": "read", "packages": "write", "id-token": "write"}
+    steps: list[dict[str, Any]] = job["steps"]
+    uses = [s.get("uses", "").split("@")[0] for s in steps]
+    runs = [s.get("run", "") for s in steps]
+    checks = next(i for i, r in enumerate(runs) if "tools/release.py" in r)
+    build = uses.index("docker/build-push-action")
+    # nothing is pushed before the checks of the dry run passed
+    assert checks < uses.index("docker/login-action") < build
+    image = steps[build]["with"]
+    assert image["platforms"] == "linux/amd64,linux/arm64"
+    assert image["push"] is True and image["sbom"] is True
+    assert (
+        image["tags"] == "${{ steps.release.outputs.image }}:${{ steps.release.outputs.version }}"
+    )
+    assert "VERSION=${{ steps.release.outputs.version }}" in image["build-args"]
+    signing = "\n".join(runs[build:])
+    assert 'cosign sign --yes "$IMAGE"' in signing
+    assert 'helm push "$CHART" "$REPOSITORY"' in signing
+    assert "cosign sign --yes" in runs[-1]
+
+
+def test_ci_installs_podman_builds_the_image_and_dry_runs_the_release() -> None:
+    script = (ROOT / ".ci" / "run").read_text()
+    for package in ("podman", "runc", "debootstrap"):
+        assert f"containers+=({package}" in script
+    commands = [line.strip() for line in script.splitlines() if line.startswith("make ")]
+    assert commands == ["make test", "make release-dry-run"]
+    makefile = (ROOT / "Makefile").read_text()
+    # the image (tests/image) is built before the suite wherever an engine exists
+    assert "test: $(STAMP) lint typecheck kube image-if-engine\n" in makefile
+    assert "release-dry-run: $(STAMP) image-if-engine\n" in makefile
