@@ -193,7 +193,7 @@ def apply_attempts(
         else:
             update["last_error"] = short_error(result.error or "failed")
             wait = backoff(policy, attempts, f"{delivery.event_id}/{delivery.url}/{attempts}")
-            retry_at = now + wait
+            retry_at = _whole_seconds(now + wait)
             if attempts >= policy.max_attempts:
                 update.update(state="Failed", next_attempt_at=None)
                 update["last_error"] = short_error(
@@ -336,6 +336,13 @@ def short_error(text: str) -> str:
     line = " ".join(text.split())
     line = "".join(c if c.isprintable() else "?" for c in line)
     return line if len(line) <= MAX_ERROR_LENGTH else line[: MAX_ERROR_LENGTH - 3] + "..."
+
+
+def _whole_seconds(moment: datetime) -> datetime:
+    """Rounded up to a whole second: status times are whole seconds, as Kubernetes' are."""
+    if moment.microsecond == 0:
+        return moment
+    return moment.replace(microsecond=0) + timedelta(seconds=1)
 
 
 def _iso(moment: datetime) -> str:
