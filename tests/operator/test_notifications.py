@@ -22,7 +22,8 @@ import pytest_asyncio
 from aiohttp import web
 from harness import Harness, at, trigger
 
-from kube_support import LocalKube
+from kube_support import RELEASE_NAMESPACE, LocalKube
+from recluster.api.notifications import Webhook
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
 SECRET = b"whsec-test-key-0123456789"
@@ -270,3 +271,43 @@ async def test_no_delivery_is_repeated_after_an_operator_restart(
         await h.settle()
         assert len(receiver.requests) == 1
         assert [d["state"] for d in deliveries(h, "t")] == ["Delivered"]
+
+
+async def test_the_install_webhooks_get_every_triggers_chosen_outcomes(
+    kube: LocalKube, receivers: Receivers
+) -> None:
+    receiver = await receivers.serve()
+    secret = f"install-hook-{kube.namespace_name('k')}"
+    kube.cluster.create(
+        "", "v1", "secrets",
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret},
+         "data": {"secret": base64.b64encode(SECRET).decode()}},
+        RELEASE_NAMESPACE,
+    )  # fmt: skip
+    hook = Webhook.model_validate(
+        {"url": receiver.url, "secret_ref": {"name": secret},
+         "events": ["cluster.execution.failed"]}
+    )  # fmt: skip
+    try:
+        async with Harness(kube, webhooks=[hook]) as h:
+            await h.create(trigger("t"))  # no webhook of its own
+            h.clock.set(at(10, 5))
+            [first] = await h.until(lambda: h.jobs("t"))
+            await h.finish_job(first, ok=True, summary=SUMMARY)
+            await h.until(lambda: h.status("t").get("last_execution_status") == "succeeded")
+            h.clock.set(at(10, 10))
+            second = await h.until(lambda: len(h.jobs("t")) == 2 and h.jobs("t")[1])
+            await h.finish_job(second, ok=False)
+            await h.until(lambda: receiver.requests, what="the failed event")
+            [sent] = receiver.requests
+            verify(sent)
+            assert sent.payload["type"] == "cluster.execution.failed"
+            assert sent.payload["execution"]["id"] == second["metadata"]["name"]
+            [record] = await h.until(
+                lambda: [d for d in deliveries(h, "t") if d["state"] == "Delivered"] or None
+            )
+            assert record["source"] == "install"
+            await h.settle()
+            assert len(receiver.requests) == 1, "the completed run was not chosen"
+    finally:
+        kube.cluster.delete("", "v1", "secrets", secret, RELEASE_NAMESPACE)

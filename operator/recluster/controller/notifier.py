@@ -45,7 +45,9 @@ class Job:
     trigger: Mapping[str, str]
     delivery: Delivery
     webhook: Webhook
-    secret_namespace: str
+    secret_namespace: str | None
+    """Where the signing key is; None for an install webhook when the operator does not
+    know its own namespace ($POD_NAMESPACE)."""
     artifacts: Mapping[str, str]
 
 
@@ -148,6 +150,8 @@ class Notifier:
             return AttemptResult(delivery.event_id, delivery.url, False, reason)
 
         ref = hook.secret_ref
+        if job.secret_namespace is None:
+            return failed("the operator's namespace is unknown (set POD_NAMESPACE)")
         try:
             secret = await self.secrets.read_key(job.secret_namespace, ref.name, ref.key)
         except SecretUnavailable as exc:

@@ -246,13 +246,12 @@ class TriggerReconciler:
             hook = hooks.get((delivery.source, delivery.url))
             if hook is None:
                 continue
+            # a trigger's key is in its own namespace, the install's in the operator's
             secrets = ref.namespace if delivery.source == "trigger" else self.settings.namespace
             artifacts: dict[str, str] = {}
             if delivery.run.outcome == "succeeded":
                 artifacts = run_artifacts(store_uri, ref.namespace, delivery.run.execution_id)
-            self.notifier.submit(
-                Delivery(key, trigger, delivery, hook, secrets or ref.namespace, artifacts)
-            )
+            self.notifier.submit(Delivery(key, trigger, delivery, hook, secrets, artifacts))
 
     async def _poll_count(
         self, ref: TriggerRef, spec: ClusterTriggerSpec, now: datetime
