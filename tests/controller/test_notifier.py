@@ -13,7 +13,7 @@ import pytest_asyncio
 from recluster.api.notifications import RunRecord, Webhook
 from recluster.controller.fakes import FakeSecrets, FakeWebhooks
 from recluster.controller.informer import Key
-from recluster.controller.notifier import Job, Notifier
+from recluster.controller.notifier import DeliveryRequest, Notifier
 from recluster.core import notifications as n
 
 pytestmark = pytest.mark.asyncio
@@ -22,7 +22,7 @@ KEY: Key = ("team-a", "nightly")
 URL = "https://hooks.example.com/recluster?token=abc"
 
 
-def job(outcome: str = "succeeded", secret: str = "hook-key") -> Job:
+def job(outcome: str = "succeeded", secret: str = "hook-key") -> DeliveryRequest:
     hook = Webhook.model_validate({"url": URL, "secret_ref": {"name": secret}})
     run = RunRecord(
         execution_id="nightly-0123456789",
@@ -32,7 +32,9 @@ def job(outcome: str = "succeeded", secret: str = "hook-key") -> Job:
     )
     [delivery] = n.record_outcome([], [n.Endpoint(hook)], "uid-1", run, NOW)
     trigger = {"name": "nightly", "namespace": "team-a", "uid": "uid-1"}
-    return Job(KEY, trigger, delivery, hook, "team-a", {"run": "file:///store/team-a/runs/x/"})
+    return DeliveryRequest(
+        KEY, trigger, delivery, hook, "team-a", {"run": "file:///store/team-a/runs/x/"}
+    )
 
 
 class Setup:

@@ -24,6 +24,7 @@ from harness import Harness, at, trigger
 
 from kube_support import RELEASE_NAMESPACE, LocalKube
 from recluster.api.notifications import Webhook
+from recluster.kube.errors import KubeError
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
 SECRET = b"whsec-test-key-0123456789"
@@ -311,3 +312,16 @@ async def test_the_install_webhooks_get_every_triggers_chosen_outcomes(
             assert len(receiver.requests) == 1, "the completed run was not chosen"
     finally:
         kube.cluster.delete("", "v1", "secrets", secret, RELEASE_NAMESPACE)
+
+
+async def test_the_apiserver_refuses_webhook_urls_with_credentials(kube: LocalKube) -> None:
+    async with Harness(kube) as h:
+        for url, reason in (
+            ("https://user:pw@hooks.example.com/x", "must not carry credentials"),
+            ("gopher://hooks.example.com/x", "must start with http:// or https://"),
+        ):
+            with pytest.raises(KubeError) as refused:
+                h.apply(with_webhook("t", url))
+            assert refused.value.status == 422
+            assert "spec.notifications.webhooks[0].url" in refused.value.message
+            assert reason in refused.value.message

@@ -38,7 +38,7 @@ DEFAULT_CAPACITY = 1000
 
 
 @dataclass(frozen=True)
-class Job:
+class DeliveryRequest:
     """One attempt to make: the delivery, where it goes, and what it needs to be built."""
 
     key: Key
@@ -65,7 +65,7 @@ class Notifier:
     ) -> None:
         self.webhooks, self.secrets, self.clock, self.wake = webhooks, secrets, clock, wake
         self.workers = workers
-        self.queue: asyncio.Queue[Job] = asyncio.Queue(capacity)
+        self.queue: asyncio.Queue[DeliveryRequest] = asyncio.Queue(capacity)
         self.busy: set[tuple[Key, str, str]] = set()
         """Deliveries queued or in flight."""
         self.done: dict[Key, list[AttemptResult]] = {}
@@ -86,14 +86,14 @@ class Notifier:
         else:
             self.done.pop(key, None)
 
-    def submit(self, job: Job) -> bool:
+    def submit(self, request: DeliveryRequest) -> bool:
         """Queue one attempt unless one is queued, in flight or unrecorded; never waits."""
-        ident = (job.key, job.delivery.event_id, job.delivery.url)
-        unrecorded = any((r.event_id, r.url) == ident[1:] for r in self.done.get(job.key, ()))
+        ident = (request.key, request.delivery.event_id, request.delivery.url)
+        unrecorded = any((r.event_id, r.url) == ident[1:] for r in self.done.get(request.key, ()))
         if ident in self.busy or unrecorded:
             return False
         try:
-            self.queue.put_nowait(job)
+            self.queue.put_nowait(request)
         except asyncio.QueueFull:
             log.warning("webhook queue full: %s waits for the next reconcile", ident[1])
             return False
@@ -118,25 +118,25 @@ class Notifier:
 
     async def _work(self) -> None:
         while True:
-            job = await self.queue.get()
-            ident = (job.key, job.delivery.event_id, job.delivery.url)
+            request = await self.queue.get()
+            ident = (request.key, request.delivery.event_id, request.delivery.url)
             try:
-                result = await self._attempt(job)
+                result = await self._attempt(request)
             except Exception as exc:  # a bug costs this attempt, not the worker
                 log.exception("webhook attempt crashed")
                 result = AttemptResult(
-                    job.delivery.event_id,
-                    job.delivery.url,
+                    request.delivery.event_id,
+                    request.delivery.url,
                     False,
                     f"internal error: {type(exc).__name__}",
                 )
             finally:
                 self.busy.discard(ident)
-            self.done.setdefault(job.key, []).append(result)
-            self.wake(job.key)
+            self.done.setdefault(request.key, []).append(result)
+            self.wake(request.key)
 
-    async def _attempt(self, job: Job) -> AttemptResult:
-        delivery, hook = job.delivery, job.webhook
+    async def _attempt(self, request: DeliveryRequest) -> AttemptResult:
+        delivery, hook = request.delivery, request.webhook
         where = _endpoint(delivery.url)
 
         def failed(reason: str) -> AttemptResult:
@@ -150,13 +150,13 @@ class Notifier:
             return AttemptResult(delivery.event_id, delivery.url, False, reason)
 
         ref = hook.secret_ref
-        if job.secret_namespace is None:
+        if request.secret_namespace is None:
             return failed("the operator's namespace is unknown (set POD_NAMESPACE)")
         try:
-            secret = await self.secrets.read_key(job.secret_namespace, ref.name, ref.key)
+            secret = await self.secrets.read_key(request.secret_namespace, ref.name, ref.key)
         except SecretUnavailable as exc:
             return failed(str(exc))
-        body = notifications.payload(delivery, job.trigger, job.artifacts)
+        body = notifications.payload(delivery, request.trigger, request.artifacts)
         headers = notifications.headers(delivery, secret, body, self.clock())
         self.attempts += 1
         try:

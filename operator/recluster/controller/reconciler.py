@@ -50,8 +50,7 @@ from ..kube.retry import retry_on_conflict
 from .caches import Caches, uid_of
 from .informer import Key, drop_noise
 from .metrics import Metrics
-from .notifier import Job as Delivery
-from .notifier import Notifier
+from .notifier import DeliveryRequest, Notifier
 from .ports import ClusterPort, StorePort
 from .settings import Settings
 
@@ -251,7 +250,7 @@ class TriggerReconciler:
             artifacts: dict[str, str] = {}
             if delivery.run.outcome == "succeeded":
                 artifacts = run_artifacts(store_uri, ref.namespace, delivery.run.execution_id)
-            self.notifier.submit(Delivery(key, trigger, delivery, hook, secrets, artifacts))
+            self.notifier.submit(DeliveryRequest(key, trigger, delivery, hook, secrets, artifacts))
 
     async def _poll_count(
         self, ref: TriggerRef, spec: ClusterTriggerSpec, now: datetime
