@@ -274,6 +274,28 @@ async def test_no_delivery_is_repeated_after_an_operator_restart(
         assert [d["state"] for d in deliveries(h, "t")] == ["Delivered"]
 
 
+async def test_a_pending_delivery_survives_an_operator_restart(
+    kube: LocalKube, receivers: Receivers
+) -> None:
+    receiver = await receivers.serve([500])
+    async with Harness(kube) as h:
+        signing_secret(h)
+        await h.create(with_webhook("t", receiver.url))
+        h.clock.set(at(10, 5))
+        [job] = await h.until(lambda: h.jobs("t"))
+        await h.finish_job(job, ok=False)
+        [pending] = await h.until(
+            lambda: [d for d in deliveries(h, "t") if d.get("attempts") == 1] or None
+        )
+        await h.stop_operator()
+        await h.start_operator()
+        h.clock.set(datetime.fromisoformat(pending["next_attempt_at"].replace("Z", "+00:00")))
+        await h.until(lambda: [d["state"] for d in deliveries(h, "t")] == ["Delivered"])
+        await h.settle()
+        assert len(receiver.requests) == 2
+        assert receiver.requests[0].body == receiver.requests[1].body
+
+
 async def test_the_install_webhooks_get_every_triggers_chosen_outcomes(
     kube: LocalKube, receivers: Receivers
 ) -> None:
