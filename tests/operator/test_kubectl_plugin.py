@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from harness import Harness, trigger
 from test_kubectl import editor
 
@@ -106,3 +107,14 @@ async def test_kubectl_recluster_pauses_runs_and_reports_a_trigger(
         assert f"trigger 'nope' not found in namespace '{h.namespace}'" in missing.stderr
         elsewhere = await plugin("pause", "nightly", "-n", "default", ok=False)
         assert "forbidden" in elsewhere.stderr, elsewhere.stderr
+        # --context: another context of the same kubeconfig, naming another namespace
+        config = yaml.safe_load(user.kubeconfig.read_text())
+        mine = next(c for c in config["contexts"] if c["name"] == config["current-context"])
+        other = {"name": "other", "context": {**mine["context"], "namespace": "default"}}
+        user.kubeconfig.write_text(
+            yaml.safe_dump({**config, "contexts": [*config["contexts"], other]})
+        )
+        elsewhere = await plugin("history", "nightly", "--context", "other", ok=False)
+        assert "forbidden" in elsewhere.stderr, elsewhere.stderr
+        ours = await plugin("history", "nightly", "--context", mine["name"])
+        assert job["metadata"]["name"] in ours.stdout
