@@ -24,6 +24,7 @@ from harness import Harness, at, trigger
 
 from kube_support import RELEASE_NAMESPACE, LocalKube
 from recluster.api.notifications import Webhook
+from recluster.controller.metrics import Metrics
 from recluster.kube.errors import KubeError
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
@@ -184,7 +185,8 @@ async def test_a_failing_receiver_gets_the_event_again_until_it_recovers(
     kube: LocalKube, receivers: Receivers
 ) -> None:
     receiver = await receivers.serve([500])
-    async with Harness(kube) as h:
+    metrics = Metrics()
+    async with Harness(kube, metrics=metrics) as h:
         signing_secret(h)
         await h.create(with_webhook("t", receiver.url))
         h.clock.set(at(10, 5))
@@ -194,6 +196,9 @@ async def test_a_failing_receiver_gets_the_event_again_until_it_recovers(
             lambda: [d for d in deliveries(h, "t") if d.get("attempts") == 1] or None,
             what="the first, failed attempt in status",
         )
+        labels = {"namespace": h.namespace, "trigger": "t"}
+        failed_attempts = "recluster_webhook_failed_attempts_total"
+        assert metrics.registry.get_sample_value(failed_attempts, labels) == 1
         assert pending["state"] == "Pending" and pending["last_error"] == "HTTP 500"
         assert "receiver says no" not in json.dumps(h.status("t")), "bodies are not stored"
         retry_at = pending["next_attempt_at"]
@@ -205,6 +210,9 @@ async def test_a_failing_receiver_gets_the_event_again_until_it_recovers(
             lambda: [d for d in deliveries(h, "t") if d["state"] == "Delivered"] or None
         )
         assert record["attempts"] == 2 and "last_error" not in record
+        ended = "recluster_webhook_deliveries_total"
+        assert metrics.registry.get_sample_value(ended, {**labels, "state": "Delivered"}) == 1
+        assert metrics.registry.get_sample_value(failed_attempts, labels) == 1
         first, second = receiver.requests
         verify(second)
         assert first.body == second.body, "the same event, byte for byte"
