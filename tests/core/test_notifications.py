@@ -202,7 +202,7 @@ def test_delivery_stops_at_success_and_results_apply_once() -> None:
     after = n.apply_attempts([d], [ok], T0)
     assert (after[0].state, after[0].attempts, after[0].delivered_at) == ("Delivered", 1, T0)
     assert n.due(after, T0 + timedelta(days=1)) == []
-    assert n.next_attempt(after) is None
+    assert n.next_attempt(after, T0) is None
     # the same result again (a re-decided reconcile) changes nothing
     assert n.apply_attempts(after, [ok], T0 + timedelta(seconds=5)) == after
 
@@ -288,6 +288,8 @@ def test_the_state_machine_records_each_outcome_once_and_asks_for_delivery() -> 
     )
     assert (d.run.execution_id, d.run.num_clusters, d.run.quality_score) == (job, 3, 0.5)
     assert decision.deliver == [d]
+    # while it is in flight, the trigger looks again after REOFFER (or when woken)
+    assert decision.requeue_after == pytest.approx(n.REOFFER.total_seconds())
     # the next reconcile without a result asks again (the notifier skips what it holds)
     assert sim.step(at(10, 6, 1), webhooks=targets).deliver == [d]
     # a failed attempt waits for its backoff, and the reconcile wakes up for it

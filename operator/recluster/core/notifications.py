@@ -48,6 +48,9 @@ SIGNATURE_TOLERANCE_SECONDS = 300
 """How old a timestamp receivers should accept (docs/notifications.md), against replays."""
 FINISHED_KEPT = 10
 """Delivered and Failed records kept in status besides every pending one."""
+REOFFER = timedelta(seconds=5)
+"""How often a due delivery is offered to the notifier again while it is in flight or
+its queue was full; the notifier wakes the trigger as soon as an attempt ends."""
 
 
 @dataclass(frozen=True)
@@ -221,9 +224,14 @@ def due(deliveries: Sequence[Delivery], now: datetime) -> list[Delivery]:
     return sorted(pending, key=lambda d: d.created_at)
 
 
-def next_attempt(deliveries: Sequence[Delivery]) -> datetime | None:
-    """When the earliest Pending delivery is due, if any."""
-    moments = [d.next_attempt_at or d.created_at for d in deliveries if d.state == "Pending"]
+def next_attempt(deliveries: Sequence[Delivery], now: datetime) -> datetime | None:
+    """When to look at the deliveries again: the earliest retry, or now + REOFFER for a
+    delivery due already (it is in flight, or waits for room in the notifier's queue)."""
+    moments = []
+    for delivery in deliveries:
+        if delivery.state == "Pending":
+            due_at = delivery.next_attempt_at or delivery.created_at
+            moments.append(due_at if due_at > now else now + REOFFER)
     return min(moments) if moments else None
 
 

@@ -487,7 +487,7 @@ class _Run:
         for job in self.jobs.values():
             if job.phase != "running" and self.awaiting_pod(job):
                 moments.append((job.finished_at or self.now) + OUTCOME_GRACE)
-        retry = notifications.next_attempt(self.st.notifications or [])
+        retry = notifications.next_attempt(self.st.notifications or [], self.now)
         if retry is not None:
             moments.append(retry)
         if moments:
