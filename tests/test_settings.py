@@ -98,7 +98,7 @@ def test_a_zero_or_empty_deadline_is_none(value: str) -> None:
                 "RECLUSTER_WEBHOOKS": '[{"url": "https://a:b@h.example/x", '
                 '"secret_ref": {"name": "k"}}]'
             },
-            r"RECLUSTER_WEBHOOKS\[0\]\.url: Value error, must not carry credentials",
+            r"RECLUSTER_WEBHOOKS\[0\]\.url: must not carry credentials",
         ),
         (
             {"RECLUSTER_WEBHOOKS": '[{"url": "https://h.example/x"}]'},

@@ -125,7 +125,8 @@ def _webhooks(env: Mapping[str, str], name: str) -> list[Webhook]:
         except ValidationError as exc:
             error = exc.errors()[0]
             where = ".".join(str(p) for p in error["loc"])
-            raise ValueError(f"{name}[{index}].{where}: {error['msg']}") from None
+            reason = str(error["msg"]).removeprefix("Value error, ")
+            raise ValueError(f"{name}[{index}].{where}: {reason}") from None
     return hooks
 
 
