@@ -70,3 +70,9 @@ def test_examples_and_bad_input(tmp_path: Path) -> None:
     )
     result = CliRunner().invoke(main, ["next", str(path)])
     assert result.exit_code == 1 and "unknown time zone 'Mars/X'" in result.stderr
+
+
+def test_a_missing_file_is_named_not_looked_up_in_a_cluster(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["next", str(tmp_path / "gone.yaml")])
+    assert result.exit_code == 1
+    assert f"{tmp_path / 'gone.yaml'}: no such file or directory" in result.output

@@ -147,6 +147,9 @@ def next_(target: Target, targets: tuple[str, ...], count: int, start: str | Non
     after = _parse_time(start)
     paths = [t for t in targets if Path(t).exists()]
     names = [t for t in targets if not Path(t).exists()]
+    for name in names:  # object names have no '/' and rarely a manifest's suffix
+        if "/" in name or name.endswith((".yaml", ".yml", ".json")):
+            raise click.ClickException(f"{name}: no such file or directory")
     if names:
         print_upcoming(target, names, count, after)
     documents = load_documents(paths) if paths else []
