@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import pytest_asyncio
+from aiohttp import web
 
 from recluster.api.notifications import RunRecord, Webhook
 from recluster.controller.fakes import FakeSecrets, FakeWebhooks
 from recluster.controller.informer import Key
 from recluster.controller.notifier import DeliveryRequest, Notifier
+from recluster.controller.ports import DeliveryError, HttpWebhooks
 from recluster.core import notifications as n
 
 pytestmark = pytest.mark.asyncio
@@ -119,3 +122,37 @@ async def test_submit_never_waits_and_a_full_queue_refuses() -> None:
     first, second = job("succeeded"), job("failed")
     assert notifier.submit(first)  # no worker runs: it stays queued
     assert not notifier.submit(second), "the queue is full: it waits for the next reconcile"
+
+
+async def test_the_http_port_reports_status_codes_and_short_reasons() -> None:
+    """HttpWebhooks against local sockets: no redirect followed, bounded waits, short reasons."""
+    release = asyncio.Event()
+
+    async def redirect(request: web.Request) -> web.Response:
+        return web.Response(status=302, headers={"Location": "/elsewhere"})
+
+    async def hold(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.Response(status=200)
+
+    app = web.Application()
+    app.router.add_post("/redirect", redirect)
+    app.router.add_post("/hold", hold)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    http = HttpWebhooks()
+    try:
+        assert await http.post(f"{base}/redirect", b"{}", {}, 5) == 302
+        with pytest.raises(DeliveryError, match=r"^no answer within 1s \(timeout\)$"):
+            await http.post(f"{base}/hold", b"{}", {}, 1)
+        with pytest.raises(DeliveryError, match=r"^cannot connect: connection refused$"):
+            await http.post(f"http://127.0.0.1:{closed}/x", b"{}", {}, 5)
+    finally:
+        release.set()
+        await http.close()
+        await runner.cleanup()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import socket
+import ssl
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -140,8 +142,10 @@ class HttpWebhooks:
                 return response.status
         except TimeoutError:
             raise DeliveryError(f"no answer within {timeout:g}s (timeout)") from None
+        except aiohttp.ClientConnectorCertificateError:
+            raise DeliveryError("cannot connect: TLS certificate not trusted") from None
         except aiohttp.ClientConnectorError as exc:
-            raise DeliveryError(f"cannot connect: {exc.os_error.strerror or 'refused'}") from None
+            raise DeliveryError(f"cannot connect: {_connect_reason(exc.os_error)}") from None
         except aiohttp.ClientError as exc:
             raise DeliveryError(f"HTTP error: {type(exc).__name__}") from None
 
@@ -149,6 +153,17 @@ class HttpWebhooks:
         if self.session is not None:
             await self.session.close()
             self.session = None
+
+
+def _connect_reason(error: OSError) -> str:
+    """A short reason for a failed connection (without addresses or library text)."""
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(error, socket.gaierror):
+        return "host name not resolved"
+    if isinstance(error, ssl.SSLError):
+        return f"TLS error ({error.reason or 'handshake failed'})"
+    return error.strerror or type(error).__name__
 
 
 class KubeCluster:
