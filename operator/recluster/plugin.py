@@ -104,7 +104,7 @@ def _caller(namespace: str) -> Any:
     return Caller(owner=USER_AGENT, namespace=namespace)
 
 
-def _found(name: str, namespace: str, detail: str) -> str:
+def _found(namespace: str, detail: str) -> str:
     """The gateway says "in this namespace"; a kubectl user wants to read which."""
     return detail.replace("in this namespace", f"in namespace {namespace!r}")
 
@@ -120,7 +120,7 @@ def run_(target: Target, trigger: str) -> None:
     """
 
     async def action(service: TriggerService, namespace: str) -> str:
-        done = await _translated(service.execute(_caller(namespace), trigger), trigger, namespace)
+        done = await _translated(service.execute(_caller(namespace), trigger), namespace)
         return done.execution_request
 
     value = with_service(target, action)
@@ -129,8 +129,7 @@ def run_(target: Target, trigger: str) -> None:
 
 def _set_status(target: Target, trigger: str, status: str, verb: str) -> None:
     async def action(service: TriggerService, namespace: str) -> None:
-        await _translated(service.set_status(_caller(namespace), trigger, status), trigger,
-                          namespace)  # fmt: skip
+        await _translated(service.set_status(_caller(namespace), trigger, status), namespace)
 
     with_service(target, action)
     click.echo(f"{RESOURCE}/{trigger} {verb}")
@@ -152,17 +151,18 @@ def resume(target: Target, trigger: str) -> None:
     _set_status(target, trigger, "active", "resumed")
 
 
-async def _translated(work: Awaitable[T], trigger: str, namespace: str) -> T:
+async def _translated(work: Awaitable[T], namespace: str) -> T:
+    """The gateway's refusals, naming the namespace a kubectl user acted in."""
     from .gateway.errors import ApiProblem
 
     try:
         return await work
     except ApiProblem as exc:
-        raise ApiProblem(exc.status, _found(trigger, namespace, exc.detail)) from None
+        raise ApiProblem(exc.status, _found(namespace, exc.detail)) from None
 
 
 async def read_trigger(service: TriggerService, namespace: str, name: str) -> ClusterTrigger:
-    obj = await _translated(service.read(namespace, name), name, namespace)
+    obj = await _translated(service.read(namespace, name), namespace)
     return service.parse(obj)
 
 
