@@ -48,7 +48,7 @@ def test_interval_counts_from_the_start_time(tmp_path: Path) -> None:
     body = manifest("hourly", {"interval_seconds": 3600, "start_immediately": True}, "interval")
     path.write_text(yaml.safe_dump(body))
     result = CliRunner().invoke(
-        main, ["next", str(path), "-n", "2", "--from", "2026-11-28T12:00:00Z"]
+        main, ["next", str(path), "--count", "2", "--from", "2026-11-28T12:00:00Z"]
     )
     assert result.stdout.splitlines() == [
         "hourly  2026-11-28T12:00:00+00:00 (UTC)  2026-11-28T12:00:00Z",
@@ -58,7 +58,7 @@ def test_interval_counts_from_the_start_time(tmp_path: Path) -> None:
 
 def test_examples_and_bad_input(tmp_path: Path) -> None:
     result = CliRunner().invoke(
-        main, ["next", str(ROOT / "examples"), "-n", "1", "--from", "2026-11-28T12:00:00Z"]
+        main, ["next", str(ROOT / "examples"), "--count", "1", "--from", "2026-11-28T12:00:00Z"]
     )
     assert result.exit_code == 0
     assert "daily-2am  2026-11-29T02:00:00+00:00 (UTC)  2026-11-29T02:00:00Z" in result.stdout
@@ -70,3 +70,9 @@ def test_examples_and_bad_input(tmp_path: Path) -> None:
     )
     result = CliRunner().invoke(main, ["next", str(path)])
     assert result.exit_code == 1 and "unknown time zone 'Mars/X'" in result.stderr
+
+
+def test_a_missing_file_is_named_not_looked_up_in_a_cluster(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["next", str(tmp_path / "gone.yaml")])
+    assert result.exit_code == 1
+    assert f"{tmp_path / 'gone.yaml'}: no such file or directory" in result.output

@@ -92,6 +92,18 @@ def test_a_zero_or_empty_deadline_is_none(value: str) -> None:
             {"RECLUSTER_JOB_POLICY": '{"image": ["x"]}'},
             "RECLUSTER_JOB_POLICY: unknown job policy fields: image",
         ),
+        ({"RECLUSTER_WEBHOOKS": '{"url": "x"}'}, "must be a JSON list of at most 4 webhooks"),
+        (
+            {
+                "RECLUSTER_WEBHOOKS": '[{"url": "https://a:b@h.example/x", '
+                '"secret_ref": {"name": "k"}}]'
+            },
+            r"RECLUSTER_WEBHOOKS\[0\]\.url: must not carry credentials",
+        ),
+        (
+            {"RECLUSTER_WEBHOOKS": '[{"url": "https://h.example/x"}]'},
+            r"RECLUSTER_WEBHOOKS\[0\]\.secret_ref: Field required",
+        ),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], message: str) -> None:
@@ -105,3 +117,13 @@ def test_the_job_policy_comes_from_the_install_and_allows_nothing_by_default() -
         {"RECLUSTER_JOB_POLICY": '{"images": ["reg/*"], "nodeSelectors": {"pool": ["batch"]}}'}
     ).job_policy
     assert policy.images == ("reg/*",) and dict(policy.node_selectors) == {"pool": ("batch",)}
+
+
+def test_the_install_webhooks_and_the_operators_namespace() -> None:
+    hooks = '[{"url": "https://ops.example.com/hook", "secret_ref": {"name": "ops"}}]'
+    settings = Settings.from_env({"RECLUSTER_WEBHOOKS": hooks, "POD_NAMESPACE": "recluster"})
+    [hook] = settings.webhooks
+    assert (hook.url, hook.secret_ref.name, hook.timeout_seconds) == (
+        "https://ops.example.com/hook", "ops", 10)  # fmt: skip
+    assert settings.namespace == "recluster"
+    assert Settings.from_env({}).webhooks == []

@@ -230,6 +230,18 @@ CASES: list[tuple[str, Callable[[], Body], Callable[[Body], None], str, str, boo
      "spec.execution_config.collection_ids[0]", "pattern", True),
     ("newline-name", lambda: trigger("cron"), setting("metadata.name", "daily\n"),
      "metadata.name", "not a valid name", False),
+    # Issue 15: completion webhooks, refused at admission by the CEL rules too.
+    ("webhook-credentials", lambda: trigger("cron"),
+     setting("spec.notifications", {"webhooks": [
+         {"url": "https://user:pw@hooks.example.com/x", "secret_ref": {"name": "k"}}]}),
+     "spec.notifications.webhooks[0].url", "must not carry credentials", True),
+    ("webhook-not-http", lambda: trigger("cron"),
+     setting("spec.notifications", {"webhooks": [
+         {"url": "file:///etc/passwd", "secret_ref": {"name": "k"}}]}),
+     "spec.notifications.webhooks[0].url", "must start with http:// or https://", True),
+    ("webhook-unsigned", lambda: trigger("cron"),
+     setting("spec.notifications", {"webhooks": [{"url": "https://hooks.example.com/x"}]}),
+     "spec.notifications.webhooks[0].secret_ref", "required", True),
     # YAML's .inf: no JSON carries it to the apiserver, so only validate can name it.
     ("infinite-threshold", lambda: trigger("conditional"),
      setting(f"{SC}.threshold", float("inf")), f"{SC}.threshold", "finite number", False),

@@ -12,6 +12,7 @@ import click
 import yaml
 
 from .manifests import load_documents, parse_documents
+from .plugin import CLUSTER_COMMANDS, Target, kube_options
 from .validation import validate_documents
 
 
@@ -126,20 +127,32 @@ def _parse_time(value: str | None) -> datetime:
 
 
 @main.command(name="next")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("--count", "-n", default=5, show_default=True, type=click.IntRange(1, 1000))
+@click.argument("targets", nargs=-1, required=True)
+@click.option("--count", "-c", "count", default=5, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--from", "start", help="Start time, ISO 8601 with offset (default: now).")
-def next_(paths: tuple[str, ...], count: int, start: str | None) -> None:
-    """Print the next fire times of each cron and interval trigger in PATHS.
+@kube_options
+def next_(target: Target, targets: tuple[str, ...], count: int, start: str | None) -> None:
+    """Print the next fire times of triggers: in files, or in the cluster.
 
-    Each line: the trigger, the fire time in its own time zone, and in UTC.
-    Interval triggers are counted from --from (as if created then).
+    TARGETS that are files or directories are read offline (interval triggers
+    counted from --from, as if created then). Other TARGETS are ClusterTrigger
+    names in the cluster (`kubectl recluster next NAME`), read with the kubeconfig:
+    interval triggers on the operator's grid. Each line: the trigger, the fire
+    time in its own time zone, and in UTC.
     """
     from .core.schedule import ScheduleError
+    from .plugin import print_upcoming
     from .schedule_preview import preview
 
     after = _parse_time(start)
-    documents = load_documents(paths)
+    paths = [t for t in targets if Path(t).exists()]
+    names = [t for t in targets if not Path(t).exists()]
+    for name in names:  # object names have no '/' and rarely a manifest's suffix
+        if "/" in name or name.endswith((".yaml", ".yml", ".json")):
+            raise click.ClickException(f"{name}: no such file or directory")
+    if names:
+        print_upcoming(target, names, count, after)
+    documents = load_documents(paths) if paths else []
     failed = False
     for doc in documents:
         if doc.kind != "ClusterTrigger":
@@ -421,3 +434,7 @@ def gateway(host: str, port: int, keys_namespace: str | None) -> None:
             await client.close()
 
     asyncio.run(run())
+
+
+for _command in CLUSTER_COMMANDS:
+    main.add_command(_command)

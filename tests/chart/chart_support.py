@@ -81,6 +81,11 @@ COMBINATIONS: dict[str, dict[str, Any]] = {
         "networkPolicy": {"enabled": True, "gatewayFrom": [{"podSelector": {}}]},
         "examples": {"enabled": True, "namespace": "team-a"},
         "commonLabels": {"team": "search"},
+        "notifications": {
+            "webhooks": [
+                {"url": "https://hooks.example.com/recluster", "secret_ref": {"name": "hook"}}
+            ]
+        },
     },
 }
 

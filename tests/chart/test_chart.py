@@ -35,6 +35,7 @@ from chart_support import (
 )
 
 from recluster.cli import main as cli_main
+from recluster.controller.settings import Settings
 from recluster.manifests import parse_documents
 from recluster.validation import validate_documents
 
@@ -392,6 +393,8 @@ OPERATOR_WATCHED = {
     ("batch", "jobs"): {"list", "watch", "create", "delete"},
     ("", "pods"): {"list", "watch"},
     ("", "events"): {"create"},
+    # the signing keys of completion webhooks (docs/notifications.md)
+    ("", "secrets"): {"get"},
 }
 LEASES = {("coordination.k8s.io", "leases"): {"get", "create", "update"}}
 GATEWAY_WATCHED = {
@@ -445,6 +448,25 @@ def test_cluster_wide_rbac(render: Render) -> None:
     env = env_of(_pod(named, OPERATOR)["containers"][0])
     assert env["RECLUSTER_JOB_SERVICE_ACCOUNT"]["value"] == "clustering"
     assert named.names("ServiceAccount") == {OPERATOR}
+
+
+def test_install_webhooks_reach_the_operator_which_may_read_only_their_secrets(
+    render: Render,
+) -> None:
+    hooks = [
+        {"url": "https://hooks.example.com/a", "secret_ref": {"name": "hook-a"}},
+        {"url": "http://receiver.tools:8080/b", "secret_ref": {"name": "hook-b", "key": "k"},
+         "events": ["cluster.execution.failed"], "timeout_seconds": 5},
+    ]  # fmt: skip
+    rendered = render({"notifications": {"webhooks": hooks}})
+    env = env_of(_pod(rendered, OPERATOR)["containers"][0])
+    assert json.loads(env["RECLUSTER_WEBHOOKS"]["value"]) == hooks
+    settings = Settings.from_env({"RECLUSTER_WEBHOOKS": env["RECLUSTER_WEBHOOKS"]["value"]})
+    assert [h.url for h in settings.webhooks] == [h["url"] for h in hooks]
+    role = rendered.one("Role", "rel-recluster-operator-leader-election", NAMESPACE)
+    assert {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["hook-a", "hook-b"],
+            "verbs": ["get"]} in role["rules"]  # fmt: skip
+    assert "RECLUSTER_WEBHOOKS" not in env_of(_pod(render({}), OPERATOR)["containers"][0])
 
 
 def test_namespaced_rbac_and_job_service_accounts(render: Render) -> None:

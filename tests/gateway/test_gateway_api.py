@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -103,6 +104,51 @@ async def test_seed_examples_create_valid_resources(g: Gateway, seed: str) -> No
     assert (created["execution_count"], created["consecutive_failures"]) == (0, 0)
     assert created["event_counter"] == 0
     assert response.headers["ETag"] == f'"{stored["metadata"]["resourceVersion"]}"'
+
+
+async def test_create_response_tells_when_cron_and_interval_triggers_fire_first(
+    g: Gateway,
+) -> None:
+    """next_scheduled_at is there at once, as the seed's example response shows.
+
+    It is the instant the operator's first reconcile writes (both count from the
+    creation time with core.triggering.first_fire), not null until then.
+    """
+    g.define("cluster_xyz789", CONFIG)
+    created = {seed: await g.create(SEEDS[seed]) for seed in sorted(SEEDS)}
+
+    def at(value: str) -> datetime:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+    def next_two_am(response: dict[str, Any]) -> datetime:
+        born = at(response["created_at"])
+        slot = born.replace(hour=2, minute=0, second=0)
+        return slot if slot > born else slot + timedelta(days=1)
+
+    cron = created["cron"]  # "0 2 * * *" in UTC: the next 02:00 after creation
+    assert at(cron["next_scheduled_at"]) == next_two_am(cron)
+    every_six_hours = created["interval"]  # start_immediately false: one interval later
+    assert at(every_six_hours["next_scheduled_at"]) == at(
+        every_six_hours["created_at"]
+    ) + timedelta(seconds=21600)
+    hourly = created["cluster-ref"]  # start_immediately true: at creation
+    assert hourly["next_scheduled_at"] == hourly["created_at"]
+    # event and conditional triggers have no schedule before they count or measure
+    assert created["event"]["next_scheduled_at"] is None
+    assert created["conditional"]["next_scheduled_at"] is None
+    # the same answer on reading it back before the operator has seen it
+    name = cron["trigger_id"]
+    again = (await g.http.get(f"{TRIGGERS}/{name}", headers=g.headers())).json()
+    assert again["next_scheduled_at"] == cron["next_scheduled_at"]
+    listed = (await g.http.get(TRIGGERS, headers=g.headers())).json()["results"]
+    assert {r["trigger_id"]: r["next_scheduled_at"] for r in listed} == {
+        c["trigger_id"]: c["next_scheduled_at"] for c in created.values()
+    }
+    # a paused trigger still shows its next slot (resuming keeps it); a disabled one none
+    paused = await g.create({**SEEDS["cron"], "status": "paused"})
+    assert at(paused["next_scheduled_at"]) == next_two_am(paused)
+    disabled = await g.create({**SEEDS["cron"], "status": "disabled"})
+    assert disabled["next_scheduled_at"] is None
 
 
 async def test_trigger_ids_come_from_the_description(g: Gateway) -> None:

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
 import audit_registry
-from kube_support import OPERATOR_ACCOUNT, AuditEntry, LocalKube, user_of
+from kube_support import OPERATOR_ACCOUNT, RELEASE_NAMESPACE, AuditEntry, LocalKube, user_of
+from recluster.api.notifications import Webhook
 from recluster.controller.metrics import Metrics
 from recluster.controller.runtime import run_operator
 from recluster.controller.settings import Settings
@@ -98,8 +99,11 @@ class Harness:
         account: str = OPERATOR_ACCOUNT,
         namespaced: bool = False,
         job_policy: JobPolicy = PERMISSIVE,
+        webhooks: Sequence[Webhook] = (),
     ) -> None:
         self.kube = kube
+        self.webhooks = list(webhooks)
+        """The install's completion webhooks; their Secrets in RELEASE_NAMESPACE."""
         self.account = account
         self.namespaced = namespaced
         self.job_policy = job_policy
@@ -157,6 +161,8 @@ class Harness:
             # the tests' triggers choose images and nodes freely; tests of the policy
             # itself set their own (tests/operator/test_job_policy.py)
             job_policy=self.job_policy,
+            webhooks=self.webhooks,
+            namespace=RELEASE_NAMESPACE,
         )
 
     async def start_operator(self, client: KubeClient | None = None) -> None:

@@ -41,6 +41,11 @@ operator:
     - apiGroups: [""]
       resources: [events]
       verbs: [create]
+    # Completion webhooks: the signing key a trigger's webhook names (secret_ref), read
+    # with one GET per delivery attempt; never listed or watched (docs/notifications.md).
+    - apiGroups: [""]
+      resources: [secrets]
+      verbs: [get]
   # Nothing cluster-wide: the informers list and watch the watched namespaces only.
   cluster: []
   clusterWhenNamespaced: []
@@ -49,6 +54,13 @@ operator:
     - apiGroups: [coordination.k8s.io]
       resources: [leases]
       verbs: [get, create, update]
+    {{- with .Values.notifications.webhooks }}
+    # The install's completion webhooks: their signing keys, by name only.
+    - apiGroups: [""]
+      resources: [secrets]
+      resourceNames: {{ include "recluster.webhookSecrets" . }}
+      verbs: [get]
+    {{- end }}
 gateway:
   watched:
     - apiGroups: [recluster.io]
@@ -83,4 +95,12 @@ view:
   - apiGroups: [recluster.io]
     resources: [clustertriggers, clusterdefinitions, clustertriggers/status, clusterdefinitions/status]
     verbs: [get, list, watch]
+{{- end }}
+
+
+{{/* The names of the Secrets the install's webhooks sign with, as a JSON list. */}}
+{{- define "recluster.webhookSecrets" -}}
+{{- $names := list }}
+{{- range . }}{{ $names = append $names .secret_ref.name }}{{ end }}
+{{- $names | uniq | toJson }}
 {{- end }}

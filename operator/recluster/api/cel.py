@@ -11,6 +11,7 @@ from typing import Any
 
 from .clustering import ALGORITHM_PARAMETERS, COMMON_PARAMETERS, ClusteringConfig
 from .jobtemplate import RESERVED_ENV_NAMES, RESERVED_ENV_PREFIXES
+from .notifications import URL_RULES
 from .schedule import SCHEDULE_FIELDS
 
 Rule = dict[str, Any]
@@ -144,3 +145,20 @@ def env_source_rule() -> Rule:
         "message": "give exactly one of " + ", ".join(sources),
         "reason": "FieldValueInvalid",
     }
+
+
+def webhook_rules() -> list[Rule]:
+    """Rules on notifications.webhooks items: the URL rules of notifications.URL_RULES."""
+    rules: list[Rule] = []
+    for pattern, must_match, reason in URL_RULES:
+        escaped = pattern.replace("\\", "\\\\")
+        test = f"self.url.matches('{escaped}')"
+        rules.append(
+            {
+                "rule": test if must_match else f"!{test}",
+                "message": f"url {reason}",
+                "fieldPath": ".url",
+                "reason": "FieldValueInvalid",
+            }
+        )
+    return rules

@@ -22,6 +22,7 @@ from .cel import (
     env_source_rule,
     env_var_rules,
     trigger_spec_rules,
+    webhook_rules,
 )
 from .definition import ClusterDefinitionSpec, ClusterDefinitionStatus
 from .trigger import API_GROUP, API_VERSION, ClusterTriggerSpec, ClusterTriggerStatus
@@ -129,6 +130,8 @@ def _trigger_schema() -> Schema:
     env_item = spec["properties"]["job_template"]["properties"]["env"]["items"]
     env_item["x-kubernetes-validations"] = env_var_rules()
     env_item["properties"]["valueFrom"]["x-kubernetes-validations"] = [env_source_rule()]
+    webhook = spec["properties"]["notifications"]["properties"]["webhooks"]["items"]
+    webhook["x-kubernetes-validations"] = webhook_rules()
     status = model_schema(ClusterTriggerStatus)
     return _root(
         "ClusterTrigger: when to re-cluster embedding collections, and what to run.",

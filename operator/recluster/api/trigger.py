@@ -20,6 +20,7 @@ from .base import (
 )
 from .clustering import ExecutionConfig
 from .jobtemplate import JobTemplate
+from .notifications import MAX_DELIVERIES, Delivery, Notifications
 from .schedule import ScheduleConfig, TriggerType, schedule_problems
 
 TriggerStatus = Literal["active", "paused", "disabled", "failed"]
@@ -154,6 +155,13 @@ class ClusterTriggerSpec(TriggerRequest):
     job_template: JobTemplate | None = Field(
         default=None, description="Shape of the Job each firing creates."
     )
+    notifications: Notifications | None = Field(
+        default=None,
+        description=(
+            "Webhooks told of each execution's outcome (cluster.execution.completed, "
+            "cluster.execution.failed), signed, retried and deduplicated (docs/notifications.md)."
+        ),
+    )
 
 
 class Condition(Model):
@@ -261,6 +269,14 @@ class ClusterTriggerStatus(Model):
         default=None,
         max_length=MAX_HISTORY,
         description="The most recent executions, newest first.",
+    )
+    notifications: list[Delivery] | None = Field(
+        default=None,
+        max_length=MAX_DELIVERIES,
+        description=(
+            "Webhook deliveries: every pending one and the most recent finished ones, "
+            "newest first (event id, attempts, last error, delivered_at)."
+        ),
     )
 
 

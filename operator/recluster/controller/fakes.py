@@ -18,6 +18,7 @@ from ..core.drift import Measurement
 from ..kube.errors import KubeError
 from .caches import Caches
 from .informer import key_of
+from .ports import DeliveryError, SecretUnavailable
 
 JSON = dict[str, Any]
 
@@ -129,3 +130,36 @@ class FakeStore:
     ) -> Measurement | None:
         self.calls.append(f"measure {metric}")
         return self.measurement
+
+
+@dataclass
+class FakeSecrets:
+    """SecretPort in memory: {(namespace, name): {key: value}}."""
+
+    secrets: dict[tuple[str, str], dict[str, bytes]] = field(default_factory=dict)
+    reads: list[tuple[str, str, str]] = field(default_factory=list)
+
+    async def read_key(self, namespace: str, name: str, key: str) -> bytes:
+        self.reads.append((namespace, name, key))
+        data = self.secrets.get((namespace, name))
+        if data is None:
+            raise SecretUnavailable(f"Secret {namespace}/{name} not found")
+        if key not in data:
+            raise SecretUnavailable(f"Secret {namespace}/{name} has no key {key!r}")
+        return data[key]
+
+
+@dataclass
+class FakeWebhooks:
+    """WebhookPort in memory: answers with the scripted status codes (then 200), or
+    raises DeliveryError for a string; `posts` records (url, body, headers)."""
+
+    answers: list[int | str] = field(default_factory=list)
+    posts: list[tuple[str, bytes, dict[str, str]]] = field(default_factory=list)
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> int:
+        self.posts.append((url, body, dict(headers)))
+        answer = self.answers.pop(0) if self.answers else 200
+        if isinstance(answer, str):
+            raise DeliveryError(answer)
+        return answer

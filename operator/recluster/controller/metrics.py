@@ -88,6 +88,18 @@ class Metrics:
             ["namespace", "trigger"],
             registry=self.registry,
         )
+        self.webhook_deliveries = Counter(
+            "recluster_webhook_deliveries_total",
+            "Completion webhook deliveries that ended: Delivered (a 2xx) or Failed (gave up).",
+            ["namespace", "trigger", "state"],
+            registry=self.registry,
+        )
+        self.webhook_failed_attempts = Counter(
+            "recluster_webhook_failed_attempts_total",
+            "Completion webhook attempts that got no 2xx answer (each is retried or given up).",
+            ["namespace", "trigger"],
+            registry=self.registry,
+        )
         self.census = _TriggerCensus()
         self.registry.register(self.census)
 
@@ -136,9 +148,24 @@ class Metrics:
         polled = after.event_counter - before.event_counter
         if kind == "event" and polled > 0 and after.observed_document_count is not None:
             self.events.labels(ref.namespace, ref.name).inc(polled)
+        self._observe_deliveries(ref, before, after)
         if spec is not None and after.last_drift_measurement is not None:
             metric = str(spec.schedule_config.metric)
             self.drift.labels(ref.namespace, ref.name, metric).set(after.last_drift_measurement)
+
+    def _observe_deliveries(
+        self, ref: TriggerRef, before: ClusterTriggerStatus, after: ClusterTriggerStatus
+    ) -> None:
+        known = {(d.event_id, d.url): d for d in before.notifications or []}
+        for delivery in after.notifications or []:
+            old = known.get((delivery.event_id, delivery.url))
+            made = delivery.attempts - (old.attempts if old else 0)
+            ended = delivery.state != "Pending" and (old is None or old.state == "Pending")
+            failed = made - (1 if ended and delivery.state == "Delivered" else 0)
+            if failed > 0:
+                self.webhook_failed_attempts.labels(ref.namespace, ref.name).inc(failed)
+            if ended:
+                self.webhook_deliveries.labels(ref.namespace, ref.name, delivery.state).inc()
 
 
 def _duration(entry: HistoryEntry) -> float | None:

@@ -31,7 +31,17 @@ from ..kube.client import KubeClient
 from .caches import Caches
 from .informer import Informer, Key, drop_noise
 from .metrics import Metrics
-from .ports import ClusterPort, KubeCluster, StorePort, ThreadedStore
+from .notifier import Notifier
+from .ports import (
+    ClusterPort,
+    HttpWebhooks,
+    KubeCluster,
+    KubeSecrets,
+    SecretPort,
+    StorePort,
+    ThreadedStore,
+    WebhookPort,
+)
 from .reconciler import TriggerReconciler
 from .settings import Settings
 from .workqueue import ShutDown, WorkQueue
@@ -85,6 +95,8 @@ class Controller:
         store: StorePort | None = None,
         workers: int = DEFAULT_WORKERS,
         identity: str = "",
+        webhooks: WebhookPort | None = None,
+        secrets: SecretPort | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics or Metrics()
@@ -111,9 +123,17 @@ class Controller:
         self._owned_store: ThreadedStore | None = None
         if store is None:
             store = self._owned_store = ThreadedStore(settings.store_uri)
+        self._owned_webhooks: HttpWebhooks | None = None
+        if webhooks is None:
+            webhooks = self._owned_webhooks = HttpWebhooks()
+        self.notifier = Notifier(
+            webhooks, secrets or KubeSecrets(client), settings.clock, self.queue.add,
+            workers=settings.notify_workers,
+        )  # fmt: skip
         self.reconciler = TriggerReconciler(
-            settings, cluster or KubeCluster(client, identity), store, self.caches, self.metrics
-        )
+            settings, cluster or KubeCluster(client, identity), store, self.caches, self.metrics,
+            self.notifier,
+        )  # fmt: skip
         self._connect(self.triggers, self.caches.trigger_changed)
         self._connect(self.jobs, self.caches.job_changed)
         self._connect(self.pods, self.caches.pod_changed)
@@ -137,6 +157,7 @@ class Controller:
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
         """Follow the cluster and reconcile until stop is set."""
         feeding = [asyncio.create_task(i.run(stop)) for i in self.informers]
+        feeding.append(asyncio.create_task(self.notifier.run(stop)))
         workers: list[asyncio.Task[None]] = []
         try:
             if not await self._synced(stop):
@@ -157,6 +178,8 @@ class Controller:
                     await task
             if self._owned_store is not None:
                 await asyncio.to_thread(self._owned_store.close)
+            if self._owned_webhooks is not None:
+                await self._owned_webhooks.close()
 
     async def _synced(self, stop: asyncio.Event) -> bool:
         """Wait until every cache has listed once; False when stopped first."""

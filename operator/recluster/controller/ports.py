@@ -9,11 +9,16 @@ use, this module the real ones.
 from __future__ import annotations
 
 import asyncio
+import base64
+import socket
+import ssl
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+import aiohttp
 
 from ..api.trigger import GROUP_VERSION
 from ..kube.client import KubeClient
@@ -66,6 +71,99 @@ class StorePort(Protocol):
         self, namespace: str, collections: Sequence[str], metric: str, seed: int
     ) -> Measurement | None:
         """The metric against the last run's baseline; None when there is no baseline."""
+
+
+class SecretPort(Protocol):
+    """Reads one key of a Secret (webhook signing keys); nothing else of Secrets."""
+
+    async def read_key(self, namespace: str, name: str, key: str) -> bytes:
+        """The key's value; SecretUnavailable (its message says why, never the value)."""
+
+
+class WebhookPort(Protocol):
+    """One HTTP POST of a webhook delivery."""
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> int:
+        """The answer's status code; DeliveryError with a short reason when there is none."""
+
+
+class SecretUnavailable(Exception):
+    """The signing key cannot be read; the message is a short reason for status."""
+
+
+class DeliveryError(Exception):
+    """No HTTP answer (timeout, connection refused, TLS); the message is a short reason."""
+
+
+class KubeSecrets:
+    """SecretPort on the real API: a GET of the one Secret (the operator may not list them)."""
+
+    def __init__(self, client: KubeClient) -> None:
+        self.client = client
+
+    async def read_key(self, namespace: str, name: str, key: str) -> bytes:
+        from ..kube.errors import KubeError
+
+        try:
+            secret = await self.client.request(
+                "GET", resource_path("v1", "secrets", namespace, name)
+            )
+        except KubeError as exc:
+            if exc.status == 404:
+                raise SecretUnavailable(f"Secret {namespace}/{name} not found") from None
+            if exc.status == 403:
+                raise SecretUnavailable(
+                    f"the operator may not read Secret {namespace}/{name}"
+                ) from None
+            raise SecretUnavailable(
+                f"cannot read Secret {namespace}/{name}: HTTP {exc.status}"
+            ) from None
+        value = (secret.get("data") or {}).get(key)
+        if not value:
+            raise SecretUnavailable(f"Secret {namespace}/{name} has no key {key!r}")
+        return base64.b64decode(value)
+
+
+class HttpWebhooks:
+    """WebhookPort over aiohttp: one session, redirects not followed, answers not read."""
+
+    def __init__(self, user_agent: str = "recluster-operator") -> None:
+        self.user_agent = user_agent
+        self.session: aiohttp.ClientSession | None = None
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> int:
+        if self.session is None:
+            self.session = aiohttp.ClientSession(headers={"User-Agent": self.user_agent})
+        try:
+            async with self.session.post(
+                url, data=body, headers=dict(headers), allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as response:  # fmt: skip
+                return response.status
+        except TimeoutError:
+            raise DeliveryError(f"no answer within {timeout:g}s (timeout)") from None
+        except aiohttp.ClientConnectorCertificateError:
+            raise DeliveryError("cannot connect: TLS certificate not trusted") from None
+        except aiohttp.ClientConnectorError as exc:
+            raise DeliveryError(f"cannot connect: {_connect_reason(exc.os_error)}") from None
+        except aiohttp.ClientError as exc:
+            raise DeliveryError(f"HTTP error: {type(exc).__name__}") from None
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+
+
+def _connect_reason(error: OSError) -> str:
+    """A short reason for a failed connection (without addresses or library text)."""
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(error, socket.gaierror):
+        return "host name not resolved"
+    if isinstance(error, ssl.SSLError):
+        return f"TLS error ({error.reason or 'handshake failed'})"
+    return error.strerror or type(error).__name__
 
 
 class KubeCluster:

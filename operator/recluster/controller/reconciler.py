@@ -32,6 +32,7 @@ import aiohttp
 from pydantic import ValidationError
 
 from ..api.trigger import ClusterTriggerSpec, ClusterTriggerStatus
+from ..core import notifications
 from ..core.definitions import resolve_execution
 from ..core.jobs import ANNOTATION_EXECUTE_NOW, build_job, observe_job
 from ..core.policy import REASON as POLICY_REASON
@@ -49,6 +50,7 @@ from ..kube.retry import retry_on_conflict
 from .caches import Caches, uid_of
 from .informer import Key, drop_noise
 from .metrics import Metrics
+from .notifier import DeliveryRequest, Notifier
 from .ports import ClusterPort, StorePort
 from .settings import Settings
 
@@ -106,8 +108,11 @@ class TriggerReconciler:
         store: StorePort,
         caches: Caches,
         metrics: Metrics,
+        notifier: Notifier | None = None,
     ) -> None:
         self.settings = settings
+        self.notifier = notifier
+        """Delivers completion webhooks; without one, deliveries stay Pending in status."""
         self.cluster = cluster
         self.store = store
         self.caches = caches
@@ -119,6 +124,8 @@ class TriggerReconciler:
     def forget(self, key: Key) -> None:
         self.polled.pop(key, None)
         self.metrics.forget(*key)
+        if self.notifier is not None:
+            self.notifier.forget(key)
 
     async def reconcile(self, key: Key) -> Outcome:
         cached = self.caches.trigger(key)
@@ -195,6 +202,8 @@ class TriggerReconciler:
                 decision = reconcile(ref, spec, status, replace(observation, **measured), now)
             await self._apply_jobs(decision, spec, obj)
         await self._write(obj, old_status, decision)
+        if spec is not None:
+            self._deliver(ref, observation, decision)
         self.metrics.observe(ref, spec, status, decision, now)
         for event in decision.events:
             await self._event(obj, event.type, event.reason, event.message, now)
@@ -212,12 +221,40 @@ class TriggerReconciler:
         if refused and problem is None:
             problem = (POLICY_REASON, "; ".join(refused))
         jobs = [observe_job(job, self.caches.pods_of(job)) for job in self.caches.jobs_of(ref.uid)]
+        own = spec.notifications.webhooks if spec.notifications is not None else []
+        key = (ref.namespace, ref.name)
         return Observation(
             jobs=tuple(jobs),
             execution_config=config,
             config_problem=problem,
             manual_request=(meta.get("annotations") or {}).get(ANNOTATION_EXECUTE_NOW),
+            webhooks=notifications.endpoints(own, self.settings.webhooks),
+            delivery_results=self.notifier.results(key) if self.notifier is not None else (),
         )
+
+    def _deliver(self, ref: TriggerRef, observation: Observation, decision: Decision) -> None:
+        """After the status write: forget the results it shows, submit what is due."""
+        if self.notifier is None:
+            return
+        key = (ref.namespace, ref.name)
+        self.notifier.acknowledge(key, observation.delivery_results)
+        if not decision.deliver:
+            return
+        from ..store.factory import run_artifacts  # numpy loads only where it is needed
+
+        trigger = {"name": ref.name, "namespace": ref.namespace, "uid": ref.uid}
+        store_uri = self.settings.job_store_uri or self.settings.store_uri
+        hooks = {(e.source, e.webhook.url): e.webhook for e in observation.webhooks}
+        for delivery in decision.deliver:
+            hook = hooks.get((delivery.source, delivery.url))
+            if hook is None:
+                continue
+            # a trigger's key is in its own namespace, the install's in the operator's
+            secrets = ref.namespace if delivery.source == "trigger" else self.settings.namespace
+            artifacts: dict[str, str] = {}
+            if delivery.run.outcome == "succeeded":
+                artifacts = run_artifacts(store_uri, ref.namespace, delivery.run.execution_id)
+            self.notifier.submit(DeliveryRequest(key, trigger, delivery, hook, secrets, artifacts))
 
     async def _poll_count(
         self, ref: TriggerRef, spec: ClusterTriggerSpec, now: datetime

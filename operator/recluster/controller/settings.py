@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from .. import __version__
 from ..api.jobtemplate import ResourceRequirements
+from ..api.notifications import MAX_WEBHOOKS, Webhook
 from ..core.jobs import JobSettings
 from ..core.policy import JobPolicy
 
@@ -60,6 +61,13 @@ class Settings:
     """Pause before retrying a reconcile whose API calls failed."""
     clock: Callable[[], datetime] = utcnow
     """Injected in tests; the core never reads the clock itself."""
+    webhooks: list[Webhook] = field(default_factory=list)
+    """The install's completion webhooks (every trigger's outcomes); their Secrets are in
+    `namespace`."""
+    namespace: str | None = None
+    """The operator's own namespace ($POD_NAMESPACE): where the install's webhook Secrets are."""
+    notify_workers: int = 4
+    """Concurrent webhook deliveries (controller/notifier.py); each is bounded by its timeout."""
 
     def job_settings(self) -> JobSettings:
         """What every Job of this install gets."""
@@ -102,7 +110,28 @@ class Settings:
             job_policy=_policy(env, "RECLUSTER_JOB_POLICY"),
             metrics_port=int(port) if port else None,
             event_poll_seconds=float(env.get("RECLUSTER_EVENT_POLL_SECONDS") or 30.0),
+            webhooks=_webhooks(env, "RECLUSTER_WEBHOOKS"),
+            namespace=env.get("POD_NAMESPACE") or None,
         )
+
+
+def _webhooks(env: Mapping[str, str], name: str) -> list[Webhook]:
+    """The install's webhooks: a JSON list of notifications.webhooks items."""
+    value = _json(env, name)
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > MAX_WEBHOOKS:
+        raise ValueError(f"{name} must be a JSON list of at most {MAX_WEBHOOKS} webhooks")
+    hooks = []
+    for index, item in enumerate(value):
+        try:
+            hooks.append(Webhook.model_validate(item))
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(p) for p in error["loc"])
+            reason = str(error["msg"]).removeprefix("Value error, ")
+            raise ValueError(f"{name}[{index}].{where}: {reason}") from None
+    return hooks
 
 
 def _policy(env: Mapping[str, str], name: str) -> JobPolicy:

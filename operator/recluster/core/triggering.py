@@ -24,12 +24,14 @@ from typing import Literal
 
 from ..api.base import MAX_HISTORY
 from ..api.clustering import ExecutionConfig
+from ..api.notifications import Delivery
 from ..api.trigger import (
     ClusterTriggerSpec,
     ClusterTriggerStatus,
     Condition,
     HistoryEntry,
 )
+from . import notifications
 from .events import polled_events
 from .jobs import FireReason, JobObservation, JobRequest, execution_id, job_name
 from .schedule import (
@@ -85,6 +87,10 @@ class Observation:
     """conditional: what the measurement means, for the ConditionMet Event."""
     baseline_missing: bool = False
     """conditional: measured at `now`, but no successful run left a baseline yet."""
+    webhooks: tuple[notifications.Endpoint, ...] = ()
+    """Where outcomes are sent: the spec's webhooks and the install's."""
+    delivery_results: tuple[notifications.AttemptResult, ...] = ()
+    """Webhook attempts made since the last status write (the notifier's)."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,8 @@ class Decision:
     requeue_after: float | None = None
     measure: bool = False
     """conditional: the shell should measure the metric and call again."""
+    deliver: list[Delivery] = field(default_factory=list)
+    """Webhook deliveries due now (the shell hands them to its notifier)."""
 
 
 def describe_schedule(spec: ClusterTriggerSpec) -> str:
@@ -230,6 +238,14 @@ class _Run:
                 )
         else:
             self.event("Normal", "Cancelled", f"Job {entry.job_id}: {error}")
+        if outcome != "cancelled" and self.observed.webhooks and entry.job_id:
+            self.st.notifications = notifications.record_outcome(
+                self.st.notifications or [],
+                self.observed.webhooks,
+                self.ref.uid,
+                notifications.run_record(entry, outcome, summary),
+                self.now,
+            )
 
     # -- firing ------------------------------------------------------------------------
 
@@ -305,17 +321,17 @@ class _Run:
     # -- schedules ---------------------------------------------------------------------
 
     def first_slot(self) -> datetime | None:
-        """The next fire instant after now, for a schedule that has none pending."""
-        sc = self.spec.schedule_config
-        if self.spec.trigger_type == "cron":
-            return next_cron_fire(sc.cron_expression or "", sc.timezone or "", self.now)
-        if self.spec.trigger_type == "interval":
-            never_fired = self.st.execution_count == 0 and self.st.last_triggered_at is None
-            if sc.start_immediately and never_fired:
-                # the creation time, not now: a retried first firing gets the same Job name
-                return min(self.ref.created_at, self.now)
-            return self.now + timedelta(seconds=sc.interval_seconds or 0)
-        return None
+        """The next fire instant for a schedule that has none pending.
+
+        A trigger the operator has never reconciled counts from its creation, as a
+        CronJob counts from its creationTimestamp (so the gateway's create response
+        shows the same instant, `first_fire`); a changed or resumed schedule from now.
+        """
+        never_fired = self.st.execution_count == 0 and self.st.last_triggered_at is None
+        anchor = self.now
+        if self.st.observedGeneration is None:
+            anchor = min(self.ref.created_at, self.now)
+        return first_fire(self.spec, anchor, self.ref.created_at, never_fired=never_fired)
 
     def slot_after(self, anchor: datetime) -> datetime:
         """The first slot strictly after now, on the grid of anchor (interval) or cron."""
@@ -471,8 +487,32 @@ class _Run:
         for job in self.jobs.values():
             if job.phase != "running" and self.awaiting_pod(job):
                 moments.append((job.finished_at or self.now) + OUTCOME_GRACE)
+        retry = notifications.next_attempt(self.st.notifications or [], self.now)
+        if retry is not None:
+            moments.append(retry)
         if moments:
             self.decision.requeue_after = max(0.0, (min(moments) - self.now).total_seconds())
+
+
+def first_fire(
+    spec: ClusterTriggerSpec, after: datetime, created_at: datetime, *, never_fired: bool
+) -> datetime | None:
+    """The first fire instant of a cron/interval schedule counted from `after` (pure).
+
+    cron: the first matching instant after `after`. interval: `created_at` for a
+    start_immediately trigger that never fired (the creation time, not now: a
+    retried first firing gets the same Job name), else `after` + interval_seconds.
+    None for event and conditional triggers. The operator's first reconcile and
+    the gateway's create response (`after` = the creation time) both use this.
+    """
+    sc = spec.schedule_config
+    if spec.trigger_type == "cron":
+        return next_cron_fire(sc.cron_expression or "", sc.timezone or "", after)
+    if spec.trigger_type == "interval":
+        if sc.start_immediately and never_fired:
+            return min(created_at, after)
+        return after + timedelta(seconds=sc.interval_seconds or 0)
+    return None
 
 
 def set_ready(
@@ -626,11 +666,24 @@ def reconcile(
 
     run.record_outcomes()  # an adopted Job may already have finished
     run.prune()
+    _notify(run)
     run.requeue()
     st.observedGeneration = ref.generation
     if st != status:
         st.updated_at = now
     return run.decision
+
+
+def _notify(run: _Run) -> None:
+    """Fold in the webhook attempts made, and say which deliveries are due now."""
+    deliveries = run.st.notifications
+    if not deliveries:
+        return
+    deliveries = notifications.apply_attempts(deliveries, run.observed.delivery_results, run.now)
+    deliveries = notifications.abandon(deliveries, run.observed.webhooks, run.now)
+    deliveries = notifications.prune(deliveries)
+    run.st.notifications = deliveries
+    run.decision.deliver = notifications.due(deliveries, run.now)
 
 
 def _advance(run: _Run, may_fire: bool, keep_initial: bool = False) -> None:

@@ -41,6 +41,7 @@ from ..convert import name_from
 from ..core.definitions import resolve_execution
 from ..core.jobs import ANNOTATION_CREATED_BY, ANNOTATION_EXECUTE_NOW
 from ..core.schedule import ScheduleError, validate_cron_expression, validate_timezone
+from ..core.triggering import first_fire
 from ..kube.errors import KubeError
 from ..kube.paths import JSON
 from .auth import Caller
@@ -145,6 +146,23 @@ class Filters:
         )
 
 
+def planned_next(trigger: ClusterTrigger, response: TriggerResponse) -> TriggerResponse:
+    """The response with next_scheduled_at filled before the operator's first reconcile.
+
+    A cron or interval trigger the operator has not yet seen fires first at the
+    instant `core.triggering.first_fire` gives counted from its creation, which
+    is what the operator's first reconcile writes (it counts from creation too);
+    a disabled or failed trigger has none.
+    """
+    status = trigger.status
+    if response.next_scheduled_at is not None or response.status not in ("active", "paused"):
+        return response
+    if status is not None and status.observedGeneration is not None:
+        return response
+    planned = first_fire(trigger.spec, response.created_at, response.created_at, never_fired=True)
+    return response.model_copy(update={"next_scheduled_at": planned})
+
+
 def not_found(name: str) -> ApiProblem:
     return ApiProblem(404, f"trigger {name!r} not found in this namespace")
 
@@ -198,7 +216,8 @@ class TriggerService:
 
     async def respond(self, namespace: str, obj: JSON) -> TriggerResponse:
         trigger = self.parse(obj)
-        return trigger_response(trigger, await self.execution_config(namespace, trigger))
+        response = trigger_response(trigger, await self.execution_config(namespace, trigger))
+        return planned_next(trigger, response)
 
     async def get(self, caller: Caller, name: str) -> tuple[TriggerResponse, str]:
         obj = await self.read(caller.namespace, name)
@@ -227,7 +246,7 @@ class TriggerService:
         responses = []
         for trigger in triggers:
             config = await self.execution_config(caller.namespace, trigger, definitions)
-            responses.append(trigger_response(trigger, config))
+            responses.append(planned_next(trigger, trigger_response(trigger, config)))
         matching = sort_responses([r for r in responses if filters.match(r)], sort)
         return TriggerListResponse(
             results=matching[offset : offset + limit],
@@ -308,7 +327,7 @@ class TriggerService:
                     raise
         trigger = self.parse(created)
         config = await self.execution_config(caller.namespace, trigger, definitions)
-        return trigger_response(trigger, config), _rv(created)
+        return planned_next(trigger, trigger_response(trigger, config)), _rv(created)
 
     async def update(
         self,

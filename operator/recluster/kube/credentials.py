@@ -115,3 +115,20 @@ class Credentials:
         with self._lock:
             self.configuration = fresh
             self.generation += 1
+
+
+def kubeconfig_namespace(path: str | Path | None = None, context: str | None = None) -> str:
+    """The namespace of the kubeconfig's context (`context`, else the current one), as kubectl
+    picks it: the context's `namespace`, else "default"."""
+    where = str(path) if path is not None else None
+    try:
+        contexts, current = kube_config.list_kube_config_contexts(config_file=where)
+    except (kube_config.ConfigException, OSError, ValueError) as exc:
+        raise CredentialsError(f"kubeconfig {where or '(default)'}: {exc}") from exc
+    chosen = current
+    if context is not None:
+        chosen = next((c for c in contexts if c.get("name") == context), None)
+        if chosen is None:
+            raise CredentialsError(f"kubeconfig {where or '(default)'}: no context {context!r}")
+    namespace = ((chosen or {}).get("context") or {}).get("namespace")
+    return str(namespace) if namespace else "default"

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from ._common import redact
 from .base import CollectionStore
 
-__all__ = ["DEFAULT_STORE_URI", "open_store", "redact", "s3_storage_options"]
+__all__ = ["DEFAULT_STORE_URI", "open_store", "redact", "run_artifacts", "s3_storage_options"]
 
 #: Where `recluster dev` keeps its embedded store, relative to the working directory.
 DEFAULT_STORE_URI = ".recluster/dev/store"
@@ -71,3 +71,27 @@ def open_store(uri: str = DEFAULT_STORE_URI, **options: Any) -> CollectionStore:
     if scheme in ("s3", "s3a"):
         return open_parquet("s3://" + uri.split("://", 1)[1], **s3_storage_options(**options))
     return open_parquet(uri, **options)
+
+
+RUN_FILES = ("assignments.parquet", "clusters.parquet", "summary.json")
+"""The files of a run a reader wants (parquet.py's layout; docs/store.md)."""
+
+
+def run_artifacts(uri: str, namespace: str, run_id: str) -> dict[str, str]:
+    """Where a run's outputs are in the store behind `uri`, without credentials (no I/O).
+
+    Parquet stores: the run's directory and its files, as URLs a reader with
+    access to the store opens (`s3://...`, `file:///...`). PostgreSQL: the
+    database (redacted DSN) and the run's key in its tables.
+    """
+    scheme = urlsplit(uri).scheme.lower() if "://" in uri else ""
+    if scheme in ("postgresql", "postgres"):
+        return {"store": redact(uri), "run_id": run_id,
+                "tables": "recluster_runs, recluster_assignments, recluster_clusters"}  # fmt: skip
+    if scheme in ("", "file", "local"):
+        path = uri.split("://", 1)[1] if scheme else uri
+        base = "file://" + os.path.abspath(path)
+    else:
+        base = redact(uri).rstrip("/")
+    run = f"{base}/{namespace}/runs/{run_id}/"
+    return {"run": run, **{name.split(".")[0]: run + name for name in RUN_FILES}}
