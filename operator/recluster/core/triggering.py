@@ -31,7 +31,7 @@ from ..api.trigger import (
     HistoryEntry,
 )
 from .events import polled_events
-from .jobs import FireReason, JobObservation, JobRequest, execution_id, job_name
+from .jobs import FireReason, JobObservation, JobRequest, WorkloadKind, execution_id, job_name
 from .schedule import (
     ScheduleError,
     cron_fires_between,
@@ -91,6 +91,7 @@ class Observation:
 class DeleteJob:
     name: str
     reason: str
+    kind: WorkloadKind = "Job"
 
 
 @dataclass(frozen=True)
@@ -269,7 +270,9 @@ class _Run:
                 )
                 return False
             for job in running:
-                self.decision.delete.append(DeleteJob(job.name, "replaced by a newer firing"))
+                self.decision.delete.append(
+                    DeleteJob(job.name, "replaced by a newer firing", job.kind)
+                )
                 for entry in self.st.history or []:
                     if entry.job_id == job.name and entry.status == "running":
                         self.finish(entry, "cancelled", None, "replaced by a newer firing")
@@ -452,7 +455,9 @@ class _Run:
             for job in finished[limit:]:
                 if job.name not in deleting:
                     self.decision.delete.append(
-                        DeleteJob(job.name, f"beyond the {phase} Jobs history limit of {limit}")
+                        DeleteJob(
+                            job.name, f"beyond the {phase} Jobs history limit of {limit}", job.kind
+                        )
                     )
 
     def set_ready(self, ready: bool, reason: str, message: str) -> None:
