@@ -18,7 +18,10 @@ from .errors import KubeError
 from .paths import JSON, MERGE_PATCH, resource_path
 
 DELETE_BACKGROUND = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
-PLURALS = {"Job": "jobs", "ClusterTrigger": "clustertriggers", "Pod": "pods", "Event": "events"}
+PLURALS = {
+    "Job": "jobs", "ClusterTrigger": "clustertriggers", "Pod": "pods", "Event": "events",
+    "RayJob": "rayjobs",
+}  # fmt: skip
 
 
 class KubeClient:
