@@ -186,6 +186,7 @@ PLURALS = {
     "RoleBinding": "rolebindings",
     "CustomResourceDefinition": "customresourcedefinitions",
     "Lease": "leases",
+    "RayJob": "rayjobs",
 }
 
 

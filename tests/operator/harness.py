@@ -25,6 +25,7 @@ from recluster.controller.metrics import Metrics
 from recluster.controller.runtime import run_operator
 from recluster.controller.settings import Settings
 from recluster.core.policy import PERMISSIVE, JobPolicy
+from recluster.core.rayjobs import RaySettings
 from recluster.kube.client import KubeClient
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,11 +99,13 @@ class Harness:
         account: str = OPERATOR_ACCOUNT,
         namespaced: bool = False,
         job_policy: JobPolicy = PERMISSIVE,
+        ray: RaySettings | None = None,
     ) -> None:
         self.kube = kube
         self.account = account
         self.namespaced = namespaced
         self.job_policy = job_policy
+        self.ray = ray or RaySettings()
         """Watch only the harness's namespace (the chart's watchNamespaces), not the cluster."""
         self.cluster = kube.cluster
         self.metrics = metrics
@@ -157,6 +160,7 @@ class Harness:
             # the tests' triggers choose images and nodes freely; tests of the policy
             # itself set their own (tests/operator/test_job_policy.py)
             job_policy=self.job_policy,
+            ray=self.ray,
         )
 
     async def start_operator(self, client: KubeClient | None = None) -> None:
