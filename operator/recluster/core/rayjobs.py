@@ -66,7 +66,6 @@ ENTRYPOINT = "recluster run-ray-job"
 HEAD_CONTAINER = "ray-head"
 WORKER_CONTAINER = "ray-worker"
 WORKER_GROUP = "workers"
-SHM_VOLUME = {"name": "dshm", "emptyDir": {"medium": "Memory"}}
 SHM_MOUNT = {"name": "dshm", "mountPath": "/dev/shm"}
 """Ray's object store lives in /dev/shm; a container's default 64 MiB would spill at once."""
 REASON_NOT_ENABLED = "RayNotEnabled"
@@ -169,7 +168,8 @@ def _cluster_spec(
     def pod(container: str, resources: Any = None) -> dict[str, Any]:
         spec = pod_spec(
             template, request, settings, args=(), resources=resources,
-            container_name=container, extra_volumes=(SHM_VOLUME,), extra_mounts=(SHM_MOUNT,),
+            container_name=container, extra_mounts=(SHM_MOUNT,),
+            extra_volumes=({"name": "dshm", "emptyDir": {"medium": "Memory"}},),
         )  # fmt: skip
         # KubeRay restarts Ray pods itself (the RayCluster keeps its replicas)
         del spec["restartPolicy"]

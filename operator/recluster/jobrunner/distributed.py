@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -88,6 +88,8 @@ class PassResult:
     """Sum over the members of squared distance to their centroid."""
     total: npt.NDArray[np.float64]
     """D: the sum of the shard's raw rows (for the collection mean)."""
+    seconds: float = 0.0
+    """The worker's time on the shard (read, compute, write): per-shard throughput."""
 
 
 _STORES: dict[str, CollectionStore] = {}
@@ -115,6 +117,23 @@ def shard_pass(
 ) -> PassResult:
     """One shard, one pass, on a worker: "lloyd" (sums and counts), "assign" (writes the
     assignment shard), or "relabel" (renumbers a written shard with `remap`)."""
+    started = time.perf_counter()
+    result = _shard_pass(store, shard, centroids, mode=mode, normalize=normalize,
+                         namespace=namespace, run_id=run_id, remap=remap)  # fmt: skip
+    return replace(result, seconds=time.perf_counter() - started)
+
+
+def _shard_pass(
+    store: ParquetStore,
+    shard: Shard,
+    centroids: npt.NDArray[np.float32],
+    *,
+    mode: str,
+    normalize: bool,
+    namespace: str,
+    run_id: str,
+    remap: npt.NDArray[np.int32] | None,
+) -> PassResult:
     k, d = centroids.shape
     if mode == "relabel":
         assert remap is not None
@@ -168,6 +187,7 @@ def _ray_batch(batch: Mapping[str, Any], **kwargs: Any) -> dict[str, Any]:
         "sizes": np.stack([r.sizes for r in results]),
         "partial_inertia": np.array([r.partial_inertia for r in results]),
         "total": np.stack([r.total for r in results]),
+        "seconds": np.array([r.seconds for r in results]),
     }
 
 
@@ -217,6 +237,7 @@ class RayPasses:
                     int(batch["index"][i]), int(batch["rows"][i]),
                     np.asarray(batch["sums"][i]), np.asarray(batch["sizes"][i]),
                     float(batch["partial_inertia"][i]), np.asarray(batch["total"][i]),
+                    float(batch["seconds"][i]),
                 )  # fmt: skip
 
 
@@ -224,18 +245,28 @@ Passes = Callable[..., Iterator[PassResult]]
 """(mode, centroids, normalize, remap=None) -> one PassResult per shard, in any order."""
 
 
-def _reduce(results: Iterator[PassResult], k: int, d: int) -> tuple[Any, Any, float, Any, int]:
-    sums = np.zeros((k, d), dtype=np.float64)
-    sizes = np.zeros(k, dtype=np.int64)
-    total = np.zeros(d, dtype=np.float64)
-    inertia, rows = 0.0, 0
+@dataclass
+class Reduced:
+    """A pass's shard results added up on the driver."""
+
+    sums: npt.NDArray[np.float64]
+    sizes: npt.NDArray[np.int64]
+    total: npt.NDArray[np.float64]
+    inertia: float = 0.0
+    rows: int = 0
+    shard_seconds: float = 0.0
+
+
+def _reduce(results: Iterator[PassResult], k: int, d: int) -> Reduced:
+    out = Reduced(np.zeros((k, d)), np.zeros(k, dtype=np.int64), np.zeros(d))
     for result in results:
-        sums += result.sums
-        sizes += result.sizes
-        total += result.total
-        inertia += result.partial_inertia
-        rows += result.rows
-    return sums, sizes, inertia, total, rows
+        out.sums += result.sums
+        out.sizes += result.sizes
+        out.total += result.total
+        out.inertia += result.partial_inertia
+        out.rows += result.rows
+        out.shard_seconds += result.seconds
+    return out
 
 
 class DistributedRunner:
@@ -311,15 +342,20 @@ class DistributedRunner:
                 work, k, max_iter=config.max_iter, n_init=config.n_init, random_state=seed
             ).centroids
         mark = self.lap("fit", mark)
+        shard_seconds: dict[str, float] = {}
         for _ in range(max(1, self.full_passes) - 1):
-            sums, sizes, _, _, _ = _reduce(passes("lloyd", centroids, normalize), k, dim)
+            moved = _reduce(passes("lloyd", centroids, normalize), k, dim)
             centroids = np.where(
-                sizes[:, None] > 0, sums / np.maximum(sizes, 1)[:, None], centroids
+                moved.sizes[:, None] > 0,
+                moved.sums / np.maximum(moved.sizes, 1)[:, None],
+                centroids,
             ).astype(np.float32)
+            shard_seconds["lloyd"] = shard_seconds.get("lloyd", 0.0) + moved.shard_seconds
         mark = self.lap("lloyd", mark)
-        raw_sums, sizes, inertia, totals, rows = _reduce(
-            passes("assign", centroids, normalize), k, dim
-        )
+        final_pass = _reduce(passes("assign", centroids, normalize), k, dim)
+        shard_seconds["assign"] = final_pass.shard_seconds
+        raw_sums, sizes, totals = final_pass.sums, final_pass.sizes, final_pass.total
+        inertia, rows = final_pass.inertia, final_pass.rows
         if rows != total:
             raise JobFailure(f"the shards held {rows} rows, the collections {total}: changed?")
         keep = sizes > 0
@@ -353,6 +389,7 @@ class DistributedRunner:
             "quality_score": None if quality is None else round(quality, 6),
             "inertia": inertia,
             "shards": len(shards),
+            "shard_seconds": {name: round(s, 3) for name, s in shard_seconds.items()},
         }
         mark = self.lap("quality", mark)
         summary["execution_time_ms"] = int((time.perf_counter() - started) * 1000)
