@@ -170,3 +170,21 @@ async def test_job_triggers_are_untouched_when_ray_is_enabled() -> None:
     w.at(5)
     await w.reconcile()
     assert [c for c, _ in w.cluster.calls if c.startswith("create")] == ["create_job"]
+
+
+async def test_a_success_without_a_committed_summary_is_recorded_without_figures() -> None:
+    w = World()
+    w.cluster.put_trigger(trigger())
+    await w.reconcile()
+    w.at(5)
+    await w.reconcile()
+    [name] = [n for c, n in w.cluster.calls if c == "create_rayjob"]
+    w.kuberay(
+        name, jobDeploymentStatus="Complete", jobStatus="SUCCEEDED", endTime="2026-11-28T10:05:50Z"
+    )
+    w.at(6)
+    await w.reconcile()
+    entry = w.status()["history"][0]
+    assert entry["status"] == "succeeded" and "num_clusters" not in entry
+    # creation (the fake stamps 10:00:00) to endTime, as for a Job without a summary
+    assert entry["execution_time_ms"] == 350_000
