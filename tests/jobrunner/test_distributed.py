@@ -30,7 +30,7 @@ from recluster.store.shards import plan_shards
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'recluster[ray]')")
 
-from recluster.jobrunner.distributed import DistributedRunner  # noqa: E402
+from recluster.jobrunner.distributed import DistributedRunner, SerialPasses  # noqa: E402
 
 NS = "default"
 K = 8
@@ -188,6 +188,35 @@ def test_shards_on_s3_are_read_and_written_by_the_workers(s3_bucket: str) -> Non
     assert ray_run.document_ids == one_run.document_ids
     assert adjusted_rand_score(one_run.labels, ray_run.labels) > 0.999
     store.close()
+
+
+def test_clusters_left_empty_are_dropped_and_the_shards_renumbered(tmp_path: Path) -> None:
+    """3 distinct points, K=5: two centroids get no members (in-process passes, no Ray)."""
+    uri = str(tmp_path / "store")
+    store = ParquetStore(uri, rows_per_row_group=500)
+    points = np.repeat(np.eye(3, 4, dtype=np.float32) * 10, 1_000, axis=0)
+    store.append(NS, "col_a", [f"d{i}" for i in range(3_000)], points)
+    body = {"collection_ids": ["col_a"], "runtime": "ray",
+            "config": {"algorithm": "kmeans", "n_clusters": 5}}  # fmt: skip
+    spec = JobInput(ExecutionConfig.model_validate(body), "empty", NS, uri)
+    modes: list[str] = []
+
+    class Recording(SerialPasses):
+        def __call__(self, mode: str, *args: Any, **kwargs: Any) -> Any:
+            modes.append(mode)
+            return super().__call__(mode, *args, **kwargs)
+
+    summary = DistributedRunner(
+        spec, store, passes=Recording, rows_per_shard=1_000, log=lambda _: None
+    ).run()
+    assert modes == ["lloyd", "assign", "relabel"]
+    run = store.read_run(NS, "empty")
+    assert summary["num_clusters"] == run.num_clusters == 3
+    assert sorted(run.cluster_sizes.tolist()) == [1_000, 1_000, 1_000]
+    assert set(run.labels.tolist()) == {0, 1, 2}
+    for label in range(3):  # each cluster is one of the points
+        members = points[run.labels == label]
+        np.testing.assert_allclose(run.centroids[label], members[0])
 
 
 def test_unsupported_algorithms_are_refused_naming_the_field(store_uri: str) -> None:

@@ -138,7 +138,7 @@ def _shard_pass(
     if mode == "relabel":
         assert remap is not None
         relabel_shard(store, namespace, run_id, shard, remap)
-        return PassResult(shard.index, shard.rows, np.zeros((0, d)), np.zeros(0, np.int64), 0.0,
+        return PassResult(shard.index, shard.rows, np.zeros((k, d)), np.zeros(k, np.int64), 0.0,
                           np.zeros(d))  # fmt: skip
     ids, raw = read_shard(store, shard)
     work = l2_normalize(raw)[0] if normalize else raw
@@ -242,7 +242,34 @@ class RayPasses:
 
 
 Passes = Callable[..., Iterator[PassResult]]
-"""(mode, centroids, normalize, remap=None) -> one PassResult per shard, in any order."""
+"""(mode, centroids, normalize, remap=None) -> one PassResult per shard, in any order: the
+port between the driver and its workers (RayPasses; `SerialPasses` runs them in-process)."""
+
+
+PassesFactory = Callable[[str, str, str, Sequence[Shard]], Passes]
+"""(store URI, namespace, run id, shards) -> the passes of one run: RayPasses or SerialPasses."""
+
+
+class SerialPasses:
+    """The passes one shard after the other in this process: the fake of RayPasses."""
+
+    def __init__(self, store_uri: str, namespace: str, run_id: str, shards: Sequence[Shard]):
+        from ..store.factory import open_store
+
+        self.store = _worker_store(store_uri, open_store)
+        self.namespace, self.run_id, self.shards = namespace, run_id, shards
+
+    def __call__(
+        self,
+        mode: str,
+        centroids: npt.NDArray[np.float32],
+        normalize: bool,
+        remap: npt.NDArray[np.int32] | None = None,
+    ) -> Iterator[PassResult]:
+        for shard in self.shards:
+            yield shard_pass(self.store, shard, centroids, mode=mode, normalize=normalize,
+                             namespace=self.namespace, run_id=self.run_id,
+                             remap=remap)  # fmt: skip
 
 
 @dataclass
@@ -276,7 +303,7 @@ class DistributedRunner:
         self,
         job: JobInput,
         store: CollectionStore,
-        passes: Passes | None = None,
+        passes: PassesFactory | None = None,
         log: Callable[[str], None] = print,
         rows_per_shard: int = DEFAULT_ROWS_PER_SHARD,
         full_passes: int = DEFAULT_FULL_PASSES,
@@ -332,7 +359,7 @@ class DistributedRunner:
         sample = sample_collections(store, job.namespace, counts, sample_size_for(total, k), seed)
         begin(store, job.namespace, job.run_id)
         shards = plan_shards(store, job.namespace, cids, self.rows_per_shard)
-        passes = self.passes or RayPasses(job.store_uri, job.namespace, job.run_id, shards)
+        passes = (self.passes or RayPasses)(job.store_uri, job.namespace, job.run_id, shards)
         self.log(f"collections {counts}: {total} documents × {dim} dims in {len(shards)} shards")
         mark = self.lap("sample", started)
         normalize = bool(config.normalize)
