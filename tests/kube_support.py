@@ -194,6 +194,7 @@ PLURALS = {
     "RoleBinding": "rolebindings",
     "CustomResourceDefinition": "customresourcedefinitions",
     "Lease": "leases",
+    "RayJob": "rayjobs",
 }
 
 

@@ -104,11 +104,25 @@ def test_a_zero_or_empty_deadline_is_none(value: str) -> None:
             {"RECLUSTER_WEBHOOKS": '[{"url": "https://h.example/x"}]'},
             r"RECLUSTER_WEBHOOKS\[0\]\.secret_ref: Field required",
         ),
+        ({"RECLUSTER_RAY_ENABLED": "yes"}, "RECLUSTER_RAY_ENABLED must be true or false"),
+        ({"RECLUSTER_RAY_TTL_SECONDS": "1m"}, "RECLUSTER_RAY_TTL_SECONDS must be whole seconds"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Settings.from_env(env)
+
+
+def test_ray_is_off_unless_the_install_enables_it() -> None:
+    assert Settings.from_env({}).ray.enabled is False
+    ray = Settings.from_env(
+        {
+            "RECLUSTER_RAY_ENABLED": "true",
+            "RECLUSTER_RAY_IMAGE": "r/recluster:ray",
+            "RECLUSTER_RAY_TTL_SECONDS": "0",
+        }
+    ).ray
+    assert (ray.enabled, ray.image, ray.ttl_seconds_after_finished) == (True, "r/recluster:ray", 0)
 
 
 def test_the_job_policy_comes_from_the_install_and_allows_nothing_by_default() -> None:

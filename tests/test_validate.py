@@ -84,7 +84,19 @@ def setting(path: str, value: Any) -> Callable[[Body], None]:
 
 DELETE = object()
 SC = "spec.schedule_config"
+EC = "spec.execution_config"
 CFG = "spec.execution_config.config"
+
+
+def on_ray(body: Body, algorithm: Body | None = None, **ray: Any) -> Body:
+    """The trigger with execution_config.runtime ray (and ray settings, a config, if given)."""
+    body["spec"]["execution_config"]["runtime"] = "ray"
+    if ray:
+        body["spec"]["execution_config"]["ray"] = ray
+    if algorithm is not None:
+        body["spec"]["execution_config"]["config"] = algorithm
+    return body
+
 
 # (id, base, change, field named in the error, words of the reason, enforced by the CRD)
 CASES: list[tuple[str, Callable[[], Body], Callable[[Body], None], str, str, bool]] = [
@@ -242,6 +254,25 @@ CASES: list[tuple[str, Callable[[], Body], Callable[[Body], None], str, str, boo
     ("webhook-unsigned", lambda: trigger("cron"),
      setting("spec.notifications", {"webhooks": [{"url": "https://hooks.example.com/x"}]}),
      "spec.notifications.webhooks[0].secret_ref", "required", True),
+    # Issue 16: runtime ray runs kmeans only, its settings only with it.
+    ("ray-hdbscan", lambda: on_ray(trigger("cron"), {"algorithm": "hdbscan"}), lambda b: None,
+     f"{CFG}.algorithm", "runtime ray runs kmeans only", True),
+    ("ray-reduction", lambda: on_ray(trigger("cron")),
+     setting(f"{CFG}.reduction", {"method": "pca", "n_components": 8}),
+     f"{CFG}.reduction", "not supported with runtime ray", True),
+    ("ray-settings-on-job", lambda: trigger("cron"), setting(f"{EC}.ray", {"workers": 4}),
+     f"{EC}.ray", "only used with runtime ray", True),
+    ("ray-selector-and-workers",
+     lambda: on_ray(trigger("cron"), workers=4, cluster_selector={"team": "search"}),
+     lambda b: None, f"{EC}.ray.workers", "not used with cluster_selector", True),
+    ("ray-zero-workers", lambda: on_ray(trigger("cron"), workers=0), lambda b: None,
+     f"{EC}.ray.workers", "greater than or equal to 1", True),
+    ("ray-too-many-workers", lambda: on_ray(trigger("cron"), workers=1001), lambda b: None,
+     f"{EC}.ray.workers", "less than or equal to 1000", True),
+    ("unknown-runtime", lambda: trigger("cron"), setting(f"{EC}.runtime", "spark"),
+     f"{EC}.runtime", "'job' or 'ray'", True),
+    ("definition-ray-dbscan", lambda: on_ray(definition(), {"algorithm": "dbscan"}),
+     lambda b: None, f"{CFG}.algorithm", "runtime ray runs kmeans only", True),
     # YAML's .inf: no JSON carries it to the apiserver, so only validate can name it.
     ("infinite-threshold", lambda: trigger("conditional"),
      setting(f"{SC}.threshold", float("inf")), f"{SC}.threshold", "finite number", False),
@@ -257,7 +288,10 @@ def broken(case: tuple[Any, ...]) -> Body:
 
 def test_valid_bases_pass() -> None:
     for base in (*(lambda t=t: trigger(t) for t in ("cron", "interval", "event", "conditional")),
-                 definition):  # fmt: skip
+                 definition, lambda: on_ray(trigger("cron"), workers=8),
+                 lambda: on_ray(trigger("cron"), cluster_selector={"team": "search"}),
+                 lambda: on_ray(trigger("cron"), worker_resources={"limits": {"memory": "8Gi"}})
+                 ):  # fmt: skip
         body = base()
         assert validate_documents([Document("ok.yaml", 0, body)]) == []
         assert admit(body["kind"], body) == []

@@ -318,24 +318,36 @@ def localkube_build() -> None:
         click.echo(f"{name}\t{path}")
 
 
+def _job_options(fn: Any) -> Any:
+    """The inputs of a clustering run, from the environment the Job or RayJob sets."""
+    options = [
+        click.option(
+            "--config",
+            "config_json",
+            envvar="RECLUSTER_EXECUTION_CONFIG",
+            help="Execution config as JSON, or @FILE. Default: $RECLUSTER_EXECUTION_CONFIG.",
+        ),
+        click.option("--run-id", envvar="RECLUSTER_RUN_ID", help="Default: $RECLUSTER_RUN_ID."),
+        click.option(
+            "--namespace", envvar="RECLUSTER_NAMESPACE", help="Default: $RECLUSTER_NAMESPACE."
+        ),
+        click.option("--store", "store_uri", envvar="RECLUSTER_STORE_URI", help="Store URI."),
+        click.option(
+            "--termination-log",
+            type=click.Path(dir_okay=False, path_type=Path),
+            envvar="RECLUSTER_TERMINATION_LOG",
+            default=Path("/dev/termination-log"),
+            show_default=True,
+            help="Where the JSON summary (or the failure reason) is written for the operator.",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
 @main.command(name="run-job")
-@click.option(
-    "--config",
-    "config_json",
-    envvar="RECLUSTER_EXECUTION_CONFIG",
-    help="Execution config as JSON, or @FILE. Default: $RECLUSTER_EXECUTION_CONFIG.",
-)
-@click.option("--run-id", envvar="RECLUSTER_RUN_ID", help="Default: $RECLUSTER_RUN_ID.")
-@click.option("--namespace", envvar="RECLUSTER_NAMESPACE", help="Default: $RECLUSTER_NAMESPACE.")
-@click.option("--store", "store_uri", envvar="RECLUSTER_STORE_URI", help="Store URI.")
-@click.option(
-    "--termination-log",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="RECLUSTER_TERMINATION_LOG",
-    default=Path("/dev/termination-log"),
-    show_default=True,
-    help="Where the JSON summary (or the failure reason) is written for the operator.",
-)
+@_job_options
 def run_job_(
     config_json: str | None,
     run_id: str | None,
@@ -344,10 +356,55 @@ def run_job_(
     termination_log: Path,
 ) -> None:
     """Cluster the collections of one firing and record the results (what a Job runs)."""
+    from .jobrunner.runner import run_job
+
+    _run_clustering(run_job, config_json, run_id, namespace, store_uri, termination_log)
+
+
+@main.command(name="run-ray-job")
+@_job_options
+@click.option(
+    "--address",
+    envvar="RAY_ADDRESS",
+    default=None,
+    help="Ray cluster to run on. Default: the one this driver runs in (a RayJob's).",
+)
+def run_ray_job_(
+    config_json: str | None,
+    run_id: str | None,
+    namespace: str | None,
+    store_uri: str | None,
+    termination_log: Path,
+    address: str | None,
+) -> None:
+    """Cluster on Ray workers (execution_config.runtime ray): what a RayJob's driver runs.
+
+    The last line printed is the JSON summary, or {"status":"failed","error":...}:
+    KubeRay copies the tail of a failed driver's log into the RayJob's status.message,
+    where the operator reads the reason.
+    """
+    from .jobrunner.distributed import run_distributed
+
+    def run(job: Any, open_store: Any, log: Any) -> dict[str, Any]:
+        return run_distributed(job, open_store, log, address)
+
+    _run_clustering(run, config_json, run_id, namespace, store_uri, termination_log,
+                    echo_failure=True)  # fmt: skip
+
+
+def _run_clustering(
+    run: Any,
+    config_json: str | None,
+    run_id: str | None,
+    namespace: str | None,
+    store_uri: str | None,
+    termination_log: Path,
+    echo_failure: bool = False,
+) -> None:
     import os
     import traceback
 
-    from .jobrunner.runner import JobFailure, parse_input, run_job, termination_message
+    from .jobrunner.runner import JobFailure, parse_input, termination_message
     from .jobrunner.sanitize import ScrubbedStream, Scrubber, unexpected
     from .store.factory import open_store
 
@@ -367,7 +424,7 @@ def run_job_(
         collections = ", ".join(job.execution_config.collection_ids)
         algorithm = job.execution_config.config.algorithm
         log(f"run {job.run_id}: {algorithm} on {collections} in namespace {job.namespace}")
-        summary = run_job(job, open_store, log)
+        summary = run(job, open_store, log)
         click.echo(json.dumps(summary))
     except (JobFailure, OSError, ValueError) as exc:
         error = scrub(str(exc))
@@ -376,6 +433,8 @@ def run_job_(
         error = unexpected(exc)
         traceback.print_exc()
         click.echo(f"error: {error}", err=True)
+    if error and echo_failure:  # the log's last line: what a RayJob's status.message ends with
+        click.echo(scrub(termination_message(None, error)))
     try:
         termination_log.write_text(scrub(termination_message(summary, error)))
     except OSError as exc:

@@ -47,6 +47,11 @@ COMBINATIONS: dict[str, dict[str, Any]] = {
         },
     },
     "examples": {"examples": {"enabled": True}},
+    # runtime ray (issue 16): RayJobs watched, created and granted only then
+    "ray": {
+        "watchNamespaces": ["team-a"],
+        "ray": {"enabled": True, "image": "registry.example/recluster:0.1.0-ray"},
+    },
     # a store every node can mount: two operator replicas, their disruption budget
     "shared-store": {
         "operator": {"replicas": 2},

@@ -469,6 +469,32 @@ def test_install_webhooks_reach_the_operator_which_may_read_only_their_secrets(
     assert "RECLUSTER_WEBHOOKS" not in env_of(_pod(render({}), OPERATOR)["containers"][0])
 
 
+RAYJOBS = {("ray.io", "rayjobs"): {"list", "watch", "create", "delete"}}
+
+
+def test_rayjobs_are_granted_and_configured_only_when_ray_is_enabled(render: Render) -> None:
+    rendered = render(COMBINATIONS["ray"])
+    assert _bound(rendered, OPERATOR) == {
+        ("Role", "team-a"): {**OPERATOR_WATCHED, **RAYJOBS},
+        ("Role", NAMESPACE): LEASES,
+    }
+    env = env_of(_pod(rendered, OPERATOR)["containers"][0])
+    literal = {name: e["value"] for name, e in env.items() if "value" in e}
+    ray = Settings.from_env(literal).ray
+    assert (ray.enabled, ray.image, ray.ttl_seconds_after_finished) == (
+        True, "registry.example/recluster:0.1.0-ray", 60,
+    )  # fmt: skip
+    default = render({"watchNamespaces": ["team-a"]})
+    assert _bound(default, OPERATOR)[("Role", "team-a")] == OPERATOR_WATCHED
+    default_env = env_of(_pod(default, OPERATOR)["containers"][0])
+    assert not {n for n in default_env if n.startswith("RECLUSTER_RAY_")}
+    assert Settings.from_env({}).ray.enabled is False
+    # no ray.image: the Jobs' image
+    plain = render({"ray": {"enabled": True}})
+    image = env_of(_pod(plain, OPERATOR)["containers"][0])["RECLUSTER_RAY_IMAGE"]["value"]
+    assert image == CHART_IMAGE
+
+
 def test_namespaced_rbac_and_job_service_accounts(render: Render) -> None:
     rendered = render(COMBINATIONS["namespaced"])
     assert _bound(rendered, OPERATOR) == {

@@ -53,6 +53,8 @@ def test_chart_rbac_is_exactly_what_the_components_use(
     chosen = dict(COMBINATIONS["gateway"])
     if values == "namespaced-gateway":
         chosen["watchNamespaces"] = ["team-a", "team-b"]
+    if audit_registry.SOURCES["rayjobs"]:  # the operator ran with ray.enabled
+        chosen["ray"] = {"enabled": True}
     rendered = render(chosen)
     for component, account in (("operator", OPERATOR), ("gateway", GATEWAY)):
         user = user_of(account, NAMESPACE)

@@ -163,7 +163,9 @@ async def test_published_schema_of_create_matches_the_seed(kube: LocalKube) -> N
     # Nested configs are the models' own schemas, not free-form objects.
     assert "cron_expression" in resolve(props["schedule_config"])["properties"]
     execution = resolve(next(s for s in props["execution_config"]["anyOf"] if "$ref" in s))
-    assert set(execution["properties"]) == {"collection_ids", "config"}
+    # the seed's two fields, required, and issue 16's optional runtime (job | ray)
+    assert set(execution["properties"]) == {"collection_ids", "config", "runtime", "ray"}
+    assert set(execution["required"]) == {"collection_ids", "config"}
 
     examples = create["requestBody"]["content"]["application/json"]["examples"]
     assert {name: e["value"] for name, e in examples.items()} == SEEDS

@@ -26,6 +26,7 @@ from recluster.controller.metrics import Metrics
 from recluster.controller.runtime import run_operator
 from recluster.controller.settings import Settings
 from recluster.core.policy import PERMISSIVE, JobPolicy
+from recluster.core.rayjobs import RaySettings
 from recluster.kube.client import KubeClient
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,6 +101,7 @@ class Harness:
         namespaced: bool = False,
         job_policy: JobPolicy = PERMISSIVE,
         webhooks: Sequence[Webhook] = (),
+        ray: RaySettings | None = None,
     ) -> None:
         self.kube = kube
         self.webhooks = list(webhooks)
@@ -107,6 +109,7 @@ class Harness:
         self.account = account
         self.namespaced = namespaced
         self.job_policy = job_policy
+        self.ray = ray or RaySettings()
         """Watch only the harness's namespace (the chart's watchNamespaces), not the cluster."""
         self.cluster = kube.cluster
         self.metrics = metrics
@@ -163,6 +166,7 @@ class Harness:
             job_policy=self.job_policy,
             webhooks=self.webhooks,
             namespace=RELEASE_NAMESPACE,
+            ray=self.ray,
         )
 
     async def start_operator(self, client: KubeClient | None = None) -> None:

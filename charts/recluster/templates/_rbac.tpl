@@ -46,6 +46,12 @@ operator:
     - apiGroups: [""]
       resources: [secrets]
       verbs: [get]
+    {{- if .Values.ray.enabled }}
+    # runtime ray (ray.enabled): RayJobs instead of Jobs for the triggers that ask.
+    - apiGroups: [ray.io]
+      resources: [rayjobs]
+      verbs: [list, watch, create, delete]
+    {{- end }}
   # Nothing cluster-wide: the informers list and watch the watched namespaces only.
   cluster: []
   clusterWhenNamespaced: []

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from .clustering import ALGORITHM_PARAMETERS, COMMON_PARAMETERS, ClusteringConfig
+from .clustering import (
+    ALGORITHM_PARAMETERS,
+    COMMON_PARAMETERS,
+    RAY_ALGORITHMS,
+    RAY_UNSUPPORTED_PARAMETERS,
+    ClusteringConfig,
+)
 from .jobtemplate import RESERVED_ENV_NAMES, RESERVED_ENV_PREFIXES
 from .notifications import URL_RULES
 from .schedule import SCHEDULE_FIELDS
@@ -108,6 +114,49 @@ def clustering_config_rules() -> list[Rule]:
         }
     )
     return rules
+
+
+def execution_config_rules() -> list[Rule]:
+    """Rules on execution_config: what runtime ray allows (clustering.runtime_problems)."""
+    ray = "has(self.runtime) && self.runtime == 'ray'"
+    rules: list[Rule] = [
+        {
+            "rule": f"!has(self.ray) || ({ray})",
+            "message": "ray is only used with runtime ray",
+            "fieldPath": ".ray",
+            "reason": "FieldValueForbidden",
+        },
+        {
+            "rule": f"!({ray}) || self.config.algorithm in {_quoted(list(RAY_ALGORITHMS))}",
+            "message": f"runtime ray runs {', '.join(RAY_ALGORITHMS)} only (use runtime job)",
+            "fieldPath": ".config.algorithm",
+            "reason": "FieldValueInvalid",
+        },
+    ]
+    for name in RAY_UNSUPPORTED_PARAMETERS:
+        rules.append(
+            {
+                "rule": f"!({ray}) || !has(self.config.{name})",
+                "message": f"config.{name} is not supported with runtime ray",
+                "fieldPath": f".config.{name}",
+                "reason": "FieldValueForbidden",
+            }
+        )
+    return rules
+
+
+def ray_config_rules() -> list[Rule]:
+    """Rules on execution_config.ray: an existing cluster, or the run's own (RayConfig)."""
+    return [
+        {
+            "rule": f"!has(self.cluster_selector) || !has(self.{name})",
+            "message": f"{name} is not used with cluster_selector (the existing RayCluster "
+            "has its own)",
+            "fieldPath": f".{name}",
+            "reason": "FieldValueForbidden",
+        }
+        for name in ("workers", "worker_resources")
+    ]
 
 
 def env_var_rules() -> list[Rule]:

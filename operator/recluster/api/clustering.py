@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from .base import MAX_COLLECTIONS, Identifier, Loc, Model, reject
+from .jobtemplate import Label, ResourceRequirements, ShortStr
 
 Algorithm = Literal[
     "kmeans",
@@ -198,12 +199,78 @@ CollectionIds = Annotated[
 ]
 
 
+Runtime = Literal["job", "ray"]
+RAY_ALGORITHMS: tuple[str, ...] = ("kmeans",)
+"""What the distributed engine runs (engine/distributed.py): k-means only. Density methods
+(hdbscan, dbscan, optics) and the graph/linkage ones need every pairwise neighbourhood, which
+a one-pass-per-iteration engine over sharded data cannot give without pretending."""
+RAY_UNSUPPORTED_PARAMETERS: tuple[str, ...] = ("reduction",)
+"""Preprocessing the distributed engine does not do (a PCA/UMAP fit over sharded data)."""
+MAX_RAY_WORKERS = 1000
+MAX_SELECTOR_LABELS = 16
+
+
+class RayConfig(Model):
+    """runtime ray: the Ray cluster the clustering runs on (a KubeRay RayJob).
+
+    Either the operator describes a cluster of its own (one head, `workers`
+    workers, created for the run and shut down after it), or
+    `cluster_selector` names an existing RayCluster by its labels (KubeRay's
+    RayJob `clusterSelector`), which must run the Recluster image.
+    """
+
+    workers: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_RAY_WORKERS,
+        description="Ray worker pods of the run's own cluster. Default 2.",
+    )
+    worker_resources: ResourceRequirements | None = Field(
+        default=None,
+        description=(
+            "CPU and memory of each worker pod; default the Job's resources (job_template, "
+            "else the install's)."
+        ),
+    )
+    cluster_selector: dict[ShortStr, Label] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_SELECTOR_LABELS,
+        description=(
+            "Labels of an existing RayCluster to submit to instead of creating one "
+            "(RayJob spec.clusterSelector); excludes workers and worker_resources."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _own_or_existing(self) -> RayConfig:
+        if self.cluster_selector is not None:
+            problems: list[tuple[Loc, str]] = [
+                ((name,), "not used with cluster_selector (the existing RayCluster has its own)")
+                for name in ("workers", "worker_resources")
+                if getattr(self, name) is not None
+            ]
+            reject("RayConfig", problems)
+        return self
+
+
 class ExecutionConfig(Model):
     """TriggerExecutionConfig: collections and algorithm to use when the trigger fires."""
 
     collection_ids: CollectionIds
     config: ClusteringConfig = Field(
         description="Clustering configuration including algorithm and parameters."
+    )
+    runtime: Runtime | None = Field(
+        default=None,
+        description=(
+            "Where the clustering runs: 'job' (default; one Kubernetes Job on one node) or "
+            "'ray' (a KubeRay RayJob across Ray workers; kmeans only, the install must enable "
+            "Ray). Never chosen automatically."
+        ),
+    )
+    ray: RayConfig | None = Field(
+        default=None, description="runtime ray: the Ray cluster to run on."
     )
 
     @model_validator(mode="after")
@@ -213,4 +280,29 @@ class ExecutionConfig(Model):
             if cid in seen:
                 reject("ExecutionConfig", [(("collection_ids",), f"lists {cid!r} twice")])
             seen.add(cid)
+        reject("ExecutionConfig", runtime_problems(self.runtime, self.ray is not None,
+                                                   self.config))  # fmt: skip
         return self
+
+
+def runtime_problems(
+    runtime: str | None, has_ray: bool, config: ClusteringConfig
+) -> list[tuple[Loc, str]]:
+    """Why the runtime does not fit the rest of the config (empty when it does)."""
+    problems: list[tuple[Loc, str]] = []
+    if runtime != "ray":
+        if has_ray:
+            problems.append((("ray",), "only used with runtime ray"))
+        return problems
+    if config.algorithm not in RAY_ALGORITHMS:
+        problems.append(
+            (
+                ("config", "algorithm"),
+                f"runtime ray runs {', '.join(RAY_ALGORITHMS)} only, not {config.algorithm} "
+                "(use runtime job, or kmeans)",
+            )
+        )
+    for name in RAY_UNSUPPORTED_PARAMETERS:
+        if getattr(config, name) is not None:
+            problems.append((("config", name), "not supported with runtime ray"))
+    return problems

@@ -21,6 +21,8 @@ from .cel import (
     clustering_config_rules,
     env_source_rule,
     env_var_rules,
+    execution_config_rules,
+    ray_config_rules,
     trigger_spec_rules,
     webhook_rules,
 )
@@ -122,11 +124,16 @@ def model_schema(model: type[BaseModel]) -> Schema:
     return to_structural(raw, defs)
 
 
+def _execution_config_rules(execution: Schema) -> None:
+    execution["x-kubernetes-validations"] = execution_config_rules()
+    execution["properties"]["config"]["x-kubernetes-validations"] = clustering_config_rules()
+    execution["properties"]["ray"]["x-kubernetes-validations"] = ray_config_rules()
+
+
 def _trigger_schema() -> Schema:
     spec = model_schema(ClusterTriggerSpec)
     spec["x-kubernetes-validations"] = trigger_spec_rules()
-    config = spec["properties"]["execution_config"]["properties"]["config"]
-    config["x-kubernetes-validations"] = clustering_config_rules()
+    _execution_config_rules(spec["properties"]["execution_config"])
     env_item = spec["properties"]["job_template"]["properties"]["env"]["items"]
     env_item["x-kubernetes-validations"] = env_var_rules()
     env_item["properties"]["valueFrom"]["x-kubernetes-validations"] = [env_source_rule()]
@@ -143,8 +150,7 @@ def _trigger_schema() -> Schema:
 
 def _definition_schema() -> Schema:
     spec = model_schema(ClusterDefinitionSpec)
-    config = spec["properties"]["execution_config"]["properties"]["config"]
-    config["x-kubernetes-validations"] = clustering_config_rules()
+    _execution_config_rules(spec["properties"]["execution_config"])
     status = model_schema(ClusterDefinitionStatus)
     return _root(
         "ClusterDefinition: a saved execution configuration that triggers reference by cluster_id.",

@@ -1,4 +1,4 @@
-"""What the reconciler reads: triggers, the Jobs and pods they own, ClusterDefinitions.
+"""What the reconciler reads: triggers, the Jobs, RayJobs and pods they own, ClusterDefinitions.
 
 The dictionaries are the informers' stores (informer.py); this class adds the
 indexes, kept current by the informers' handlers, and says which triggers a
@@ -7,7 +7,7 @@ change concerns. Rules:
 1. A Job belongs to a trigger by its controller ownerReference's uid, never
    by its labels (the label only narrows the server-side watch): a user's Job
    with the same label, or a Job of a deleted trigger of the same name, is
-   not the trigger's.
+   not the trigger's. RayJobs (runtime ray) belong to triggers the same way.
 2. A pod belongs to a Job the same way (the Job controller's ownerReference).
 3. Every change maps to the keys of the triggers it may affect; nothing else
    happens in a handler.
@@ -44,15 +44,19 @@ class Caches:
         jobs: dict[Key, JSON] | None = None,
         pods: dict[Key, JSON] | None = None,
         definitions: dict[Key, JSON] | None = None,
+        rayjobs: dict[Key, JSON] | None = None,
     ) -> None:
         self.triggers = triggers if triggers is not None else {}
         self.jobs = jobs if jobs is not None else {}
         self.pods = pods if pods is not None else {}
         self.definitions = definitions if definitions is not None else {}
+        self.rayjobs = rayjobs if rayjobs is not None else {}
+        """Empty unless the install enables Ray (no informer watches RayJobs then)."""
         self.trigger_by_uid: dict[str, Key] = {}
         self.jobs_by_owner: dict[str, set[Key]] = defaultdict(set)
         self.job_by_uid: dict[str, Key] = {}
         self.pods_by_job: dict[str, set[Key]] = defaultdict(set)
+        self.rayjobs_by_owner: dict[str, set[Key]] = defaultdict(set)
 
     # -- reads -----------------------------------------------------------------------
 
@@ -61,6 +65,10 @@ class Caches:
 
     def jobs_of(self, trigger_uid: str) -> list[JSON]:
         return [self.jobs[k] for k in self.jobs_by_owner.get(trigger_uid, ()) if k in self.jobs]
+
+    def rayjobs_of(self, trigger_uid: str) -> list[JSON]:
+        keys = self.rayjobs_by_owner.get(trigger_uid, ())
+        return [self.rayjobs[k] for k in keys if k in self.rayjobs]
 
     def pods_of(self, job: Mapping[str, Any]) -> list[JSON]:
         keys = self.pods_by_job.get(uid_of(job), ())
@@ -98,6 +106,22 @@ class Caches:
             self.job_by_uid[uid] = key
             if owner:
                 self.jobs_by_owner[owner].add(key)
+        trigger = self.trigger_by_uid.get(owner or "")
+        return [trigger] if trigger else []
+
+    def rayjob_changed(self, old: JSON | None, new: JSON | None) -> list[Key]:
+        obj = new or old
+        if obj is None:
+            return []
+        key = key_of(obj)
+        owner = controller_uid(obj, "ClusterTrigger")
+        if owner:
+            if new is None:
+                self.rayjobs_by_owner[owner].discard(key)
+                if not self.rayjobs_by_owner[owner]:
+                    del self.rayjobs_by_owner[owner]
+            else:
+                self.rayjobs_by_owner[owner].add(key)
         trigger = self.trigger_by_uid.get(owner or "")
         return [trigger] if trigger else []
 

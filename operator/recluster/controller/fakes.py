@@ -76,6 +76,31 @@ class FakeCluster:
         if old is not None:
             self.caches.job_changed(old, None)
 
+    def put_rayjob(self, rayjob: JSON) -> JSON:
+        rayjob = {**rayjob, "metadata": {"uid": str(uuid.uuid4()),
+                                         "resourceVersion": self._version(),
+                                         "creationTimestamp": "2026-11-28T10:00:00Z",
+                                         **rayjob["metadata"]}}  # fmt: skip
+        old = self.caches.rayjobs.get(key_of(rayjob))
+        self.caches.rayjobs[key_of(rayjob)] = rayjob
+        self.caches.rayjob_changed(old, rayjob)
+        return rayjob
+
+    async def create_rayjob(self, rayjob: Mapping[str, Any]) -> bool:
+        self.calls.append(("create_rayjob", str(rayjob["metadata"]["name"])))
+        self._maybe_fail("create_rayjob")
+        if key_of(dict(rayjob)) in self.caches.rayjobs:
+            return False
+        self.put_rayjob(dict(rayjob))
+        return True
+
+    async def delete_rayjob(self, namespace: str, name: str, uid: str | None) -> None:
+        self.calls.append(("delete_rayjob", name))
+        self._maybe_fail("delete_rayjob")
+        old = self.caches.rayjobs.pop((namespace, name), None)
+        if old is not None:
+            self.caches.rayjob_changed(old, None)
+
     async def write_status(
         self, namespace: str, name: str, patch: Mapping[str, Any], resource_version: str
     ) -> JSON:
@@ -119,6 +144,8 @@ class FakeStore:
 
     counts: dict[tuple[str, str], int] = field(default_factory=dict)
     measurement: Measurement | None = None
+    summaries: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    """(namespace, run id) -> the summary a committed run wrote."""
     calls: list[str] = field(default_factory=list)
 
     async def count(self, namespace: str, collection: str) -> int:
@@ -130,6 +157,10 @@ class FakeStore:
     ) -> Measurement | None:
         self.calls.append(f"measure {metric}")
         return self.measurement
+
+    async def run_summary(self, namespace: str, run_id: str) -> dict[str, Any] | None:
+        self.calls.append(f"run_summary {run_id}")
+        return self.summaries.get((namespace, run_id))
 
 
 @dataclass

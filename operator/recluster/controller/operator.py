@@ -4,7 +4,8 @@ The controller-runtime model, in asyncio:
 
 - four informers (informer.py) keep caches of the ClusterTriggers and
   ClusterDefinitions, and of the Jobs and pods the operator made, selected
-  by label on the server;
+  by label on the server; a fifth follows its RayJobs when the install
+  enables Ray (settings.ray.enabled; the chart grants `rayjobs` only then);
 - each change is mapped to the triggers it concerns (caches.py) and their
   keys are queued (workqueue.py): a key is queued once and worked on by one
   worker at a time, so a trigger's reconciles never overlap;
@@ -27,6 +28,7 @@ from typing import Any
 
 from ..api.trigger import GROUP_VERSION
 from ..core.jobs import LABEL_EXECUTION, LABEL_TRIGGER
+from ..core.rayjobs import RAY_API_VERSION, RAYJOB_RESOURCE
 from ..kube.client import KubeClient
 from .caches import Caches
 from .informer import Informer, Key, drop_noise
@@ -62,6 +64,16 @@ def _meta(obj: JSON, *keys: str) -> JSON:
 def slim_job(obj: JSON) -> JSON:
     status = obj.get("status") or {}
     keep = ("conditions", "succeeded", "failed", "active", "completionTime", "startTime")
+    return {
+        "metadata": _meta(obj, "name", "namespace", "uid", "resourceVersion", "labels",
+                          "annotations", "creationTimestamp", "ownerReferences"),
+        "status": {k: status[k] for k in keep if k in status},
+    }  # fmt: skip
+
+
+def slim_rayjob(obj: JSON) -> JSON:
+    status = obj.get("status") or {}
+    keep = ("jobDeploymentStatus", "jobStatus", "reason", "message", "startTime", "endTime")
     return {
         "metadata": _meta(obj, "name", "namespace", "uid", "resourceVersion", "labels",
                           "annotations", "creationTimestamp", "ownerReferences"),
@@ -116,9 +128,16 @@ class Controller:
             client, "v1", "pods", namespaces=namespaces, label_selector=LABEL_EXECUTION,
             slim=slim_pod,
         )  # fmt: skip
+        self.rayjobs: Informer | None = None
+        if settings.ray.enabled:
+            self.rayjobs = Informer(
+                client, RAY_API_VERSION, RAYJOB_RESOURCE, namespaces=namespaces,
+                label_selector=LABEL_TRIGGER, slim=slim_rayjob,
+            )  # fmt: skip
         self.caches = Caches(
-            self.triggers.store, self.jobs.store, self.pods.store, self.definitions.store
-        )
+            self.triggers.store, self.jobs.store, self.pods.store, self.definitions.store,
+            self.rayjobs.store if self.rayjobs is not None else None,
+        )  # fmt: skip
         self.queue: WorkQueue[Key] = WorkQueue()
         self._owned_store: ThreadedStore | None = None
         if store is None:
@@ -138,6 +157,8 @@ class Controller:
         self._connect(self.jobs, self.caches.job_changed)
         self._connect(self.pods, self.caches.pod_changed)
         self._connect(self.definitions, self.caches.definition_changed)
+        if self.rayjobs is not None:
+            self._connect(self.rayjobs, self.caches.rayjob_changed)
         self.reconciles = 0
         """How many reconciles ran (tests assert that something had time to happen)."""
 
@@ -152,7 +173,8 @@ class Controller:
 
     @property
     def informers(self) -> tuple[Informer, ...]:
-        return (self.triggers, self.definitions, self.jobs, self.pods)
+        ray = (self.rayjobs,) if self.rayjobs is not None else ()
+        return (self.triggers, self.definitions, self.jobs, self.pods, *ray)
 
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
         """Follow the cluster and reconcile until stop is set."""

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import aiohttp
 
 from ..api.trigger import GROUP_VERSION
+from ..core.rayjobs import RAY_API_VERSION, RAYJOB_RESOURCE
 from ..kube.client import KubeClient
 from ..kube.paths import JSON, MERGE_PATCH, resource_path
 
@@ -41,6 +42,12 @@ class ClusterPort(Protocol):
 
     async def delete_job(self, namespace: str, name: str, uid: str | None) -> None:
         """Delete the Job and its pods (background); a gone or replaced one is fine."""
+
+    async def create_rayjob(self, rayjob: Mapping[str, Any]) -> bool:
+        """Create the RayJob (runtime ray); False when one of that name exists (adopted)."""
+
+    async def delete_rayjob(self, namespace: str, name: str, uid: str | None) -> None:
+        """Delete the RayJob (KubeRay deletes its RayCluster); a gone one is fine."""
 
     async def write_status(
         self, namespace: str, name: str, patch: Mapping[str, Any], resource_version: str
@@ -71,6 +78,9 @@ class StorePort(Protocol):
         self, namespace: str, collections: Sequence[str], metric: str, seed: int
     ) -> Measurement | None:
         """The metric against the last run's baseline; None when there is no baseline."""
+
+    async def run_summary(self, namespace: str, run_id: str) -> dict[str, Any] | None:
+        """The summary a committed run wrote (a RayJob's outcome); None if there is none."""
 
 
 class SecretPort(Protocol):
@@ -179,6 +189,12 @@ class KubeCluster:
     async def delete_job(self, namespace: str, name: str, uid: str | None) -> None:
         await self.client.delete("batch/v1", "jobs", namespace, name, uid=uid)
 
+    async def create_rayjob(self, rayjob: Mapping[str, Any]) -> bool:
+        return await self.client.create(rayjob)
+
+    async def delete_rayjob(self, namespace: str, name: str, uid: str | None) -> None:
+        await self.client.delete(RAY_API_VERSION, RAYJOB_RESOURCE, namespace, name, uid=uid)
+
     async def write_status(
         self, namespace: str, name: str, patch: Mapping[str, Any], resource_version: str
     ) -> JSON:
@@ -274,6 +290,17 @@ class ThreadedStore:
         from ..drift_check import check
 
         return await self._run(lambda s: check(s, namespace, list(collections), metric, seed))
+
+    async def run_summary(self, namespace: str, run_id: str) -> dict[str, Any] | None:
+        from ..store.errors import RunNotFound
+
+        def read(store: CollectionStore) -> dict[str, Any] | None:
+            try:
+                return store.run_summary(namespace, run_id)
+            except RunNotFound:
+                return None
+
+        return await self._run(read)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)

@@ -34,9 +34,10 @@ from pydantic import ValidationError
 from ..api.trigger import ClusterTriggerSpec, ClusterTriggerStatus
 from ..core import notifications
 from ..core.definitions import resolve_execution
-from ..core.jobs import ANNOTATION_EXECUTE_NOW, build_job, observe_job
+from ..core.jobs import ANNOTATION_EXECUTE_NOW, JobObservation, build_job, observe_job
 from ..core.policy import REASON as POLICY_REASON
 from ..core.policy import violations
+from ..core.rayjobs import build_rayjob, is_finished, observe_rayjob, runtime_problem
 from ..core.triggering import (
     Decision,
     Observation,
@@ -192,7 +193,7 @@ class TriggerReconciler:
         except ValidationError as exc:
             decision = invalid_spec(ref, status, _first_error(exc), now)
         else:
-            observation = self._observe(ref, spec, meta)
+            observation = await self._observe(ref, spec, meta, status)
             if spec.trigger_type == "event":
                 count, extra = await self._poll_count(ref, spec, now)
                 observation = replace(observation, document_count=count)
@@ -210,9 +211,14 @@ class TriggerReconciler:
         delays = [d for d in (decision.requeue_after, extra) if d is not None]
         return Outcome(max(0.0, min(delays) - early) if delays else None)
 
-    def _observe(
-        self, ref: TriggerRef, spec: ClusterTriggerSpec, meta: Mapping[str, Any]
+    async def _observe(
+        self,
+        ref: TriggerRef,
+        spec: ClusterTriggerSpec,
+        meta: Mapping[str, Any],
+        status: ClusterTriggerStatus,
     ) -> Observation:
+        rayjobs = await self._observe_rayjobs(ref, status)
         wanted: list[JSON] = []
         if spec.cluster_id is not None:
             wanted = self.caches.definitions_of(ref.namespace, spec.cluster_id)
@@ -220,11 +226,13 @@ class TriggerReconciler:
         refused = violations(spec.job_template, self.settings.job_policy)
         if refused and problem is None:
             problem = (POLICY_REASON, "; ".join(refused))
+        if problem is None:
+            problem = runtime_problem(ref.name, config, self.settings.ray)
         jobs = [observe_job(job, self.caches.pods_of(job)) for job in self.caches.jobs_of(ref.uid)]
         own = spec.notifications.webhooks if spec.notifications is not None else []
         key = (ref.namespace, ref.name)
         return Observation(
-            jobs=tuple(jobs),
+            jobs=(*jobs, *rayjobs),
             execution_config=config,
             config_problem=problem,
             manual_request=(meta.get("annotations") or {}).get(ANNOTATION_EXECUTE_NOW),
@@ -255,6 +263,28 @@ class TriggerReconciler:
             if delivery.run.outcome == "succeeded":
                 artifacts = run_artifacts(store_uri, ref.namespace, delivery.run.execution_id)
             self.notifier.submit(DeliveryRequest(key, trigger, delivery, hook, secrets, artifacts))
+
+    async def _observe_rayjobs(
+        self, ref: TriggerRef, status: ClusterTriggerStatus
+    ) -> list[JobObservation]:
+        """The trigger's RayJobs; a finished one whose outcome is still due brings its summary.
+
+        A RayJob has no termination message: the run's figures (clusters, documents,
+        time) are the summary the engine committed to the store, read once, when the
+        outcome is recorded (its history entry still says running).
+        """
+        due = {e.job_id for e in status.history or [] if e.status == "running"}
+        found: list[JobObservation] = []
+        for rayjob in self.caches.rayjobs_of(ref.uid):
+            name = str(rayjob["metadata"]["name"])
+            summary = None
+            if name in due and is_finished(rayjob):
+                try:
+                    summary = await self.store.run_summary(ref.namespace, name)
+                except Exception as exc:  # the outcome stands without its figures
+                    log.warning("cannot read the summary of run %s: %s", name, exc)
+            found.append(observe_rayjob(rayjob, summary))
+        return found
 
     async def _poll_count(
         self, ref: TriggerRef, spec: ClusterTriggerSpec, now: datetime
@@ -295,23 +325,45 @@ class TriggerReconciler:
 
     async def _apply_jobs(self, decision: Decision, spec: ClusterTriggerSpec, obj: JSON) -> None:
         meta = obj["metadata"]
-        owned = {j["metadata"]["name"]: uid_of(j) for j in self.caches.jobs_of(str(meta["uid"]))}
+        uid = str(meta["uid"])
+        owned = {j["metadata"]["name"]: uid_of(j) for j in self.caches.jobs_of(uid)}
+        owned_ray = {j["metadata"]["name"]: uid_of(j) for j in self.caches.rayjobs_of(uid)}
         for deletion in decision.delete:  # rule 1: before any creation
-            await self.cluster.delete_job(
-                meta["namespace"], deletion.name, owned.get(deletion.name)
-            )
-            log.info("deleted Job %s/%s: %s", meta["namespace"], deletion.name, deletion.reason)
+            if deletion.kind == "RayJob":
+                await self.cluster.delete_rayjob(
+                    meta["namespace"], deletion.name, owned_ray.get(deletion.name)
+                )
+            else:
+                await self.cluster.delete_job(
+                    meta["namespace"], deletion.name, owned.get(deletion.name)
+                )
+            log.info("deleted %s %s/%s: %s", deletion.kind, meta["namespace"], deletion.name,
+                     deletion.reason)  # fmt: skip
         trigger = {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"]}
         for request in decision.create:
-            job = build_job(trigger, spec.job_template, request, self.job_settings)
+            ray = request.execution_config.runtime == "ray"
             try:
-                created = await self.cluster.create_job(job)
+                if ray:
+                    created = await self.cluster.create_rayjob(
+                        build_rayjob(
+                            trigger,
+                            spec.job_template,
+                            request,
+                            self.job_settings,
+                            self.settings.ray,
+                        )
+                    )
+                else:
+                    created = await self.cluster.create_job(
+                        build_job(trigger, spec.job_template, request, self.job_settings)
+                    )
             except KubeError as exc:
                 if 400 <= exc.status < 500 and exc.status not in (409, 429):
                     raise JobRefused(request.name, exc) from exc
                 raise
-            log.info("%s Job %s/%s (%s)", "created" if created else "adopted",
-                     meta["namespace"], request.name, request.reason)  # fmt: skip
+            log.info("%s %s %s/%s (%s)", "created" if created else "adopted",
+                     "RayJob" if ray else "Job", meta["namespace"], request.name,
+                     request.reason)  # fmt: skip
 
     async def _write(self, obj: JSON, old: Mapping[str, Any], decision: Decision) -> None:
         new = decision.status.model_dump(mode="json", exclude_none=True)

@@ -16,6 +16,7 @@ from ..api.jobtemplate import ResourceRequirements
 from ..api.notifications import MAX_WEBHOOKS, Webhook
 from ..core.jobs import JobSettings
 from ..core.policy import JobPolicy
+from ..core.rayjobs import DEFAULT_TTL_SECONDS_AFTER_FINISHED, RaySettings
 
 DEFAULT_IMAGE = f"ghcr.io/recluster/recluster:{__version__}"
 DEFAULT_STORE_URI = ".recluster/dev/store"
@@ -48,6 +49,9 @@ class Settings:
     job_resources: ResourceRequirements | None = None
     job_policy: JobPolicy = field(default_factory=JobPolicy)
     """What a trigger's job_template may choose (core/policy.py); nothing by default."""
+    ray: RaySettings = field(default_factory=RaySettings)
+    """runtime ray (core/rayjobs.py): off unless the chart's ray.enabled; RayJobs are then
+    neither watched nor created, and a runtime ray trigger is held with Ready=False."""
     metrics_port: int | None = None
     max_sleep: float = 600.0
     """A trigger is re-checked at least this often, whatever it expects next (a resync
@@ -108,6 +112,7 @@ class Settings:
             job_active_deadline_seconds=_seconds(env, "RECLUSTER_JOB_ACTIVE_DEADLINE_SECONDS"),
             job_resources=_resources(env, "RECLUSTER_JOB_RESOURCES"),
             job_policy=_policy(env, "RECLUSTER_JOB_POLICY"),
+            ray=_ray(env),
             metrics_port=int(port) if port else None,
             event_poll_seconds=float(env.get("RECLUSTER_EVENT_POLL_SECONDS") or 30.0),
             webhooks=_webhooks(env, "RECLUSTER_WEBHOOKS"),
@@ -132,6 +137,21 @@ def _webhooks(env: Mapping[str, str], name: str) -> list[Webhook]:
             reason = str(error["msg"]).removeprefix("Value error, ")
             raise ValueError(f"{name}[{index}].{where}: {reason}") from None
     return hooks
+
+
+def _ray(env: Mapping[str, str]) -> RaySettings:
+    """RECLUSTER_RAY_ENABLED (true/false), RECLUSTER_RAY_IMAGE, RECLUSTER_RAY_TTL_SECONDS."""
+    enabled = env.get("RECLUSTER_RAY_ENABLED", "").strip().lower()
+    if enabled not in ("", "true", "false"):
+        raise ValueError(f"RECLUSTER_RAY_ENABLED must be true or false, got {enabled!r}")
+    ttl = env.get("RECLUSTER_RAY_TTL_SECONDS", "").strip()
+    if ttl and not ttl.isdigit():
+        raise ValueError(f"RECLUSTER_RAY_TTL_SECONDS must be whole seconds, got {ttl!r}")
+    return RaySettings(
+        enabled=enabled == "true",
+        image=env.get("RECLUSTER_RAY_IMAGE") or None,
+        ttl_seconds_after_finished=int(ttl) if ttl else DEFAULT_TTL_SECONDS_AFTER_FINISHED,
+    )
 
 
 def _policy(env: Mapping[str, str], name: str) -> JobPolicy:

@@ -32,6 +32,8 @@ DEFAULT_BACKOFF_LIMIT = 1
 TERMINATION_MESSAGE_LIMIT = 4096
 
 JobPhase = Literal["running", "succeeded", "failed"]
+WorkloadKind = Literal["Job", "RayJob"]
+"""What runs a firing: a batch/v1 Job, or a ray.io/v1 RayJob (runtime ray, core/rayjobs.py)."""
 FireReason = Literal["schedule", "catch_up", "manual", "event", "condition"]
 
 
@@ -89,29 +91,60 @@ def _security_context() -> dict[str, Any]:
     }
 
 
-def build_job(
-    trigger: Mapping[str, Any],
-    template: JobTemplate | None,
-    request: JobRequest,
-    settings: JobSettings,
-) -> dict[str, Any]:
-    """The batch/v1 Job manifest of a firing.
-
-    `trigger` is the ClusterTrigger's metadata (name, namespace, uid).
-    """
-    template = template or JobTemplate()
-    name, namespace = trigger["name"], trigger["namespace"]
-    labels = {
+def job_labels(trigger_name: str, execution: str, settings: JobSettings) -> dict[str, str]:
+    """Labels of a firing's Job, RayJob and their pods."""
+    return {
         **settings.labels,
         "app.kubernetes.io/name": "recluster",
         "app.kubernetes.io/component": "clustering-job",
         "app.kubernetes.io/managed-by": "recluster-operator",
-        LABEL_TRIGGER: name,
-        LABEL_EXECUTION: request.execution,
+        LABEL_TRIGGER: trigger_name,
+        LABEL_EXECUTION: execution,
     }
+
+
+def job_metadata(
+    trigger: Mapping[str, Any], request: JobRequest, labels: Mapping[str, str]
+) -> dict[str, Any]:
+    """Name, labels, annotations and the controller ownerReference of a firing's workload."""
     annotations: dict[str, str] = {ANNOTATION_REASON: request.reason}
     if request.scheduled_at is not None:
         annotations[ANNOTATION_SCHEDULED_AT] = _iso(request.scheduled_at)
+    return {
+        "name": request.name,
+        "namespace": trigger["namespace"],
+        "labels": dict(labels),
+        "annotations": annotations,
+        "ownerReferences": [
+            {
+                "apiVersion": GROUP_VERSION,
+                "kind": "ClusterTrigger",
+                "name": trigger["name"],
+                "uid": trigger["uid"],
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ],
+    }
+
+
+def pod_spec(
+    template: JobTemplate,
+    request: JobRequest,
+    settings: JobSettings,
+    *,
+    args: Sequence[str] = ("run-job",),
+    resources: ResourceRequirements | None = None,
+    container_name: str = CONTAINER_NAME,
+    extra_volumes: Sequence[Mapping[str, Any]] = (),
+    extra_mounts: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
+    """The pod of a firing: one container running the Recluster image.
+
+    The same for a Job's pod and a RayJob's head and workers, so that the
+    install's job policy, affinity, volumes, environment and resources apply to
+    both alike. `resources` replaces the template's and the install's.
+    """
     config = request.execution_config.model_dump(mode="json", exclude_none=True)
     # The trigger's own variables come first and the install's last: where names clash
     # Kubernetes keeps the last, and reserved names are refused in job_template anyway
@@ -126,67 +159,82 @@ def build_job(
         {"name": "RECLUSTER_RUN_ID", "value": request.name},
     ]
     container: dict[str, Any] = {
-        "name": CONTAINER_NAME,
+        "name": container_name,
         "image": template.image or settings.image,
-        "args": ["run-job"],
         "env": env,
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": _security_context(),
         "volumeMounts": [
             {"name": "tmp", "mountPath": "/tmp"},
+            *[dict(m) for m in extra_mounts],
             *[dict(m) for m in settings.volume_mounts],
         ],
     }
+    if args:
+        container["args"] = list(args)
     pull_policy = template.imagePullPolicy or settings.image_pull_policy
     if pull_policy:
         container["imagePullPolicy"] = pull_policy
-    resources = template.resources if template.resources is not None else settings.resources
+    if resources is None:
+        resources = template.resources if template.resources is not None else settings.resources
     if resources is not None:
         container["resources"] = resources.model_dump(exclude_none=True)
-    pod_spec: dict[str, Any] = {
+    spec: dict[str, Any] = {
         "restartPolicy": "Never",
         # the clustering job never calls the Kubernetes API
         "automountServiceAccountToken": False,
         "containers": [container],
-        "volumes": [{"name": "tmp", "emptyDir": {}}, *[dict(v) for v in settings.volumes]],
+        "volumes": [
+            {"name": "tmp", "emptyDir": {}},
+            *[dict(v) for v in extra_volumes],
+            *[dict(v) for v in settings.volumes],
+        ],
     }
     account = template.serviceAccountName or settings.service_account_name
     if account:
-        pod_spec["serviceAccountName"] = account
+        spec["serviceAccountName"] = account
     if template.nodeSelector:
-        pod_spec["nodeSelector"] = dict(template.nodeSelector)
+        spec["nodeSelector"] = dict(template.nodeSelector)
     if template.tolerations:
-        pod_spec["tolerations"] = [t.model_dump(exclude_none=True) for t in template.tolerations]
+        spec["tolerations"] = [t.model_dump(exclude_none=True) for t in template.tolerations]
     if settings.affinity:
-        pod_spec["affinity"] = dict(settings.affinity)
+        spec["affinity"] = dict(settings.affinity)
+    return spec
+
+
+def active_deadline(template: JobTemplate, settings: JobSettings) -> int | None:
+    """activeDeadlineSeconds of a firing's Job or RayJob: the template's, else the install's."""
+    return template.activeDeadlineSeconds or settings.active_deadline_seconds
+
+
+def build_job(
+    trigger: Mapping[str, Any],
+    template: JobTemplate | None,
+    request: JobRequest,
+    settings: JobSettings,
+) -> dict[str, Any]:
+    """The batch/v1 Job manifest of a firing.
+
+    `trigger` is the ClusterTrigger's metadata (name, namespace, uid).
+    """
+    template = template or JobTemplate()
+    labels = job_labels(trigger["name"], request.execution, settings)
     job_spec: dict[str, Any] = {
         "backoffLimit": (
             template.backoffLimit if template.backoffLimit is not None else DEFAULT_BACKOFF_LIMIT
         ),
-        "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        "template": {
+            "metadata": {"labels": labels},
+            "spec": pod_spec(template, request, settings),
+        },
     }
-    deadline = template.activeDeadlineSeconds or settings.active_deadline_seconds
+    deadline = active_deadline(template, settings)
     if deadline:
         job_spec["activeDeadlineSeconds"] = deadline
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {
-            "name": request.name,
-            "namespace": namespace,
-            "labels": labels,
-            "annotations": annotations,
-            "ownerReferences": [
-                {
-                    "apiVersion": GROUP_VERSION,
-                    "kind": "ClusterTrigger",
-                    "name": name,
-                    "uid": trigger["uid"],
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
-        },
+        "metadata": job_metadata(trigger, request, labels),
         "spec": job_spec,
     }
 
@@ -218,13 +266,15 @@ class JobObservation:
     message) is not: the kubelet's report may trail the Job's condition. A Job whose
     pods are all gone (the Job controller deletes them at a deadline) has nothing
     more to tell."""
+    kind: WorkloadKind = "Job"
+    """The Job or RayJob this observes: deleting it (Replace, history limits) needs its kind."""
 
 
 def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _time(value: Any) -> datetime | None:
+def parse_time(value: Any) -> datetime | None:
     if not value:
         return None
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
@@ -277,18 +327,19 @@ def observe_job(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]] = ()) 
     finished = None
     if complete or status.get("succeeded"):
         phase = "succeeded"
-        finished = _time(status.get("completionTime") or (complete or {}).get("lastTransitionTime"))
+        completed = status.get("completionTime") or (complete or {}).get("lastTransitionTime")
+        finished = parse_time(completed)
     elif failed:
         phase = "failed"
-        finished = _time(failed.get("lastTransitionTime"))
+        finished = parse_time(failed.get("lastTransitionTime"))
         error = _failure_reason(failed, terminated, summary, message)
     return JobObservation(
         name=str(meta.get("name")),
         execution=str((meta.get("labels") or {}).get(LABEL_EXECUTION, "")),
         phase=phase,
-        created_at=_time(meta.get("creationTimestamp")),
+        created_at=parse_time(meta.get("creationTimestamp")),
         finished_at=finished,
-        scheduled_at=_time((meta.get("annotations") or {}).get(ANNOTATION_SCHEDULED_AT)),
+        scheduled_at=parse_time((meta.get("annotations") or {}).get(ANNOTATION_SCHEDULED_AT)),
         summary=summary,
         error=error,
         terminated_seen=terminated is not None or not pods,

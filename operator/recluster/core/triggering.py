@@ -33,7 +33,7 @@ from ..api.trigger import (
 )
 from . import notifications
 from .events import polled_events
-from .jobs import FireReason, JobObservation, JobRequest, execution_id, job_name
+from .jobs import FireReason, JobObservation, JobRequest, WorkloadKind, execution_id, job_name
 from .schedule import (
     ScheduleError,
     cron_fires_between,
@@ -97,6 +97,7 @@ class Observation:
 class DeleteJob:
     name: str
     reason: str
+    kind: WorkloadKind = "Job"
 
 
 @dataclass(frozen=True)
@@ -285,7 +286,9 @@ class _Run:
                 )
                 return False
             for job in running:
-                self.decision.delete.append(DeleteJob(job.name, "replaced by a newer firing"))
+                self.decision.delete.append(
+                    DeleteJob(job.name, "replaced by a newer firing", job.kind)
+                )
                 for entry in self.st.history or []:
                     if entry.job_id == job.name and entry.status == "running":
                         self.finish(entry, "cancelled", None, "replaced by a newer firing")
@@ -468,7 +471,9 @@ class _Run:
             for job in finished[limit:]:
                 if job.name not in deleting:
                     self.decision.delete.append(
-                        DeleteJob(job.name, f"beyond the {phase} Jobs history limit of {limit}")
+                        DeleteJob(
+                            job.name, f"beyond the {phase} Jobs history limit of {limit}", job.kind
+                        )
                     )
 
     def set_ready(self, ready: bool, reason: str, message: str) -> None:

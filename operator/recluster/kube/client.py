@@ -20,7 +20,10 @@ from .paths import JSON, MERGE_PATCH, resource_path
 DELETE_BACKGROUND = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
 LIST_PAGE = 500
 """Items a list asks for at a time (client-go's pager default)."""
-PLURALS = {"Job": "jobs", "ClusterTrigger": "clustertriggers", "Pod": "pods", "Event": "events"}
+PLURALS = {
+    "Job": "jobs", "ClusterTrigger": "clustertriggers", "Pod": "pods", "Event": "events",
+    "RayJob": "rayjobs",
+}  # fmt: skip
 
 
 class KubeClient:

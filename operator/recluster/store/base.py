@@ -21,6 +21,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterator, Sequence
 from types import TracebackType
+from typing import Any
 
 import numpy as np
 
@@ -89,6 +90,13 @@ class CollectionStore(abc.ABC):
     @abc.abstractmethod
     def read_run(self, namespace: str, run_id: str) -> RunResults:
         """A complete run; `RunNotFound` if it does not exist or never completed."""
+
+    def run_summary(self, namespace: str, run_id: str) -> dict[str, Any]:
+        """The summary of a complete run (its `summary.json`); `RunNotFound` like read_run.
+
+        Stores that can read it alone override this; the default reads the run.
+        """
+        return dict(self.read_run(namespace, run_id).summary)
 
     @abc.abstractmethod
     def latest_run(self, namespace: str, collection_ids: Sequence[str]) -> str | None:

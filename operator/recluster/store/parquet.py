@@ -6,6 +6,7 @@ Layout (documented for users in docs/store.md)::
         document_id  string, required
         embedding    fixed_size_list<float32>[D], required
     <root>/<namespace>/runs/<run_id>/assignments.parquet  collection_id, document_id, label int32
+        (a distributed run writes a directory of that name, shards part-00000.parquet, ...)
     <root>/<namespace>/runs/<run_id>/clusters.parquet     cluster_id int32, size int64,
                                                           centroid fixed_size_list<float32>[D]
     <root>/<namespace>/runs/<run_id>/baseline.parquet     (one row, see `_baseline_table`)
@@ -80,6 +81,9 @@ from .types import (
 ID_COLUMN = "document_id"
 EMBEDDING_COLUMN = "embedding"
 SUCCESS = "_SUCCESS"
+ASSIGNMENTS = "assignments.parquet"
+"""A file; a directory of `part-<5 digits>.parquet` shards, in row order, when a distributed
+run (runtime ray, store/shards.py) wrote it: readers take either."""
 # ~48 MB row groups at D=384: big enough for sequential throughput, small
 # enough that a sample reads little and a few row groups in flight stay cheap.
 DEFAULT_ROWS_PER_ROW_GROUP = 8_192
@@ -603,7 +607,7 @@ class ParquetStore(CollectionStore):
                 "label": pa.array(run.labels),
             }
         )
-        self._write_table(assignments, f"{run_dir}/assignments.parquet", atomic=False)
+        self._write_table(assignments, f"{run_dir}/{ASSIGNMENTS}", atomic=False)
         self._fail_point("assignments")
         self._write_table(_clusters_table(run), f"{run_dir}/clusters.parquet", atomic=False)
         if run.baseline is not None:
@@ -612,27 +616,53 @@ class ParquetStore(CollectionStore):
             )
         self._write_bytes(summary, f"{run_dir}/summary.json", atomic=False)
         self._fail_point("files")
+        self._commit(
+            namespace,
+            run.run_id,
+            run.collection_ids,
+            created_at=run.created_at,
+            num_documents=len(run.document_ids),
+            num_clusters=run.num_clusters,
+            dim=int(run.centroids.shape[1]),
+            has_baseline=run.baseline is not None,
+        )
+
+    def _commit(
+        self,
+        namespace: str,
+        run_id: str,
+        collection_ids: Sequence[str],
+        *,
+        created_at: datetime,
+        num_documents: int,
+        num_clusters: int,
+        dim: int,
+        has_baseline: bool,
+    ) -> None:
+        """Publish a run whose files are written: its index entry, then `_SUCCESS`."""
         committed_at = datetime.now(UTC)
         manifest = {
-            "run_id": run.run_id,
-            "collection_ids": list(run.collection_ids),
-            "created_at": run.created_at.isoformat(),
+            "run_id": run_id,
+            "collection_ids": list(collection_ids),
+            "created_at": created_at.isoformat(),
             "committed_at": committed_at.isoformat(),
-            "num_documents": len(run.document_ids),
-            "num_clusters": run.num_clusters,
-            "dim": int(run.centroids.shape[1]),
-            "has_baseline": run.baseline is not None,
+            "num_documents": num_documents,
+            "num_clusters": num_clusters,
+            "dim": dim,
+            "has_baseline": has_baseline,
         }
         # The index entry goes first: latest_run skips entries whose run has no
         # _SUCCESS, so a crash between the two writes hides nothing complete.
         index = (
-            f"{self._ns(namespace)}/run-index/{_set_dir_name(run.collection_ids)}/"
-            f"{_timestamp(committed_at)}--{run.run_id}.json"
+            f"{self._ns(namespace)}/run-index/{_set_dir_name(collection_ids)}/"
+            f"{_timestamp(committed_at)}--{run_id}.json"
         )
         self._write_bytes(json.dumps(manifest).encode(), index, atomic=True)
         self._fail_point("index")
         self._write_bytes(
-            json.dumps(manifest, indent=1).encode(), f"{run_dir}/{SUCCESS}", atomic=True
+            json.dumps(manifest, indent=1).encode(),
+            f"{self._run_dir(namespace, run_id)}/{SUCCESS}",
+            atomic=True,
         )
 
     def _manifest(self, namespace: str, run_id: str) -> dict[str, Any]:
@@ -646,7 +676,7 @@ class ParquetStore(CollectionStore):
     def read_run(self, namespace: str, run_id: str) -> RunResults:
         manifest = self._manifest(namespace, run_id)
         run_dir = self._run_dir(namespace, run_id)
-        assignments = pq.read_table(f"{run_dir}/assignments.parquet", filesystem=self._pafs)
+        assignments = self._read_assignments(f"{run_dir}/{ASSIGNMENTS}")
         clusters = pq.read_table(f"{run_dir}/clusters.parquet", filesystem=self._pafs)
         summary = json.loads(self._read_bytes(f"{run_dir}/summary.json"))
         baseline = None
@@ -668,6 +698,27 @@ class ParquetStore(CollectionStore):
             offsets=run_offsets(collection_ids, assignments.column("collection_id").to_pylist()),
             created_at=datetime.fromisoformat(manifest["created_at"]),
         )
+
+    def _read_assignments(self, path: str) -> Any:
+        """The assignments file, or the directory of shards a distributed run wrote, in order."""
+        if not self._fs.isdir(path):
+            return pq.read_table(path, filesystem=self._pafs)
+        names = sorted(
+            str(e["name"])
+            for e in self._listdir(path)
+            if str(e["name"]).rsplit("/", 1)[-1].startswith("part-")
+        )
+        tables = [pq.read_table(name, filesystem=self._pafs) for name in names]
+        return pa.concat_tables(tables) if tables else pa.table(
+            {"collection_id": pa.array([], pa.string()), ID_COLUMN: pa.array([], pa.string()),
+             "label": pa.array([], pa.int32())}
+        )  # fmt: skip
+
+    @_guarded
+    def run_summary(self, namespace: str, run_id: str) -> dict[str, Any]:
+        self._manifest(namespace, run_id)  # RunNotFound unless committed
+        raw = self._read_bytes(f"{self._run_dir(namespace, run_id)}/summary.json")
+        return cast(dict[str, Any], json.loads(raw))
 
     @_guarded
     def latest_run(self, namespace: str, collection_ids: Sequence[str]) -> str | None:
