@@ -319,7 +319,15 @@ def test_parquet_store_on_a_claim_reaches_the_operator_and_every_job(render: Ren
     assert json.loads(env["RECLUSTER_JOB_VOLUME_MOUNTS"]["value"]) == [
         {"name": "store", "mountPath": path}
     ]
+    assert env["RECLUSTER_JOB_STORE_VOLUME"]["value"] == "store"
     assert "RECLUSTER_STORE_URI_SECRET" not in env and "RECLUSTER_JOB_ENV" not in env
+    # the operator sees the whole store; each Job only its namespace's directory
+    job = job_from_chart(rendered)
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "store", "mountPath": path, "subPathExpr": "$(RECLUSTER_NAMESPACE)"} in (
+        container["volumeMounts"]
+    )
+    assert {"name": "RECLUSTER_STORE_SCOPE", "value": "namespace"} in container["env"]
 
 
 def test_a_given_store_volume_replaces_the_claim(render: Render) -> None:
@@ -351,7 +359,7 @@ def test_postgresql_dsn_comes_from_a_secret_for_the_operator_and_jobs(render: Re
         "valueFrom": {"secretKeyRef": {"name": "pg", "key": "dsn"}},
     }
     assert env["RECLUSTER_STORE_URI_SECRET"]["value"] == "pg/dsn"
-    assert "RECLUSTER_JOB_VOLUMES" not in env
+    assert "RECLUSTER_JOB_VOLUMES" not in env and "RECLUSTER_JOB_STORE_VOLUME" not in env
     assert [v["name"] for v in pod["volumes"]] == ["tmp"]
     assert "postgresql://" not in rendered.text, "no DSN in clear"
 

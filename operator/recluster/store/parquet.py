@@ -1,6 +1,8 @@
 """Parquet datasets on a local directory or any fsspec filesystem (S3 through s3fs).
 
-Layout (documented for users in docs/store.md)::
+Layout (documented for users in docs/store.md); a store opened with
+`namespace=` (a Job's mount of its own namespace's directory) has its root at
+`<root>/<namespace>`::
 
     <root>/<namespace>/collections/<collection_id>/part-<UTC time>-<random>.parquet
         document_id  string, required
@@ -64,6 +66,7 @@ from .errors import (
     InvalidCollection,
     RunExists,
     RunNotFound,
+    StoreAccessDenied,
     StoreError,
     StoreUnavailable,
 )
@@ -102,20 +105,34 @@ def _unavailable_reason(exc: BaseException) -> str | None:
 
 
 def _guarded(fn: Callable[P, R]) -> Callable[P, R]:
-    """Turn I/O and network failures into `StoreUnavailable` with the store's location."""
+    """Turn refusals into `StoreAccessDenied` and I/O and network failures into
+    `StoreUnavailable`, with the store's location (methods taking the namespace first)."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
         except Exception as exc:
-            reason = _unavailable_reason(exc)
-            if reason is None:
+            error = _store_error(exc, cast(ParquetStore, args[0]), str(args[1]))
+            if error is exc:
                 raise
-            store = cast(ParquetStore, args[0])
-            raise StoreUnavailable(store.location, reason) from exc
+            raise error from exc
 
     return wrapper
+
+
+def _store_error(exc: Exception, store: ParquetStore, namespace: str) -> Exception:
+    """What a failed operation on `namespace`'s data raises: refused, unreachable, or as is.
+
+    A refusal (the object store's AccessDenied, a directory's permissions) is the
+    partition between namespaces at work: it names the namespace, on one line.
+    """
+    if isinstance(exc, PermissionError) and not isinstance(exc, StoreError):
+        return StoreAccessDenied(store.location, namespace, f"{type(exc).__name__}: {exc}")
+    reason = _unavailable_reason(exc)
+    if reason is None:
+        return exc
+    return StoreUnavailable(store.location, reason)
 
 
 @dataclass(frozen=True)
@@ -234,8 +251,15 @@ class ParquetStore(CollectionStore):
         rows_per_row_group: int = DEFAULT_ROWS_PER_ROW_GROUP,
         read_threads: int | None = None,
         direct_reads: bool = True,
+        namespace: str | None = None,
     ) -> None:
-        """`direct_reads=False` always decodes through pyarrow (for comparisons and tests)."""
+        """`direct_reads=False` always decodes through pyarrow (for comparisons and tests).
+
+        `namespace`: the root is that one namespace's directory (what a Job
+        mounts with `subPathExpr: $(RECLUSTER_NAMESPACE)`), so paths have no
+        namespace component and every other namespace is refused.
+        """
+        self._namespace = None if namespace is None else check_id("namespace", namespace)
         if filesystem is None or isinstance(filesystem, LocalFileSystem):
             filesystem = filesystem or LocalFileSystem()
             root = os.path.abspath(os.path.expanduser(root))
@@ -260,7 +284,14 @@ class ParquetStore(CollectionStore):
     # Paths ----------------------------------------------------------------
 
     def _ns(self, namespace: str) -> str:
-        return f"{self._root}/{check_id('namespace', namespace)}"
+        check_id("namespace", namespace)
+        if self._namespace is None:
+            return f"{self._root}/{namespace}"
+        if namespace != self._namespace:
+            raise StoreAccessDenied(
+                self.location, namespace, f"this mount holds namespace {self._namespace!r} only"
+            )
+        return self._root
 
     def _collection_dir(self, namespace: str, collection_id: str) -> str:
         return f"{self._ns(namespace)}/collections/{check_id('collection id', collection_id)}"
@@ -524,11 +555,12 @@ class ParquetStore(CollectionStore):
         try:
             parts = self._parts(namespace, collection_id)
         except Exception as exc:
-            reason = _unavailable_reason(exc)
-            if reason is None:
+            error = _store_error(exc, self, namespace)
+            if error is exc:
                 raise
-            raise StoreUnavailable(self.location, reason) from exc
-        return _guarded_iter(self, reblock(self._pieces(parts), rows_per_block, collection_id))
+            raise error from exc
+        blocks = reblock(self._pieces(parts), rows_per_block, collection_id)
+        return _guarded_iter(self, namespace, blocks)
 
     def _pieces(self, parts: list[_Part]) -> Iterator[tuple[list[str], Float32Matrix]]:
         """Row groups one after the other, the next one read while the caller works."""
@@ -728,14 +760,16 @@ def _is_id(name: str) -> bool:
     return True
 
 
-def _guarded_iter(store: ParquetStore, blocks: Iterator[Collection]) -> Iterator[Collection]:
+def _guarded_iter(
+    store: ParquetStore, namespace: str, blocks: Iterator[Collection]
+) -> Iterator[Collection]:
     try:
         yield from blocks
     except Exception as exc:
-        reason = _unavailable_reason(exc)
-        if reason is None:
+        error = _store_error(exc, store, namespace)
+        if error is exc:
             raise
-        raise StoreUnavailable(store.location, reason) from exc
+        raise error from exc
 
 
 def collection_schema(dim: int) -> Any:
