@@ -9,6 +9,11 @@ of a namespace's directory: test_store_backends.py and tests/jobrunner.
 from __future__ import annotations
 
 import json
+import re
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,10 +22,11 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
+from pgserver import free_port
 from recluster.cli import main
-from recluster.store import CollectionNotFound, StoreAccessDenied
+from recluster.store import CollectionNotFound, StoreAccessDenied, open_store
 from recluster.store.postgres import PostgresStore
-from recluster.store.tenancy import postgres_role_name
+from recluster.store.tenancy import postgres_role_name, s3_namespace_policy
 
 from .test_store_contract import make_rows, make_run
 
@@ -189,3 +195,169 @@ def test_grant_namespace_prints_the_sql_and_refuses_what_it_cannot_name() -> Non
     )
     assert result.exit_code != 0
     assert f"role name 'recluster_{long_ns}'" in result.output and "--role" in result.output
+
+
+# Object stores: a credential per namespace, scoped to its prefix ------------------
+
+S3_BUCKET = "tenancy"
+S3_STORE = f"s3://{S3_BUCKET}/recluster"
+
+
+def _moto_policy(store_uri: str, namespace: str) -> dict[str, Any]:
+    """The policy `grant-namespace` prints, minus its ListBucket condition.
+
+    moto evaluates actions and resources but not S3 condition keys (it denies a
+    statement whose condition it cannot evaluate), so listing is allowed on the
+    bucket here; AWS, MinIO and Ceph also limit it to the prefix (s3:prefix).
+    """
+    policy = s3_namespace_policy(store_uri, namespace)
+    for statement in policy["Statement"]:
+        statement.pop("Condition", None)
+    return policy
+
+
+@pytest.fixture(scope="module")
+def s3_tenants() -> Iterator[dict[str, dict[str, str]]]:
+    """A moto server enforcing IAM, with one user per namespace and an admin.
+
+    A process of its own (its authentication switch is process-wide), set up
+    without authentication, then switched to enforce every request
+    (/moto-api/reset-auth 0, what INITIAL_NO_AUTH_ACTION_COUNT=0 does at start).
+    """
+    import boto3
+    import requests
+
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_until_listening(port)
+        common = {"endpoint_url": endpoint, "region_name": "us-east-1"}
+        setup = {"aws_access_key_id": "setup", "aws_secret_access_key": "setup", **common}
+        iam, s3 = boto3.client("iam", **setup), boto3.client("s3", **setup)
+        s3.create_bucket(Bucket=S3_BUCKET)
+        users: dict[str, dict[str, str]] = {}
+        admin_policy = {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}  # fmt: skip
+        for name, policy in (
+            ("tenant-a", _moto_policy(S3_STORE, "tenant-a")),
+            ("tenant-b", _moto_policy(S3_STORE, "tenant-b")),
+            ("install", admin_policy),
+        ):
+            iam.create_user(UserName=name)
+            iam.put_user_policy(
+                UserName=name, PolicyName="recluster-store", PolicyDocument=json.dumps(policy)
+            )
+            key = iam.create_access_key(UserName=name)["AccessKey"]
+            users[name] = {
+                "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+                "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+                "AWS_ENDPOINT_URL": endpoint,
+                "AWS_DEFAULT_REGION": "us-east-1",
+            }
+        requests.post(f"{endpoint}/moto-api/reset-auth", data=b"0", timeout=10).raise_for_status()
+        yield users
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def _wait_until_listening(port: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            probe.settimeout(1)
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"moto server not listening on port {port} after {timeout} s")
+
+
+def _s3_store(user: dict[str, str]) -> Any:
+    return open_store(
+        S3_STORE,
+        endpoint_url=user["AWS_ENDPOINT_URL"],
+        key=user["AWS_ACCESS_KEY_ID"],
+        secret=user["AWS_SECRET_ACCESS_KEY"],
+        config_kwargs={"retries": {"max_attempts": 1}},
+    )
+
+
+def test_a_namespace_credential_reaches_its_prefix_only(
+    s3_tenants: dict[str, dict[str, str]],
+) -> None:
+    install = _s3_store(s3_tenants["install"])
+    ids, m = make_rows(50, 3)
+    install.append("tenant-b", "col_1", ids, m)
+    install.write_run("tenant-b", make_run("b-1", ("col_1",), ids))
+
+    a = _s3_store(s3_tenants["tenant-a"])
+    a.append("tenant-a", "col_1", ids, m)
+    assert a.count("tenant-a", "col_1") == 50
+    a.write_run("tenant-a", make_run("a-1", ("col_1",), ids))
+    assert a.latest_run("tenant-a", ["col_1"]) == "a-1"
+    assert a.read_run("tenant-a", "a-1").num_clusters == 3
+
+    for call in (
+        lambda: a.read("tenant-b", "col_1"),
+        lambda: a.read_run("tenant-b", "b-1"),
+        lambda: a.read_baseline("tenant-b", ["col_1"]),
+        lambda: a.append("tenant-b", "col_1", ["x"], m[:1]),
+        lambda: a.write_run("tenant-b", make_run("forged", ("col_1",), ids)),
+    ):
+        with pytest.raises(StoreAccessDenied) as denied:
+            call()
+        # "Access Denied" (the error body of a GET or PUT) or "Forbidden" (a HEAD has none)
+        assert re.fullmatch(
+            f"store {S3_STORE} denied access to namespace 'tenant-b': "
+            "PermissionError: (Access Denied|Forbidden)",
+            str(denied.value),
+        ), denied.value
+    assert install.latest_run("tenant-b", ["col_1"]) == "b-1"
+    assert install.count("tenant-b", "col_1") == 50, "tenant-b's data as it was"
+
+
+def test_a_job_with_a_namespace_credential_reports_access_denied_in_one_line(
+    tmp_path: Path, s3_tenants: dict[str, dict[str, str]]
+) -> None:
+    install = _s3_store(s3_tenants["install"])
+    ids, m = make_rows(60, 4)
+    install.append("tenant-b", "col_2", ids, m)
+    log = tmp_path / "termination"
+    config = {"collection_ids": ["col_2"], "config": {"algorithm": "kmeans", "n_clusters": 3}}
+    result = CliRunner().invoke(
+        main,
+        ["run-job", "--run-id", "forged-3", "--termination-log", str(log)],
+        env={
+            **s3_tenants["tenant-a"],
+            "RECLUSTER_EXECUTION_CONFIG": json.dumps(config),
+            "RECLUSTER_NAMESPACE": "tenant-b",
+            "RECLUSTER_STORE_URI": S3_STORE,
+        },
+    )
+    assert result.exit_code == 1
+    message = json.loads(log.read_text())
+    assert message["status"] == "failed"
+    assert re.fullmatch(
+        f"store {S3_STORE} denied access to namespace 'tenant-b': "
+        "PermissionError: (Access Denied|Forbidden)",
+        message["error"],
+    ), message
+    secret = s3_tenants["tenant-a"]["AWS_SECRET_ACCESS_KEY"]
+    assert secret not in result.output and secret not in log.read_text()
+    assert install.latest_run("tenant-b", ["col_2"]) is None, "nothing written for tenant-b"
+
+
+def test_grant_namespace_prints_the_prefix_policy() -> None:
+    result = CliRunner().invoke(main, ["store", "grant-namespace", "team-a", "--store", S3_STORE])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == s3_namespace_policy(S3_STORE, "team-a")
+    statements = json.loads(result.output)["Statement"]
+    assert statements[0]["Condition"] == {
+        "StringLike": {"s3:prefix": ["recluster/team-a/", "recluster/team-a/*"]}
+    }
+    assert statements[1]["Resource"] == f"arn:aws:s3:::{S3_BUCKET}/recluster/team-a/*"

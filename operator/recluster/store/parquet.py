@@ -89,6 +89,8 @@ DEFAULT_ROWS_PER_ROW_GROUP = 8_192
 """Small enough that a sample can touch many row groups (see `sample`), large enough
 that reading whole collections stays at memory speed."""
 _TIME_FORMAT = "%Y%m%dT%H%M%S%fZ"
+OBJECT_STORE_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "az"})
+"""fsspec filesystems of keys, not directories: nothing to create before a write."""
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -239,6 +241,27 @@ def _ids_of(column: Any, where: str) -> list[str]:
     return cast(list[str], column.to_pylist())
 
 
+class _FSSpecHandler(pafs.FSSpecHandler):  # type: ignore[misc]
+    """pyarrow's handler of fsspec filesystems, but a refused read is reported as one.
+
+    pyarrow's asks `isfile`, which answers False on any error: an object store's
+    AccessDenied (another namespace's prefix) would read as "not found".
+    """
+
+    def _checked(self, path: str) -> Any:
+        from pyarrow import PythonFile
+
+        if self.fs.info(path).get("type") != "file":  # FileNotFoundError, PermissionError
+            raise FileNotFoundError(path)
+        return PythonFile(self.fs.open(path, mode="rb"), mode="r")
+
+    def open_input_file(self, path: str) -> Any:
+        return self._checked(path)
+
+    def open_input_stream(self, path: str) -> Any:
+        return self._checked(path)
+
+
 class ParquetStore(CollectionStore):
     """Collections and results as Parquet files under one root directory or prefix."""
 
@@ -268,12 +291,13 @@ class ParquetStore(CollectionStore):
             default_threads = min(4, os.cpu_count() or 1)
         else:
             self._local = False
-            self._pafs = pafs.PyFileSystem(pafs.FSSpecHandler(filesystem))
+            self._pafs = pafs.PyFileSystem(_FSSpecHandler(filesystem))
             default_threads = 8  # object stores: latency-bound, not CPU-bound
         self._fs = filesystem
         self._root = root.rstrip("/")
         protocol = filesystem.protocol
         protocol = protocol[0] if isinstance(protocol, tuple | list) else protocol
+        self._protocol = str(protocol)
         self.location = location or (self._root if self._local else f"{protocol}://{self._root}")
         self._rows_per_row_group = rows_per_row_group
         self._threads = read_threads or default_threads
@@ -313,6 +337,12 @@ class ParquetStore(CollectionStore):
             self._fs.invalidate_cache(path)
         return bool(self._fs.exists(path))
 
+    def _makedirs(self, directory: str) -> None:
+        """Create a directory, but on object stores, which have none: there `makedirs`
+        makes the bucket, and a namespace's credential may neither check nor create it."""
+        if self._protocol not in OBJECT_STORE_PROTOCOLS:
+            self._fs.makedirs(directory, exist_ok=True)
+
     def _sync(self, path: str) -> None:
         """Flush a local file to disk, so a commit marker never outlives the data it commits."""
         if self._local:
@@ -329,7 +359,7 @@ class ParquetStore(CollectionStore):
         (or completed multipart upload) is already all-or-nothing.
         """
         directory = path.rsplit("/", 1)[0]
-        self._fs.makedirs(directory, exist_ok=True)
+        self._makedirs(directory)
         if atomic and self._local:
             tmp = f"{directory}/.tmp-{uuid.uuid4().hex}.parquet"
             try:
@@ -345,7 +375,7 @@ class ParquetStore(CollectionStore):
 
     def _write_bytes(self, data: bytes, path: str, *, atomic: bool) -> None:
         directory = path.rsplit("/", 1)[0]
-        self._fs.makedirs(directory, exist_ok=True)
+        self._makedirs(directory)
         if atomic and self._local:
             tmp = f"{directory}/.tmp-{uuid.uuid4().hex}"
             try:
