@@ -362,6 +362,13 @@ def test_postgresql_dsn_comes_from_a_secret_for_the_operator_and_jobs(render: Re
     assert "RECLUSTER_JOB_VOLUMES" not in env and "RECLUSTER_JOB_STORE_VOLUME" not in env
     assert [v["name"] for v in pod["volumes"]] == ["tmp"]
     assert "postgresql://" not in rendered.text, "no DSN in clear"
+    # each Job reads the DSN of its own namespace's role, from the Secret of that name there
+    job = job_from_chart(rendered, namespace="team-a")
+    job_env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert job_env["RECLUSTER_STORE_URI"] == {
+        "name": "RECLUSTER_STORE_URI",
+        "valueFrom": {"secretKeyRef": {"name": "pg", "key": "dsn"}},
+    }
 
 
 def test_s3_store_settings_and_credentials_reach_the_operator_and_jobs(render: Render) -> None:
@@ -387,6 +394,15 @@ def test_s3_store_settings_and_credentials_reach_the_operator_and_jobs(render: R
     for variable in expected:
         assert env[variable["name"]] == variable, "the operator reads the store too"
     assert rendered.all("PersistentVolumeClaim") == []
+    # each Job takes the keys of the Secret of that name in its own namespace: that
+    # namespace's prefix-scoped credential (docs/security.md), never the install's values
+    job = job_from_chart(rendered, namespace="team-a")
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    job_env = {e["name"]: e for e in container["env"]}
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        assert job_env[name]["valueFrom"]["secretKeyRef"]["name"] == "s3-credentials"
+    assert "RECLUSTER_STORE_SCOPE" not in job_env, "object stores: partitioned by credential"
+    assert job["metadata"]["namespace"] == "team-a"
 
 
 # --- RBAC ------------------------------------------------------------------------
