@@ -198,3 +198,44 @@ async def test_a_slow_measurement_does_not_hold_up_other_store_calls() -> None:
         await blocked
         store.close()
     assert len(opened) == 1, "each thread opens its own store, once"
+
+
+async def test_the_namespaces_store_directory_is_made_before_its_job(tmp_path: Any) -> None:
+    """The kubelet would make a missing sub-path as root, which the Job's user cannot write."""
+    w = World()
+    settings = Settings(
+        image="recluster:test", store_uri="/data", clock=w.clock,
+        job_volumes=[{"name": "store", "emptyDir": {}}],
+        job_volume_mounts=[{"name": "store", "mountPath": "/data"}], job_store_volume="store",
+    )  # fmt: skip
+    order: list[str] = []
+
+    class Recording(FakeStore):
+        async def prepare_namespace(self, namespace: str) -> None:
+            order.append(f"prepare {namespace}")
+
+    original = w.cluster.create_job
+
+    async def create_job(job: Any) -> bool:
+        order.append(f"create {job['metadata']['name']}")
+        return await original(job)
+
+    w.cluster.create_job = create_job  # type: ignore[method-assign]
+    w.reconciler = TriggerReconciler(settings, w.cluster, Recording(), w.caches, Metrics())
+    w.cluster.put_trigger(trigger())
+    await w.reconciler.reconcile((NS, "t"))
+    w.at(5)
+    await w.reconciler.reconcile((NS, "t"))
+    assert [o.split()[0] for o in order] == ["prepare", "create"] and order[0] == f"prepare {NS}"
+
+    store = ThreadedStore(str(tmp_path / "store"), workers=1)
+    try:
+        await store.prepare_namespace(NS)
+        assert (tmp_path / "store" / NS).is_dir()
+    finally:
+        store.close()
+    remote = ThreadedStore("s3://bucket/prefix", workers=1)
+    try:
+        await remote.prepare_namespace(NS)  # object stores have no directories: nothing
+    finally:
+        remote.close()

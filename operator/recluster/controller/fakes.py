@@ -129,3 +129,6 @@ class FakeStore:
     ) -> Measurement | None:
         self.calls.append(f"measure {metric}")
         return self.measurement
+
+    async def prepare_namespace(self, namespace: str) -> None:
+        self.calls.append(f"prepare {namespace}")

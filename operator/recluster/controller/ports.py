@@ -9,6 +9,7 @@ use, this module the real ones.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -66,6 +67,11 @@ class StorePort(Protocol):
         self, namespace: str, collections: Sequence[str], metric: str, seed: int
     ) -> Measurement | None:
         """The metric against the last run's baseline; None when there is no baseline."""
+
+    async def prepare_namespace(self, namespace: str) -> None:
+        """Before a Job of `namespace` mounts its directory of a store on a volume: the
+        directory exists, made by the operator's user, which is the Jobs' (the kubelet
+        would make a missing sub-path as root, unwritable to the Jobs' non-root user)."""
 
 
 class KubeCluster:
@@ -176,6 +182,17 @@ class ThreadedStore:
         from ..drift_check import check
 
         return await self._run(lambda s: check(s, namespace, list(collections), metric, seed))
+
+    async def prepare_namespace(self, namespace: str) -> None:
+        from ..store.factory import local_path
+        from ..store.types import check_id
+
+        root = local_path(self.uri)
+        if root is None:
+            return
+        directory = os.path.join(root, check_id("namespace", namespace))
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self.pool, lambda: os.makedirs(directory, exist_ok=True))
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)

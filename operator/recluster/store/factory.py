@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from ._common import redact
 from .base import CollectionStore
 
-__all__ = ["DEFAULT_STORE_URI", "open_store", "redact", "s3_storage_options"]
+__all__ = ["DEFAULT_STORE_URI", "local_path", "open_store", "redact", "s3_storage_options"]
 
 #: Where `recluster dev` keeps its embedded store, relative to the working directory.
 DEFAULT_STORE_URI = ".recluster/dev/store"
@@ -54,6 +54,14 @@ def s3_storage_options(**overrides: Any) -> dict[str, Any]:
         else:
             options[key] = value
     return options
+
+
+def local_path(uri: str) -> str | None:
+    """The directory of a store on the local file system (a path or file://), else None."""
+    scheme = urlsplit(uri).scheme.lower() if "://" in uri else ""
+    if scheme not in ("", "file", "local"):
+        return None
+    return os.path.abspath(os.path.expanduser(uri.split("://", 1)[1] if scheme else uri))
 
 
 def open_store(
