@@ -361,3 +361,13 @@ def test_grant_namespace_prints_the_prefix_policy() -> None:
         "StringLike": {"s3:prefix": ["recluster/team-a/", "recluster/team-a/*"]}
     }
     assert statements[1]["Resource"] == f"arn:aws:s3:::{S3_BUCKET}/recluster/team-a/*"
+
+
+def test_grant_namespace_on_a_volume_says_the_mount_is_the_partition(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["store", "grant-namespace", "team-a", "--store", str(tmp_path)]
+    )
+    assert result.exit_code == 1
+    assert "a Parquet store on a volume needs no grant; each Job mounts only its namespace's" in (
+        result.output
+    )
