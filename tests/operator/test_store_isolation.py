@@ -8,6 +8,8 @@ with the store on a volume mounted as the chart mounts it.
    (`subPathExpr: $(RECLUSTER_NAMESPACE)`, the downward API), so even a runner
    told to act for tenant-b only reaches tenant-a's data. Before, the whole
    volume was mounted and the runner's namespace decided.
+   With PostgreSQL the Job's DSN is the Secret of its own namespace, a role
+   row-level security holds to that namespace.
 2. A trigger cannot feed a Secret into a variable the runner validates (refused
    at apply, the field named), and a Job whose store DSN carries a password
    fails with a status, history and Events without it.
@@ -228,3 +230,68 @@ async def test_no_secret_reaches_status_history_or_events(kube: LocalKube, tmp_p
         for text in seen:
             assert SECRET not in text
         assert "password=***" in st["last_execution_error"], "redacted, not dropped"
+
+
+async def test_with_postgresql_a_job_uses_its_own_namespaces_role(
+    kube: LocalKube, pg_url: str, tmp_path: Path
+) -> None:
+    """One credential per namespace: the Job's DSN is the Secret of its own namespace,
+    whose role row-level security holds to that namespace, even for a runner told
+    another namespace (with the install's DSN, that runner wrote tenant-b's index)."""
+    import uuid
+
+    import psycopg
+
+    from recluster.store.postgres import PostgresStore
+    from recluster.store.tenancy import postgres_role_name
+
+    suffix = uuid.uuid4().hex[:6]
+    owner, database = f"install_{suffix}", f"e2e_{suffix}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {owner} LOGIN CREATEROLE")
+        conn.execute(f"CREATE DATABASE {database} OWNER {owner}")
+    host = pg_url.split("@", 1)[1].rsplit("/", 1)[0]
+    owner_url = f"postgresql://{owner}@{host}/{database}"
+    async with StoreHarness(
+        kube, tmp_path, store_uri=owner_url, store_uri_secret=("recluster-store", "uri"),
+        job_volumes=[], job_volume_mounts=[], job_store_volume=None,
+    ) as h:  # fmt: skip
+        tenant_a = h.namespace
+        tenant_b = kube.new_namespace(kube.namespace_name("tenant-b"))
+        try:
+            install = PostgresStore(owner_url)
+            ids = [f"d{i}" for i in range(300)]
+            install.append(tenant_a, "col_abc123", ids, blobs(300, 1))
+            install.append(tenant_b, "col_abc123", ids, blobs(300, 2))
+            role = postgres_role_name(tenant_a)
+            install.grant_namespace(tenant_a, role)
+            h.cluster.create("", "v1", "secrets", {
+                "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "recluster-store"},
+                "data": {"uri": base64.b64encode(
+                    f"postgresql://{role}@{host}/{database}".encode()).decode()}},
+                tenant_a)  # fmt: skip
+
+            await h.create(trigger("t"))
+            h.clock.set(at(10, 5))
+            st = await h.until(
+                lambda: (
+                    h.status("t").get("last_execution_status") in ("succeeded", "failed")
+                    and h.status("t")
+                ),
+                timeout=120,
+            )
+            assert st["last_execution_status"] == "succeeded", st
+            [job] = h.jobs("t")
+            assert install.latest_run(tenant_a, ["col_abc123"]) == job["metadata"]["name"]
+
+            forged = _forged_job(h, tenant_b)
+            h.cluster.create("batch", "v1", "jobs", forged, tenant_a)
+            done = await h.job_finished(forged)
+            assert "Failed" in {c["type"] for c in done["status"]["conditions"]}
+            [pod] = h.cluster.objects("", "v1", "pods", tenant_a, labels="job-name=forged-run")
+            message = pod["status"]["containerStatuses"][0]["state"]["terminated"]["message"]
+            assert f"collection 'col_abc123' not found in namespace '{tenant_b}'" in message
+            assert install.latest_run(tenant_b, ["col_abc123"]) is None, "nothing for tenant-b"
+            install.close()
+        finally:
+            kube.delete_namespace(tenant_b)
