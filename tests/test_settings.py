@@ -26,6 +26,8 @@ def test_values_from_the_chart() -> None:
             "RECLUSTER_STORE_URI_SECRET": "store/dsn",
             "RECLUSTER_JOB_ENV": '[{"name": "A", "value": "1"}]',
             "RECLUSTER_JOB_VOLUMES": '[{"name": "v", "emptyDir": {}}]',
+            "RECLUSTER_JOB_VOLUME_MOUNTS": '[{"name": "v", "mountPath": "/store"}]',
+            "RECLUSTER_JOB_STORE_VOLUME": "v",
             "RECLUSTER_METRICS_PORT": "9090",
             "RECLUSTER_EVENT_POLL_SECONDS": "5",
         }
@@ -34,6 +36,7 @@ def test_values_from_the_chart() -> None:
     assert settings.store_uri_secret == ("store", "dsn")
     assert settings.job_env == [{"name": "A", "value": "1"}]
     assert settings.job_volumes == [{"name": "v", "emptyDir": {}}]
+    assert settings.job_settings().store_volume == "v"
     assert settings.metrics_port == 9090 and settings.event_poll_seconds == 5.0
 
 
@@ -86,6 +89,10 @@ def test_a_zero_or_empty_deadline_is_none(value: str) -> None:
         (
             {"RECLUSTER_JOB_ACTIVE_DEADLINE_SECONDS": "-1"},
             "RECLUSTER_JOB_ACTIVE_DEADLINE_SECONDS must be a whole number of seconds",
+        ),
+        (
+            {"RECLUSTER_JOB_STORE_VOLUME": "store"},
+            "RECLUSTER_JOB_STORE_VOLUME='store' names no volume mount of",
         ),
         ({"RECLUSTER_JOB_POLICY": "[]"}, "RECLUSTER_JOB_POLICY must be a JSON object"),
         (

@@ -318,6 +318,89 @@ def localkube_build() -> None:
         click.echo(f"{name}\t{path}")
 
 
+@main.group()
+def store() -> None:
+    """Store administration: what each namespace may reach (docs/security.md)."""
+
+
+@store.command(name="grant-namespace")
+@click.argument("namespace")
+@click.option(
+    "--store",
+    "store_uri",
+    envvar="RECLUSTER_STORE_URI",
+    required=True,
+    help="The install's store (its owner's DSN for --apply). Default: $RECLUSTER_STORE_URI.",
+)
+@click.option("--role", help="PostgreSQL: the namespace's role. Default: recluster_NAMESPACE.")
+@click.option(
+    "--password-env",
+    metavar="VARIABLE",
+    help="PostgreSQL, with --apply: set the role's password from this environment variable.",
+)
+@click.option(
+    "--apply",
+    "apply_",
+    is_flag=True,
+    help="PostgreSQL: run the statements as the store's role (the tables' owner).",
+)
+def grant_namespace(
+    namespace: str, store_uri: str, role: str | None, password_env: str | None, apply_: bool
+) -> None:
+    """What NAMESPACE's own store credential may reach: its prefix (S3) or its rows (PostgreSQL).
+
+    S3: prints the IAM policy of the namespace's credential (keys under
+    PREFIX/NAMESPACE/). PostgreSQL: prints, or with --apply runs, the SQL that
+    creates the namespace's role and its row-level security policies. The
+    credential goes in the Secret the chart names, in that namespace.
+    """
+    import os
+    from urllib.parse import urlsplit
+
+    from psycopg.conninfo import conninfo_to_dict
+
+    from .store.factory import redact
+    from .store.tenancy import postgres_namespace_sql, postgres_role_name, s3_namespace_policy
+
+    scheme = urlsplit(store_uri).scheme.lower() if "://" in store_uri else ""
+    try:
+        if scheme in ("s3", "s3a"):
+            click.echo(json.dumps(s3_namespace_policy(store_uri, namespace), indent=2))
+            return
+        if scheme not in ("postgresql", "postgres"):
+            raise click.ClickException(
+                f"store {redact(store_uri)}: a Parquet store on a volume needs no grant; each "
+                "Job mounts only its namespace's directory (subPathExpr)"
+            )
+        name = postgres_role_name(namespace, role)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not apply_:
+        if password_env:
+            raise click.ClickException("--password-env needs --apply (no password is printed)")
+        database = str(conninfo_to_dict(store_uri).get("dbname") or "postgres")
+        for statement in postgres_namespace_sql(namespace, name, database=database):
+            click.echo(statement + ";")
+        return
+    password = None
+    if password_env:
+        password = os.environ.get(password_env)
+        if not password:
+            raise click.ClickException(f"--password-env: ${password_env} is not set")
+    from .store.errors import StoreError
+    from .store.postgres import PostgresStore
+
+    admin = PostgresStore(store_uri)
+    try:
+        statements = admin.grant_namespace(namespace, name, password=password)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        admin.close()
+    for statement in statements:
+        click.echo(statement + ";")
+
+
 def _job_options(fn: Any) -> Any:
     """The inputs of a clustering run, from the environment the Job or RayJob sets."""
     options = [
@@ -332,6 +415,12 @@ def _job_options(fn: Any) -> Any:
             "--namespace", envvar="RECLUSTER_NAMESPACE", help="Default: $RECLUSTER_NAMESPACE."
         ),
         click.option("--store", "store_uri", envvar="RECLUSTER_STORE_URI", help="Store URI."),
+        click.option(
+            "--store-scope",
+            envvar="RECLUSTER_STORE_SCOPE",
+            help="'namespace': the store path is the namespace's own directory (a Job's mount "
+            "of it). Default: $RECLUSTER_STORE_SCOPE.",
+        ),
         click.option(
             "--termination-log",
             type=click.Path(dir_okay=False, path_type=Path),
@@ -353,12 +442,14 @@ def run_job_(
     run_id: str | None,
     namespace: str | None,
     store_uri: str | None,
+    store_scope: str | None,
     termination_log: Path,
 ) -> None:
     """Cluster the collections of one firing and record the results (what a Job runs)."""
     from .jobrunner.runner import run_job
 
-    _run_clustering(run_job, config_json, run_id, namespace, store_uri, termination_log)
+    _run_clustering(run_job, config_json, run_id, namespace, store_uri, store_scope,
+                    termination_log)  # fmt: skip
 
 
 @main.command(name="run-ray-job")
@@ -374,6 +465,7 @@ def run_ray_job_(
     run_id: str | None,
     namespace: str | None,
     store_uri: str | None,
+    store_scope: str | None,
     termination_log: Path,
     address: str | None,
 ) -> None:
@@ -388,8 +480,8 @@ def run_ray_job_(
     def run(job: Any, open_store: Any, log: Any) -> dict[str, Any]:
         return run_distributed(job, open_store, log, address)
 
-    _run_clustering(run, config_json, run_id, namespace, store_uri, termination_log,
-                    echo_failure=True)  # fmt: skip
+    _run_clustering(run, config_json, run_id, namespace, store_uri, store_scope,
+                    termination_log, echo_failure=True)  # fmt: skip
 
 
 def _run_clustering(
@@ -398,6 +490,7 @@ def _run_clustering(
     run_id: str | None,
     namespace: str | None,
     store_uri: str | None,
+    store_scope: str | None,
     termination_log: Path,
     echo_failure: bool = False,
 ) -> None:
@@ -420,7 +513,7 @@ def _run_clustering(
     try:
         if config_json and config_json.startswith("@"):
             config_json = Path(config_json[1:]).read_text()
-        job = parse_input(config_json, run_id, namespace, store_uri)
+        job = parse_input(config_json, run_id, namespace, store_uri, store_scope)
         collections = ", ".join(job.execution_config.collection_ids)
         algorithm = job.execution_config.config.algorithm
         log(f"run {job.run_id}: {algorithm} on {collections} in namespace {job.namespace}")

@@ -320,7 +320,15 @@ def test_parquet_store_on_a_claim_reaches_the_operator_and_every_job(render: Ren
     assert json.loads(env["RECLUSTER_JOB_VOLUME_MOUNTS"]["value"]) == [
         {"name": "store", "mountPath": path}
     ]
+    assert env["RECLUSTER_JOB_STORE_VOLUME"]["value"] == "store"
     assert "RECLUSTER_STORE_URI_SECRET" not in env and "RECLUSTER_JOB_ENV" not in env
+    # the operator sees the whole store; each Job only its namespace's directory
+    job = job_from_chart(rendered)
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "store", "mountPath": path, "subPathExpr": "$(RECLUSTER_NAMESPACE)"} in (
+        container["volumeMounts"]
+    )
+    assert {"name": "RECLUSTER_STORE_SCOPE", "value": "namespace"} in container["env"]
 
 
 def test_a_given_store_volume_replaces_the_claim(render: Render) -> None:
@@ -352,9 +360,16 @@ def test_postgresql_dsn_comes_from_a_secret_for_the_operator_and_jobs(render: Re
         "valueFrom": {"secretKeyRef": {"name": "pg", "key": "dsn"}},
     }
     assert env["RECLUSTER_STORE_URI_SECRET"]["value"] == "pg/dsn"
-    assert "RECLUSTER_JOB_VOLUMES" not in env
+    assert "RECLUSTER_JOB_VOLUMES" not in env and "RECLUSTER_JOB_STORE_VOLUME" not in env
     assert [v["name"] for v in pod["volumes"]] == ["tmp"]
     assert "postgresql://" not in rendered.text, "no DSN in clear"
+    # each Job reads the DSN of its own namespace's role, from the Secret of that name there
+    job = job_from_chart(rendered, namespace="team-a")
+    job_env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert job_env["RECLUSTER_STORE_URI"] == {
+        "name": "RECLUSTER_STORE_URI",
+        "valueFrom": {"secretKeyRef": {"name": "pg", "key": "dsn"}},
+    }
 
 
 def test_s3_store_settings_and_credentials_reach_the_operator_and_jobs(render: Render) -> None:
@@ -380,6 +395,15 @@ def test_s3_store_settings_and_credentials_reach_the_operator_and_jobs(render: R
     for variable in expected:
         assert env[variable["name"]] == variable, "the operator reads the store too"
     assert rendered.all("PersistentVolumeClaim") == []
+    # each Job takes the keys of the Secret of that name in its own namespace: that
+    # namespace's prefix-scoped credential (docs/security.md), never the install's values
+    job = job_from_chart(rendered, namespace="team-a")
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    job_env = {e["name"]: e for e in container["env"]}
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        assert job_env[name]["valueFrom"]["secretKeyRef"]["name"] == "s3-credentials"
+    assert "RECLUSTER_STORE_SCOPE" not in job_env, "object stores: partitioned by credential"
+    assert job["metadata"]["namespace"] == "team-a"
 
 
 # --- RBAC ------------------------------------------------------------------------

@@ -223,3 +223,44 @@ async def test_a_status_write_never_puts_back_an_older_trigger_than_the_watch_br
     assert w.caches.triggers[(NS, "t")]["spec"]["status"] == "paused"
     await w.reconciler.reconcile((NS, "t"))
     assert w.status()["status"] == "paused"
+
+
+async def test_the_namespaces_store_directory_is_made_before_its_job(tmp_path: Any) -> None:
+    """The kubelet would make a missing sub-path as root, which the Job's user cannot write."""
+    w = World()
+    settings = Settings(
+        image="recluster:test", store_uri="/data", clock=w.clock,
+        job_volumes=[{"name": "store", "emptyDir": {}}],
+        job_volume_mounts=[{"name": "store", "mountPath": "/data"}], job_store_volume="store",
+    )  # fmt: skip
+    order: list[str] = []
+
+    class Recording(FakeStore):
+        async def prepare_namespace(self, namespace: str) -> None:
+            order.append(f"prepare {namespace}")
+
+    original = w.cluster.create_job
+
+    async def create_job(job: Any) -> bool:
+        order.append(f"create {job['metadata']['name']}")
+        return await original(job)
+
+    w.cluster.create_job = create_job  # type: ignore[method-assign]
+    w.reconciler = TriggerReconciler(settings, w.cluster, Recording(), w.caches, Metrics())
+    w.cluster.put_trigger(trigger())
+    await w.reconciler.reconcile((NS, "t"))
+    w.at(5)
+    await w.reconciler.reconcile((NS, "t"))
+    assert [o.split()[0] for o in order] == ["prepare", "create"] and order[0] == f"prepare {NS}"
+
+    store = ThreadedStore(str(tmp_path / "store"), workers=1)
+    try:
+        await store.prepare_namespace(NS)
+        assert (tmp_path / "store" / NS).is_dir()
+    finally:
+        store.close()
+    remote = ThreadedStore("s3://bucket/prefix", workers=1)
+    try:
+        await remote.prepare_namespace(NS)  # object stores have no directories: nothing
+    finally:
+        remote.close()

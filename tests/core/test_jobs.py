@@ -237,3 +237,30 @@ def test_store_secret_and_volumes_from_the_install() -> None:
     assert "hunter2" not in str(job), "the DSN password never appears in the Job"
     assert {"name": "store", "persistentVolumeClaim": {"claimName": "parquet"}} in pod["volumes"]
     assert {"name": "store", "mountPath": "/data"} in pod["containers"][0]["volumeMounts"]
+
+
+def test_a_job_mounts_only_its_namespaces_directory_of_the_store_volume() -> None:
+    settings = JobSettings(
+        image="i",
+        store_uri="/var/lib/recluster/store",
+        volumes=[{"name": "store", "persistentVolumeClaim": {"claimName": "parquet"}}],
+        volume_mounts=[{"name": "store", "mountPath": "/var/lib/recluster/store"},
+                       {"name": "extra", "mountPath": "/extra"}],
+        store_volume="store",
+    )  # fmt: skip
+    template = JobTemplate.model_validate({"env": [{"name": "TEAM", "value": "tenant-b"}]})
+    job = build_job(TRIGGER, template, request(), settings)
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "store", "mountPath": "/var/lib/recluster/store",
+            "subPathExpr": "$(RECLUSTER_NAMESPACE)"} in container["volumeMounts"]  # fmt: skip
+    assert {"name": "extra", "mountPath": "/extra"} in container["volumeMounts"]
+    names = [e["name"] for e in container["env"]]
+    # subPathExpr expands from the last RECLUSTER_NAMESPACE of the env: the downward API's
+    last = [e for e in container["env"] if e["name"] == "RECLUSTER_NAMESPACE"][-1]
+    assert last["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert names.index("RECLUSTER_STORE_SCOPE") > names.index("TEAM")
+    scope = container["env"][names.index("RECLUSTER_STORE_SCOPE")]
+    assert scope == {"name": "RECLUSTER_STORE_SCOPE", "value": "namespace"}
+
+    whole = build_job(TRIGGER, None, request(), SETTINGS)
+    assert "RECLUSTER_STORE_SCOPE" not in str(whole), "object stores: partition by credentials"

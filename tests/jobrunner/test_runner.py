@@ -137,3 +137,46 @@ def test_kmeans_streams_when_the_matrix_exceeds_the_memory_limit(
     assert written.baseline is not None
     # Streaming estimates them on a sample of the store (here: all 400 rows).
     assert_drift_stats(written.baseline.stats, 4, rows=400)
+
+
+def test_a_namespace_scoped_store_is_the_mount_of_that_namespace_only(tmp_path: Path) -> None:
+    """A Job mounts <store>/<its namespace> (subPathExpr): the runner reads it as its data.
+
+    The review's reproduction: a runner told another namespace (tenant-b) still
+    only reaches the directory it was given, tenant-a's; tenant-b's run index and
+    baseline stay as they were.
+    """
+    whole = open_store(str(tmp_path / "store"))
+    for ns in ("tenant-a", "tenant-b"):
+        whole.append(ns, "col_abc123", [f"d{i}" for i in range(400)], blobs(400))
+    whole.close()
+    assert run(tmp_path / "store", tmp_path, run_id="b-1", RECLUSTER_NAMESPACE="tenant-b")[0] == 0
+    tenant_b = sorted(p.relative_to(tmp_path) for p in (tmp_path / "store/tenant-b").rglob("*"))
+
+    mount = tmp_path / "store" / "tenant-a"
+    code, _, output = run(
+        mount, tmp_path, run_id="a-1",
+        RECLUSTER_NAMESPACE="tenant-a", RECLUSTER_STORE_SCOPE="namespace",
+    )  # fmt: skip
+    assert code == 0, output
+    store = open_store(str(tmp_path / "store"))
+    assert store.latest_run("tenant-a", ["col_abc123"]) == "a-1"
+    assert (mount / "runs" / "a-1" / "_SUCCESS").exists(), "no namespace component under it"
+
+    code, _, output = run(
+        mount, tmp_path, run_id="forged-1",
+        RECLUSTER_NAMESPACE="tenant-b", RECLUSTER_STORE_SCOPE="namespace",
+    )  # fmt: skip
+    assert code == 0, output
+    assert store.latest_run("tenant-b", ["col_abc123"]) == "b-1", "tenant-b's index unchanged"
+    baseline = store.read_baseline("tenant-b", ["col_abc123"])
+    assert baseline is not None and baseline.run_id == "b-1"
+    after = sorted(p.relative_to(tmp_path) for p in (tmp_path / "store/tenant-b").rglob("*"))
+    assert after == tenant_b, "nothing written in tenant-b's directory"
+    assert (mount / "runs" / "forged-1").is_dir(), "what it wrote stayed in its own mount"
+
+
+def test_an_unknown_store_scope_is_refused(store_dir: Path, tmp_path: Path) -> None:
+    code, message, _ = run(store_dir, tmp_path, RECLUSTER_STORE_SCOPE="everything")
+    assert code == 1
+    assert message["error"] == "invalid store scope 'everything' (expected 'namespace' or none)"

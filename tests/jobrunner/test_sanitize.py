@@ -33,6 +33,14 @@ def test_secret_values_and_uri_credentials_are_scrubbed() -> None:
     assert scrub("PATH is /usr/bin:/bin") == "PATH is /usr/bin:/bin", "public values stay"
 
 
+def test_a_store_uri_names_the_store_unless_it_carries_credentials() -> None:
+    public = Scrubber({"RECLUSTER_STORE_URI": "s3://bucket/recluster"})
+    assert public("store s3://bucket/recluster denied") == "store s3://bucket/recluster denied"
+    dsn = f"host=db user=u password={OTHER}"
+    secret = Scrubber({"RECLUSTER_STORE_URI": dsn})
+    assert secret(f"store {dsn} unavailable") == "store *** unavailable"
+
+
 def run_job(tmp_path: Path, **env: str) -> tuple[int, str, str]:
     """`recluster run-job` as a Job runs it; returns (exit code, output, termination message)."""
     termination = tmp_path / "termination-log"

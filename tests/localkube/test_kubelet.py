@@ -21,8 +21,10 @@ from recluster.localkube.kubelet import (
     pod_status,
     quantity,
     resolve_env,
+    subpath,
     termination_message,
 )
+from recluster.localkube.nodeagent import mount_source
 from recluster.localkube.runtime import ContainerLaunch, ImageProfile, ProcessRuntime
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -132,6 +134,32 @@ def test_node_capacity_and_healthy_conditions() -> None:
     conditions = {c["type"]: c["status"] for c in status["conditions"]}
     assert conditions == {"Ready": "True", "MemoryPressure": "False", "DiskPressure": "False",
                           "PIDPressure": "False"}  # fmt: skip
+
+
+def test_sub_paths_expand_from_the_env_and_never_step_out(tmp_path: Path) -> None:
+    env = {"NS": "team-a", "EVIL": "../team-b", "ROOT": "/etc", "EMPTY": ""}
+    assert subpath({"name": "v", "subPath": "a/b"}, env) == "a/b"
+    assert subpath({"name": "v", "subPathExpr": "$(NS)/data"}, env) == "team-a/data"
+    assert subpath({"name": "v", "mountPath": "/x"}, env) is None
+    refused = {
+        "$(EVIL)": "unable to provision SubPath `../team-b`: must not contain '..'",
+        "$(ROOT)": "error SubPath `/etc` must not be an absolute path",
+        "$(EMPTY)": "subPathExpr '$(EMPTY)': missing value for EMPTY",
+        "$(NS)/$(GONE)": "missing value for GONE",
+    }
+    for expr, reason in refused.items():
+        with pytest.raises(ContainerConfigError) as caught:
+            subpath({"name": "store", "subPathExpr": expr}, env)
+        assert "volumeMount 'store': " in str(caught.value)
+        assert str(caught.value).endswith(reason), caught.value
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    assert mount_source(volume, None) == volume
+    assert mount_source(volume, "team-a").is_dir(), "created like the kubelet does"
+    (volume / "link").symlink_to(tmp_path)
+    with pytest.raises(ContainerConfigError, match="resolves outside of its volume"):
+        mount_source(volume, "link/elsewhere")
+    assert not (tmp_path / "elsewhere").exists()
 
 
 def test_paths_are_translated_to_the_longest_matching_mount() -> None:

@@ -83,6 +83,53 @@ def test_env_volumes_and_the_termination_message(kube: LocalKube, ns: str) -> No
     assert done["spec"]["nodeName"] == "local-node"
 
 
+def test_sub_path_expr_mounts_the_namespaces_directory_of_the_volume(
+    kube: LocalKube, ns: str, tmp_path: Path
+) -> None:
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "secret").write_text("not yours")
+    script = 'echo mine > "$1/file"; ! test -e "$1/other/secret" && ! test -e "$1/$NS"'
+    body = pod("subpath", script, "/store", volumes=[
+        {"name": "store", "hostPath": {"path": str(tmp_path), "type": "Directory"}},
+    ], container={
+        "env": [{"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}],
+        "volumeMounts": [{"name": "store", "mountPath": "/store", "subPathExpr": "$(NS)"}],
+    })  # fmt: skip
+    done = run(kube, ns, body)
+    assert done["status"]["phase"] == "Succeeded", done["status"]
+    assert (tmp_path / ns / "file").read_text() == "mine\n", "the namespace's directory, created"
+
+
+def test_a_sub_path_expr_that_steps_out_is_refused_with_the_reason(
+    kube: LocalKube, ns: str, tmp_path: Path
+) -> None:
+    body = pod("escape", "true", volumes=[
+        {"name": "store", "hostPath": {"path": str(tmp_path), "type": "Directory"}},
+    ], container={
+        "env": [{"name": "SUB", "value": "../elsewhere"}],
+        "volumeMounts": [{"name": "store", "mountPath": "/store", "subPathExpr": "$(SUB)"}],
+    })  # fmt: skip
+    kube.cluster.create("", "v1", "pods", body, ns)
+    waiting = kube.cluster.wait_for_sync(
+        lambda: (p := kube.cluster.get("", "v1", "pods", "escape", ns))
+        and p.get("status", {}).get("containerStatuses")
+        and state(p).get("waiting", {}).get("reason") == "CreateContainerConfigError"
+        and state(p)["waiting"],
+        30, "CreateContainerConfigError",
+    )  # fmt: skip
+    assert waiting["message"] == (
+        "volumeMount 'store': unable to provision SubPath `../elsewhere`: must not contain '..'"
+    )
+    assert not (tmp_path.parent / "elsewhere").exists()
+    kube.cluster.wait_for_sync(
+        lambda: any(
+            e["reason"] == "Failed" and "must not contain '..'" in e["message"]
+            for e in kube.cluster.objects("", "v1", "events", ns)
+        ),
+        30, "a Failed Event naming the reason",
+    )  # fmt: skip
+
+
 def test_a_failure_falls_back_to_the_log(kube: LocalKube, ns: str) -> None:
     body = pod("fails", "echo first; echo 'ValueError: bad config' >&2; exit 3",
                container={"terminationMessagePolicy": "FallbackToLogsOnError"})  # fmt: skip

@@ -17,6 +17,7 @@ from recluster.store import (
     DEFAULT_STORE_URI,
     CollectionNotFound,
     InvalidCollection,
+    StoreAccessDenied,
     StoreUnavailable,
     open_store,
 )
@@ -131,6 +132,37 @@ def test_parquet_layout_is_as_documented(tmp_path: Path) -> None:
     # Users can read everything with plain pyarrow, including the whole dataset.
     dataset = pq.read_table(tmp_path / "team-a/collections/col_1")
     assert dataset.num_rows == 20
+
+
+def test_parquet_store_of_one_namespace_reads_its_directory_and_refuses_others(
+    tmp_path: Path,
+) -> None:
+    """What a Job sees through its subPathExpr mount: <root>/<namespace> is its root."""
+    whole = ParquetStore(str(tmp_path))
+    ids, m = make_rows(20, 1)
+    whole.append("team-a", "col_1", ids, m)
+    whole.write_run("team-a", make_run("run-1", ("col_1",), ids))
+    whole.append("team-b", "col_1", ids, m)
+
+    mounted = open_store(str(tmp_path / "team-a"), namespace_root="team-a")
+    assert mounted.count("team-a", "col_1") == 20
+    assert mounted.latest_run("team-a", ["col_1"]) == "run-1"
+    mounted.write_run("team-a", make_run("run-2", ("col_1",), ids))
+    assert whole.latest_run("team-a", ["col_1"]) == "run-2", "the layout is the whole store's"
+    for call in (
+        lambda: mounted.count("team-b", "col_1"),
+        lambda: mounted.read_baseline("team-b", ["col_1"]),
+        lambda: mounted.write_run("team-b", make_run("run-3", ("col_1",), ids)),
+    ):
+        with pytest.raises(StoreAccessDenied) as info:
+            call()
+        assert str(info.value) == (
+            f"store {tmp_path / 'team-a'} denied access to namespace 'team-b': "
+            "this mount holds namespace 'team-a' only"
+        )
+    assert not (tmp_path / "team-b" / "runs").exists()
+    with pytest.raises(ValueError, match="a namespace's own mount is a local Parquet path"):
+        open_store("s3://bucket/prefix", namespace_root="team-a")
 
 
 def test_parquet_baseline_stats_column_and_older_files(tmp_path: Path) -> None:

@@ -162,6 +162,9 @@ class FakeStore:
         self.calls.append(f"run_summary {run_id}")
         return self.summaries.get((namespace, run_id))
 
+    async def prepare_namespace(self, namespace: str) -> None:
+        self.calls.append(f"prepare {namespace}")
+
 
 @dataclass
 class FakeSecrets:

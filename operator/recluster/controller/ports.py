@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import socket
 import ssl
 import threading
@@ -81,6 +82,11 @@ class StorePort(Protocol):
 
     async def run_summary(self, namespace: str, run_id: str) -> dict[str, Any] | None:
         """The summary a committed run wrote (a RayJob's outcome); None if there is none."""
+
+    async def prepare_namespace(self, namespace: str) -> None:
+        """Before a Job of `namespace` mounts its directory of a store on a volume: the
+        directory exists, made by the operator's user, which is the Jobs' (the kubelet
+        would make a missing sub-path as root, unwritable to the Jobs' non-root user)."""
 
 
 class SecretPort(Protocol):
@@ -301,6 +307,17 @@ class ThreadedStore:
                 return None
 
         return await self._run(read)
+
+    async def prepare_namespace(self, namespace: str) -> None:
+        from ..store.factory import local_path
+        from ..store.types import check_id
+
+        root = local_path(self.uri)
+        if root is None:
+            return
+        directory = os.path.join(root, check_id("namespace", namespace))
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self.pool, lambda: os.makedirs(directory, exist_ok=True))
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)

@@ -340,6 +340,12 @@ class TriggerReconciler:
             log.info("deleted %s %s/%s: %s", deletion.kind, meta["namespace"], deletion.name,
                      deletion.reason)  # fmt: skip
         trigger = {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"]}
+        if decision.create and self.job_settings.store_volume is not None:
+            try:  # the Job mounts only its namespace's directory of the store: make it ours
+                await self.store.prepare_namespace(str(meta["namespace"]))
+            except OSError as exc:
+                log.warning("store directory of namespace %s not prepared: %s",
+                            meta["namespace"], exc)  # fmt: skip
         for request in decision.create:
             ray = request.execution_config.runtime == "ray"
             try:

@@ -42,6 +42,9 @@ class Settings:
     job_env: list[dict[str, Any]] = field(default_factory=list)
     job_volumes: list[dict[str, Any]] = field(default_factory=list)
     job_volume_mounts: list[dict[str, Any]] = field(default_factory=list)
+    job_store_volume: str | None = None
+    """The volume of job_volumes holding the Parquet store: each Job mounts only its
+    namespace's directory of it (core.jobs.JobSettings.store_volume)."""
     job_affinity: dict[str, Any] | None = None
     """Affinity of every Job's pod (the chart's: same node as the operator, for a
     ReadWriteOnce store claim)."""
@@ -84,6 +87,7 @@ class Settings:
             store_uri_secret=self.store_uri_secret,
             volumes=tuple(self.job_volumes),
             volume_mounts=tuple(self.job_volume_mounts),
+            store_volume=self.job_store_volume,
             affinity=self.job_affinity,
             active_deadline_seconds=self.job_active_deadline_seconds,
             resources=self.job_resources,
@@ -99,6 +103,13 @@ class Settings:
                 raise ValueError("RECLUSTER_STORE_URI_SECRET must be <secret name>/<key>")
             secret = (name, key)
         port = env.get("RECLUSTER_METRICS_PORT")
+        mounts = _json_list(env, "RECLUSTER_JOB_VOLUME_MOUNTS", "VolumeMount")
+        store_volume = env.get("RECLUSTER_JOB_STORE_VOLUME") or None
+        if store_volume is not None and not any(m.get("name") == store_volume for m in mounts):
+            raise ValueError(
+                f"RECLUSTER_JOB_STORE_VOLUME={store_volume!r} names no volume mount of "
+                "RECLUSTER_JOB_VOLUME_MOUNTS"
+            )
         return cls(
             image=env.get("RECLUSTER_IMAGE") or DEFAULT_IMAGE,
             store_uri=env.get("RECLUSTER_STORE_URI") or DEFAULT_STORE_URI,
@@ -107,7 +118,8 @@ class Settings:
             store_uri_secret=secret,
             job_env=_json_list(env, "RECLUSTER_JOB_ENV", "EnvVar"),
             job_volumes=_json_list(env, "RECLUSTER_JOB_VOLUMES", "Volume"),
-            job_volume_mounts=_json_list(env, "RECLUSTER_JOB_VOLUME_MOUNTS", "VolumeMount"),
+            job_volume_mounts=mounts,
+            job_store_volume=store_volume,
             job_affinity=_json_object(env, "RECLUSTER_JOB_AFFINITY", "an Affinity"),
             job_active_deadline_seconds=_seconds(env, "RECLUSTER_JOB_ACTIVE_DEADLINE_SECONDS"),
             job_resources=_resources(env, "RECLUSTER_JOB_RESOURCES"),

@@ -28,6 +28,10 @@ ANNOTATION_CREATED_BY = "recluster.io/created-by"
 CONTAINER_NAME = "recluster"
 EXECUTION_CONFIG_ENV = "RECLUSTER_EXECUTION_CONFIG"
 NAMESPACE_ENV = "RECLUSTER_NAMESPACE"
+STORE_SCOPE_ENV = "RECLUSTER_STORE_SCOPE"
+"""`namespace` when the Job's store path is its namespace's own directory of the store
+volume (`JobSettings.store_volume`): the runner then has no namespace path to escape by."""
+STORE_SCOPE_NAMESPACE = "namespace"
 DEFAULT_BACKOFF_LIMIT = 1
 TERMINATION_MESSAGE_LIMIT = 4096
 
@@ -61,6 +65,10 @@ class JobSettings:
     """(secret, key) holding the store URI: Jobs never carry a DSN's password in clear."""
     volumes: Sequence[Mapping[str, Any]] = ()
     volume_mounts: Sequence[Mapping[str, Any]] = ()
+    store_volume: str | None = None
+    """The volume holding a Parquet store at the Jobs' store path: each Job mounts only
+    its namespace's directory of it (`subPathExpr: $(RECLUSTER_NAMESPACE)`, the downward
+    API), and its runner reads that directory as its namespace's data."""
     affinity: Mapping[str, Any] | None = None
     """The pod's affinity, for the store: a ReadWriteOnce claim holds Jobs on the operator's
     node. A trigger's job_template cannot change it."""
@@ -158,6 +166,9 @@ def pod_spec(
         {"name": NAMESPACE_ENV, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
         {"name": "RECLUSTER_RUN_ID", "value": request.name},
     ]
+    mounts = [_store_mount(m, settings.store_volume) for m in settings.volume_mounts]
+    if any("subPathExpr" in m and m["name"] == settings.store_volume for m in mounts):
+        env.insert(-2, {"name": STORE_SCOPE_ENV, "value": STORE_SCOPE_NAMESPACE})
     container: dict[str, Any] = {
         "name": container_name,
         "image": template.image or settings.image,
@@ -167,7 +178,7 @@ def pod_spec(
         "volumeMounts": [
             {"name": "tmp", "mountPath": "/tmp"},
             *[dict(m) for m in extra_mounts],
-            *[dict(m) for m in settings.volume_mounts],
+            *mounts,
         ],
     }
     if args:
@@ -237,6 +248,19 @@ def build_job(
         "metadata": job_metadata(trigger, request, labels),
         "spec": job_spec,
     }
+
+
+def _store_mount(mount: Mapping[str, Any], store_volume: str | None) -> dict[str, Any]:
+    """A mount of the Job's container; the store volume's holds the namespace's directory.
+
+    The namespace comes from the container's own RECLUSTER_NAMESPACE, which is the
+    last of its name in the env (the downward API), so a trigger cannot choose it.
+    """
+    mount = dict(mount)
+    if store_volume is not None and mount.get("name") == store_volume:
+        mount.pop("subPath", None)
+        mount["subPathExpr"] = f"$({NAMESPACE_ENV})"
+    return mount
 
 
 def _store_env(settings: JobSettings) -> dict[str, Any]:

@@ -283,6 +283,8 @@ class DevSystem:
             job_volumes=[{"name": "store",
                           "hostPath": {"path": self.store_uri, "type": "Directory"}}],
             job_volume_mounts=[{"name": "store", "mountPath": JOB_STORE_PATH}],
+            # each Job sees only its namespace's directory of it (docs/security.md)
+            job_store_volume="store",
             max_sleep=5.0,
             event_poll_seconds=2.0,
         )  # fmt: skip

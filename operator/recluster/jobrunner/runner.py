@@ -12,19 +12,20 @@ import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from pydantic import ValidationError
 
 from ..api.clustering import ExecutionConfig
 from ..core.drift import STATS_MAX_ROWS, baseline_stats, row_sample_blocks
+from ..core.jobs import STORE_SCOPE_NAMESPACE
 from ..drift_check import sample_collections
 from ..engine.algorithms import DataValidationError, cluster, random_state_of, validate_for_data
 from ..engine.kmeans import kmeans_streaming
 from ..engine.result import ClusteringResult
 from ..store.base import CollectionStore
-from ..store.errors import CollectionNotFound, StoreUnavailable
+from ..store.errors import CollectionNotFound, StoreAccessDenied, StoreUnavailable
 from ..store.types import Baseline, RunResults
 from .limits import memory_limit_bytes
 
@@ -43,12 +44,23 @@ class JobInput:
     run_id: str
     namespace: str
     store_uri: str
+    namespace_root: bool = False
+    """The store path is the namespace's own directory (its Job mounts only that,
+    core.jobs.STORE_SCOPE_ENV): there is no namespace path component to escape by."""
 
 
 def parse_input(
-    config_json: str | None, run_id: str | None, namespace: str | None, store_uri: str | None
+    config_json: str | None,
+    run_id: str | None,
+    namespace: str | None,
+    store_uri: str | None,
+    store_scope: str | None = None,
 ) -> JobInput:
     """Validate the Job's inputs before touching any data."""
+    if store_scope not in (None, "", STORE_SCOPE_NAMESPACE):
+        raise JobFailure(
+            f"invalid store scope {store_scope!r} (expected {STORE_SCOPE_NAMESPACE!r} or none)"
+        )
     if not config_json:
         raise JobFailure("no execution config (set RECLUSTER_EXECUTION_CONFIG or --config)")
     try:
@@ -61,7 +73,9 @@ def parse_input(
     if missing:
         raise JobFailure(f"no {' and no '.join(missing)} given")
     assert run_id is not None and store_uri is not None
-    return JobInput(config, run_id, namespace or "default", store_uri)
+    return JobInput(
+        config, run_id, namespace or "default", store_uri, store_scope == STORE_SCOPE_NAMESPACE
+    )
 
 
 def _gib(n: float) -> str:
@@ -215,21 +229,31 @@ class Runner:
         }
 
 
+class StoreOpener(Protocol):
+    """`store.factory.open_store`, or a fake: the store of a URI, maybe one namespace's root."""
+
+    def __call__(self, uri: str, *, namespace_root: str | None = None) -> CollectionStore: ...
+
+
 def run_job(
     job: JobInput,
-    open_store: Callable[[str], CollectionStore],
+    open_store: StoreOpener,
     log: Callable[[str], None] = print,
     env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Run one job; raises JobFailure with the reason on any failure."""
     try:
-        store = open_store(job.store_uri)
+        store = open_store(
+            job.store_uri, namespace_root=job.namespace if job.namespace_root else None
+        )
     except StoreUnavailable as exc:
         raise JobFailure(f"store unreachable: {exc}") from None
     try:
         return Runner(job, store, log, memory_limit_bytes(env)).run()
     except StoreUnavailable as exc:
         raise JobFailure(f"store unreachable: {exc}") from None
+    except StoreAccessDenied as exc:
+        raise JobFailure(str(exc)) from None
     except MemoryError:
         raise JobFailure("out of memory while clustering (raise the Job's memory limit)") from None
     finally:

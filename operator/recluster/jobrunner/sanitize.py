@@ -8,7 +8,9 @@ Event; the log is what `kubectl logs` shows. Rules:
 
 1. Every value of the environment that is not known to be public, and at
    least MIN_SECRET_CHARS long, is replaced by `***` wherever it appears in
-   what the Job writes to stdout, stderr or its termination message.
+   what the Job writes to stdout, stderr or its termination message. The
+   store URI is public when it carries no credentials (it names the store in
+   failure reasons), secret whole when it does.
 2. Credentials inside a URI or a libpq conninfo are redacted
    (`store._common.redact`), whatever variable they came from.
 3. An exception the runner did not expect is reported as its type and a
@@ -31,10 +33,12 @@ PUBLIC_ENV = frozenset({
     "TMPDIR", "USER", "SHELL", "VIRTUAL_ENV", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE",
     "NUMBA_CACHE_DIR", "RECLUSTER_NUMBA_CACHE_SEED", "OMP_WAIT_POLICY", "OMP_NUM_THREADS",
     "RECLUSTER_NAMESPACE", "RECLUSTER_RUN_ID", "RECLUSTER_EXECUTION_CONFIG",
-    "RECLUSTER_TERMINATION_LOG", "SSL_CERT_FILE", "SSL_CERT_DIR",
+    "RECLUSTER_TERMINATION_LOG", "RECLUSTER_STORE_SCOPE", "SSL_CERT_FILE", "SSL_CERT_DIR",
 })  # fmt: skip
 """Set by the image, the kubelet or the operator itself (a trigger cannot set RECLUSTER_*)."""
 PUBLIC_PREFIXES = ("KUBERNETES_",)
+URI_ENV = frozenset({"RECLUSTER_STORE_URI"})
+"""Public unless they carry credentials (rule 2 recognises them): then secret whole."""
 _URI = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://\S+")
 
 
@@ -46,6 +50,8 @@ class Scrubber:
             value for name, value in env.items()
             if name not in PUBLIC_ENV and not name.startswith(PUBLIC_PREFIXES)
             and len(value) >= MIN_SECRET_CHARS
+            # a store URI without credentials names the store in every message
+            and not (name in URI_ENV and redact(value) == value)
         }  # fmt: skip
         # longest first: a secret that contains another is replaced whole
         self.values = sorted(values, key=len, reverse=True)

@@ -406,6 +406,42 @@ def expand(value: str, env: Mapping[str, str]) -> str:
     return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.\-]*)\)", one, value)
 
 
+def subpath(mount: Mapping[str, Any], env: Mapping[str, str]) -> str | None:
+    """The sub-path of a volumeMount (`subPath`, or `subPathExpr` expanded from the
+    container's env), checked as the kubelet checks it; None when the mount has none.
+
+    Like the kubelet: every `$(VAR)` of `subPathExpr` must have a non-empty value,
+    and the result must be relative and must not step out (`..`). The node agent
+    then joins it to the volume, refuses a result that symlinks out, and creates it.
+    """
+    path = str(mount.get("subPath") or "")
+    expr = str(mount.get("subPathExpr") or "")
+    if expr:
+        missing = sorted(
+            {name for name in re.findall(r"\$\(([A-Za-z_][A-Za-z0-9_.\-]*)\)", expr)
+             if not env.get(name)}
+        )  # fmt: skip
+        if missing:
+            raise ContainerConfigError(
+                f"volumeMount {mount.get('name')!r}: subPathExpr {expr!r}: missing value for "
+                + ", ".join(missing)
+            )
+        path = expand(expr, env)
+    if not path:
+        return None
+    if path.startswith("/"):
+        raise ContainerConfigError(
+            f"volumeMount {mount.get('name')!r}: error SubPath `{path}` must not be an "
+            "absolute path"
+        )
+    if ".." in path.split("/"):
+        raise ContainerConfigError(
+            f"volumeMount {mount.get('name')!r}: unable to provision SubPath `{path}`: "
+            "must not contain '..'"
+        )
+    return path
+
+
 _UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
           "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}  # fmt: skip
 

@@ -514,9 +514,12 @@ class PodWorker:
                     self._waiting_all("CreateContainerConfigError",
                                       f"volume {mount['name']} is not defined")  # fmt: skip
                     return None
-                if mount.get("subPath"):
-                    host = host / str(mount["subPath"])
-                    host.mkdir(parents=True, exist_ok=True)
+                try:
+                    host = mount_source(host, kubelet.subpath(mount, env))
+                except ContainerConfigError as exc:
+                    self._waiting_all("CreateContainerConfigError", str(exc))
+                    self.agent.event(pod, "Warning", "Failed", f"Error: {exc}")
+                    return None
                 mounts.append(Mount(str(mount["mountPath"]), str(host),
                                     bool(mount.get("readOnly"))))  # fmt: skip
             directory = self.directory / "containers" / container["name"]
@@ -684,6 +687,25 @@ def prepare_volumes(
             )
         found[name] = target
     return found
+
+
+def mount_source(volume: Path, subpath: str | None) -> Path:
+    """The host directory a volumeMount binds: the volume, or its checked sub-path.
+
+    The sub-path (already relative and without `..`, `kubelet.subpath`) must
+    still resolve inside the volume once symlinks are followed (the kubelet's
+    safe sub-path opening); it is created when missing, as the kubelet does.
+    """
+    if subpath is None:
+        return volume
+    target = volume / subpath
+    root = volume.resolve()
+    if not target.resolve().is_relative_to(root):
+        raise ContainerConfigError(
+            f"subPath {subpath!r} resolves outside of its volume (a symbolic link)"
+        )
+    target.mkdir(parents=True, exist_ok=True)
+    return target
 
 
 def _write_items(

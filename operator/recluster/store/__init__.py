@@ -9,6 +9,7 @@ from .errors import (
     InvalidCollection,
     RunExists,
     RunNotFound,
+    StoreAccessDenied,
     StoreError,
     StoreUnavailable,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "RunExists",
     "RunNotFound",
     "RunResults",
+    "StoreAccessDenied",
     "StoreError",
     "StoreUnavailable",
     "open_store",

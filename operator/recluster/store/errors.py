@@ -55,3 +55,18 @@ class StoreUnavailable(StoreError):
         # Keep the message on one line: it ends up in a termination message.
         reason = " ".join(str(reason).split()) or "unknown error"
         super().__init__(f"store {where} unavailable: {reason}")
+
+
+class StoreAccessDenied(StoreError):
+    """The store refused this namespace's data to these credentials or this mount.
+
+    The partition between namespaces is the store's own (docs/security.md): a
+    Job's mount holds only its namespace's directory, an object store credential
+    only its namespace's prefix, a PostgreSQL role only its namespace's rows.
+    """
+
+    def __init__(self, where: str, namespace: str, reason: str) -> None:
+        self.where = where
+        self.namespace = namespace
+        reason = " ".join(str(reason).split()) or "access denied"
+        super().__init__(f"store {where} denied access to namespace {namespace!r}: {reason}")

@@ -21,7 +21,14 @@ from urllib.parse import urlsplit
 from ._common import redact
 from .base import CollectionStore
 
-__all__ = ["DEFAULT_STORE_URI", "open_store", "redact", "run_artifacts", "s3_storage_options"]
+__all__ = [
+    "DEFAULT_STORE_URI",
+    "local_path",
+    "open_store",
+    "redact",
+    "run_artifacts",
+    "s3_storage_options",
+]
 
 #: Where `recluster dev` keeps its embedded store, relative to the working directory.
 DEFAULT_STORE_URI = ".recluster/dev/store"
@@ -56,18 +63,38 @@ def s3_storage_options(**overrides: Any) -> dict[str, Any]:
     return options
 
 
-def open_store(uri: str = DEFAULT_STORE_URI, **options: Any) -> CollectionStore:
-    """The store behind `uri`; `options` go to the backend (s3fs options, or PostgresStore's)."""
+def local_path(uri: str) -> str | None:
+    """The directory of a store on the local file system (a path or file://), else None."""
     scheme = urlsplit(uri).scheme.lower() if "://" in uri else ""
+    if scheme not in ("", "file", "local"):
+        return None
+    return os.path.abspath(os.path.expanduser(uri.split("://", 1)[1] if scheme else uri))
+
+
+def open_store(
+    uri: str = DEFAULT_STORE_URI, *, namespace_root: str | None = None, **options: Any
+) -> CollectionStore:
+    """The store behind `uri`; `options` go to the backend (s3fs options, or PostgresStore's).
+
+    `namespace_root`: the path is that namespace's own directory of a Parquet
+    store (a Job's `subPathExpr` mount, core.jobs.STORE_SCOPE_ENV); only local paths can be.
+    """
+    scheme = urlsplit(uri).scheme.lower() if "://" in uri else ""
+    local = scheme in ("", "file", "local")
+    if namespace_root is not None and not local:
+        raise ValueError(
+            f"store {redact(uri)}: a namespace's own mount is a local Parquet path; object "
+            "stores and PostgreSQL partition namespaces by credentials (docs/security.md)"
+        )
     if scheme in ("postgresql", "postgres"):
         from .postgres import PostgresStore
 
         return PostgresStore(uri, **options)
     from .parquet import ParquetStore, open_parquet
 
-    if scheme in ("", "file", "local"):
+    if local:
         path = uri.split("://", 1)[1] if scheme else uri
-        return ParquetStore(path, **options)
+        return ParquetStore(path, namespace=namespace_root, **options)
     if scheme in ("s3", "s3a"):
         return open_parquet("s3://" + uri.split("://", 1)[1], **s3_storage_options(**options))
     return open_parquet(uri, **options)

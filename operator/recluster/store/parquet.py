@@ -1,6 +1,8 @@
 """Parquet datasets on a local directory or any fsspec filesystem (S3 through s3fs).
 
-Layout (documented for users in docs/store.md)::
+Layout (documented for users in docs/store.md); a store opened with
+`namespace=` (a Job's mount of its own namespace's directory) has its root at
+`<root>/<namespace>`::
 
     <root>/<namespace>/collections/<collection_id>/part-<UTC time>-<random>.parquet
         document_id  string, required
@@ -65,6 +67,7 @@ from .errors import (
     InvalidCollection,
     RunExists,
     RunNotFound,
+    StoreAccessDenied,
     StoreError,
     StoreUnavailable,
 )
@@ -90,6 +93,8 @@ DEFAULT_ROWS_PER_ROW_GROUP = 8_192
 """Small enough that a sample can touch many row groups (see `sample`), large enough
 that reading whole collections stays at memory speed."""
 _TIME_FORMAT = "%Y%m%dT%H%M%S%fZ"
+OBJECT_STORE_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "az"})
+"""fsspec filesystems of keys, not directories: nothing to create before a write."""
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -106,20 +111,34 @@ def _unavailable_reason(exc: BaseException) -> str | None:
 
 
 def _guarded(fn: Callable[P, R]) -> Callable[P, R]:
-    """Turn I/O and network failures into `StoreUnavailable` with the store's location."""
+    """Turn refusals into `StoreAccessDenied` and I/O and network failures into
+    `StoreUnavailable`, with the store's location (methods taking the namespace first)."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
         except Exception as exc:
-            reason = _unavailable_reason(exc)
-            if reason is None:
+            error = _store_error(exc, cast(ParquetStore, args[0]), str(args[1]))
+            if error is exc:
                 raise
-            store = cast(ParquetStore, args[0])
-            raise StoreUnavailable(store.location, reason) from exc
+            raise error from exc
 
     return wrapper
+
+
+def _store_error(exc: Exception, store: ParquetStore, namespace: str) -> Exception:
+    """What a failed operation on `namespace`'s data raises: refused, unreachable, or as is.
+
+    A refusal (the object store's AccessDenied, a directory's permissions) is the
+    partition between namespaces at work: it names the namespace, on one line.
+    """
+    if isinstance(exc, PermissionError) and not isinstance(exc, StoreError):
+        return StoreAccessDenied(store.location, namespace, f"{type(exc).__name__}: {exc}")
+    reason = _unavailable_reason(exc)
+    if reason is None:
+        return exc
+    return StoreUnavailable(store.location, reason)
 
 
 @dataclass(frozen=True)
@@ -226,6 +245,27 @@ def _ids_of(column: Any, where: str) -> list[str]:
     return cast(list[str], column.to_pylist())
 
 
+class _FSSpecHandler(pafs.FSSpecHandler):  # type: ignore[misc]
+    """pyarrow's handler of fsspec filesystems, but a refused read is reported as one.
+
+    pyarrow's asks `isfile`, which answers False on any error: an object store's
+    AccessDenied (another namespace's prefix) would read as "not found".
+    """
+
+    def _checked(self, path: str) -> Any:
+        from pyarrow import PythonFile
+
+        if self.fs.info(path).get("type") != "file":  # FileNotFoundError, PermissionError
+            raise FileNotFoundError(path)
+        return PythonFile(self.fs.open(path, mode="rb"), mode="r")
+
+    def open_input_file(self, path: str) -> Any:
+        return self._checked(path)
+
+    def open_input_stream(self, path: str) -> Any:
+        return self._checked(path)
+
+
 class ParquetStore(CollectionStore):
     """Collections and results as Parquet files under one root directory or prefix."""
 
@@ -238,8 +278,15 @@ class ParquetStore(CollectionStore):
         rows_per_row_group: int = DEFAULT_ROWS_PER_ROW_GROUP,
         read_threads: int | None = None,
         direct_reads: bool = True,
+        namespace: str | None = None,
     ) -> None:
-        """`direct_reads=False` always decodes through pyarrow (for comparisons and tests)."""
+        """`direct_reads=False` always decodes through pyarrow (for comparisons and tests).
+
+        `namespace`: the root is that one namespace's directory (what a Job
+        mounts with `subPathExpr: $(RECLUSTER_NAMESPACE)`), so paths have no
+        namespace component and every other namespace is refused.
+        """
+        self._namespace = None if namespace is None else check_id("namespace", namespace)
         if filesystem is None or isinstance(filesystem, LocalFileSystem):
             filesystem = filesystem or LocalFileSystem()
             root = os.path.abspath(os.path.expanduser(root))
@@ -248,12 +295,13 @@ class ParquetStore(CollectionStore):
             default_threads = min(4, os.cpu_count() or 1)
         else:
             self._local = False
-            self._pafs = pafs.PyFileSystem(pafs.FSSpecHandler(filesystem))
+            self._pafs = pafs.PyFileSystem(_FSSpecHandler(filesystem))
             default_threads = 8  # object stores: latency-bound, not CPU-bound
         self._fs = filesystem
         self._root = root.rstrip("/")
         protocol = filesystem.protocol
         protocol = protocol[0] if isinstance(protocol, tuple | list) else protocol
+        self._protocol = str(protocol)
         self.location = location or (self._root if self._local else f"{protocol}://{self._root}")
         self._rows_per_row_group = rows_per_row_group
         self._threads = read_threads or default_threads
@@ -264,7 +312,14 @@ class ParquetStore(CollectionStore):
     # Paths ----------------------------------------------------------------
 
     def _ns(self, namespace: str) -> str:
-        return f"{self._root}/{check_id('namespace', namespace)}"
+        check_id("namespace", namespace)
+        if self._namespace is None:
+            return f"{self._root}/{namespace}"
+        if namespace != self._namespace:
+            raise StoreAccessDenied(
+                self.location, namespace, f"this mount holds namespace {self._namespace!r} only"
+            )
+        return self._root
 
     def _collection_dir(self, namespace: str, collection_id: str) -> str:
         return f"{self._ns(namespace)}/collections/{check_id('collection id', collection_id)}"
@@ -286,6 +341,12 @@ class ParquetStore(CollectionStore):
             self._fs.invalidate_cache(path)
         return bool(self._fs.exists(path))
 
+    def _makedirs(self, directory: str) -> None:
+        """Create a directory, but on object stores, which have none: there `makedirs`
+        makes the bucket, and a namespace's credential may neither check nor create it."""
+        if self._protocol not in OBJECT_STORE_PROTOCOLS:
+            self._fs.makedirs(directory, exist_ok=True)
+
     def _sync(self, path: str) -> None:
         """Flush a local file to disk, so a commit marker never outlives the data it commits."""
         if self._local:
@@ -302,7 +363,7 @@ class ParquetStore(CollectionStore):
         (or completed multipart upload) is already all-or-nothing.
         """
         directory = path.rsplit("/", 1)[0]
-        self._fs.makedirs(directory, exist_ok=True)
+        self._makedirs(directory)
         if atomic and self._local:
             tmp = f"{directory}/.tmp-{uuid.uuid4().hex}.parquet"
             try:
@@ -318,7 +379,7 @@ class ParquetStore(CollectionStore):
 
     def _write_bytes(self, data: bytes, path: str, *, atomic: bool) -> None:
         directory = path.rsplit("/", 1)[0]
-        self._fs.makedirs(directory, exist_ok=True)
+        self._makedirs(directory)
         if atomic and self._local:
             tmp = f"{directory}/.tmp-{uuid.uuid4().hex}"
             try:
@@ -528,11 +589,12 @@ class ParquetStore(CollectionStore):
         try:
             parts = self._parts(namespace, collection_id)
         except Exception as exc:
-            reason = _unavailable_reason(exc)
-            if reason is None:
+            error = _store_error(exc, self, namespace)
+            if error is exc:
                 raise
-            raise StoreUnavailable(self.location, reason) from exc
-        return _guarded_iter(self, reblock(self._pieces(parts), rows_per_block, collection_id))
+            raise error from exc
+        blocks = reblock(self._pieces(parts), rows_per_block, collection_id)
+        return _guarded_iter(self, namespace, blocks)
 
     def _pieces(self, parts: list[_Part]) -> Iterator[tuple[list[str], Float32Matrix]]:
         """Row groups one after the other, the next one read while the caller works."""
@@ -779,14 +841,16 @@ def _is_id(name: str) -> bool:
     return True
 
 
-def _guarded_iter(store: ParquetStore, blocks: Iterator[Collection]) -> Iterator[Collection]:
+def _guarded_iter(
+    store: ParquetStore, namespace: str, blocks: Iterator[Collection]
+) -> Iterator[Collection]:
     try:
         yield from blocks
     except Exception as exc:
-        reason = _unavailable_reason(exc)
-        if reason is None:
+        error = _store_error(exc, store, namespace)
+        if error is exc:
             raise
-        raise StoreUnavailable(store.location, reason) from exc
+        raise error from exc
 
 
 def collection_schema(dim: int) -> Any:

@@ -62,10 +62,12 @@ from .errors import (
     InvalidCollection,
     RunExists,
     RunNotFound,
+    StoreAccessDenied,
     StoreError,
     StoreUnavailable,
 )
 from .pgcodec import SEND_FUNCTION, EmbeddingType, copy_rows, decode, encode, record_dtype
+from .tenancy import postgres_namespace_sql
 from .types import (
     Baseline,
     Collection,
@@ -174,8 +176,44 @@ def _has_column(conn: psycopg.Connection[Any], table: str, column: str) -> bool:
     return row is not None
 
 
+@contextmanager
+def _copy_into(
+    conn: psycopg.Connection[Any], table: str, columns: Sequence[str], *, binary: bool = False
+) -> Iterator[psycopg.Copy]:
+    """COPY rows into `table`, inside the caller's transaction.
+
+    PostgreSQL refuses COPY FROM into a table whose row-level security applies
+    to the current role (a namespace's own role, docs/security.md): rows then
+    go to a temporary table first, and one INSERT ... SELECT moves them, with
+    the policies checking every row.
+    """
+    row = conn.execute("SELECT row_security_active(%s::regclass)", (table,)).fetchone()
+    target = sql.Identifier(table)
+    if row is not None and row[0]:
+        target = sql.Identifier(f"{table}_staging")
+        conn.execute(
+            sql.SQL("CREATE TEMPORARY TABLE {} (LIKE {}) ON COMMIT DROP").format(
+                target, sql.Identifier(table)
+            )
+        )
+    names = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(target, names)
+    if binary:
+        statement += sql.SQL(" (FORMAT BINARY)")
+    with conn.cursor().copy(statement) as copy:
+        yield copy
+    if target != sql.Identifier(table):
+        conn.execute(
+            sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
+                sql.Identifier(table), names, names, target
+            )
+        )
+        conn.execute(sql.SQL("DROP TABLE {}").format(target))
+
+
 def _guarded(fn: Callable[P, R]) -> Callable[P, R]:
-    """Turn connection failures into `StoreUnavailable` with the (redacted) URI."""
+    """Turn connection failures into `StoreUnavailable` with the (redacted) URI, and
+    refusals into `StoreAccessDenied` (methods taking the namespace first)."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -183,6 +221,11 @@ def _guarded(fn: Callable[P, R]) -> Callable[P, R]:
             return fn(*args, **kwargs)
         except StoreError:
             raise
+        except pg_errors.InsufficientPrivilege as exc:
+            # row-level security or a missing grant: the partition between namespaces
+            store = cast(PostgresStore, args[0])
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "permission denied"
+            raise StoreAccessDenied(store.location, str(args[1]), reason) from exc
         except psycopg.OperationalError as exc:
             store = cast(PostgresStore, args[0])
             raise StoreUnavailable(store.location, str(exc)) from exc
@@ -670,10 +713,8 @@ class PostgresStore(CollectionStore):
         ns, cid = namespace.encode(), collection_id.encode()
         prefix = struct.pack(">hi", 4, len(ns)) + ns + struct.pack(">i", len(cid)) + cid
         batch = 5_000
-        with conn.cursor().copy(
-            "COPY recluster_documents (namespace, collection_id, document_id, embedding)"
-            " FROM STDIN (FORMAT BINARY)"
-        ) as copy:
+        columns = ("namespace", "collection_id", "document_id", "embedding")
+        with _copy_into(conn, "recluster_documents", columns, binary=True) as copy:
             copy.write(b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0))
             for start in range(0, matrix.shape[0], batch):
                 encoded = encode(kind, matrix[start : start + batch])
@@ -700,10 +741,10 @@ class PostgresStore(CollectionStore):
                     if exists:
                         raise RunExists(namespace, run.run_id, self.location)
                     cur = conn.cursor()
-                    with cur.copy(
-                        "COPY recluster_assignments (namespace, run_id, position,"
-                        " collection_id, document_id, label) FROM STDIN"
-                    ) as copy:
+                    columns = (
+                        "namespace", "run_id", "position", "collection_id", "document_id", "label"
+                    )  # fmt: skip
+                    with _copy_into(conn, "recluster_assignments", columns) as copy:
                         sources = run.collection_ids
                         for position, (doc, source, label) in enumerate(
                             zip(run.document_ids, where.tolist(), run.labels.tolist(), strict=True)
@@ -860,6 +901,28 @@ class PostgresStore(CollectionStore):
                 (namespace, collection_set_key(collection_ids)),
             ).fetchone()
         return _baseline_of_row(row) if row else None
+
+    # Tenancy ----------------------------------------------------------------------
+
+    @_guarded
+    def grant_namespace(
+        self, namespace: str, role: str, *, password: str | None = None
+    ) -> list[str]:
+        """Give `namespace` its own role under row-level security (`tenancy`), as this
+        store's role: the tables' owner (it creates them when missing) with CREATEROLE,
+        or a superuser.
+
+        Returns the statements run, without the password.
+        """
+        with self._connect() as conn, conn.transaction():
+            row = conn.execute("SELECT current_database(), current_schema()").fetchone()
+            assert row is not None
+            database, schema = str(row[0]), str(row[1])
+            for statement in postgres_namespace_sql(
+                namespace, role, database=database, schema=schema, password=password
+            ):
+                conn.execute(statement.encode())
+        return postgres_namespace_sql(namespace, role, database=database, schema=schema)
 
 
 def _baseline_of_row(row: Any) -> Baseline:
