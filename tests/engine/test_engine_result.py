@@ -50,9 +50,7 @@ def test_numba_kernels_are_cached_so_warmup_can_prebuild_them() -> None:
     from fast_hdbscan import core_graph, precomputed  # type: ignore[import-untyped]
     from numba.core.caching import NullCache
 
-    from recluster.engine import warmup
-
-    from recluster.engine import lloyd_kernels
+    from recluster.engine import lloyd_kernels, warmup
     from recluster.engine.kmeans import kmeans
 
     ours = (lloyd_kernels.nearest_and_sum_into, lloyd_kernels.nearest_distance_into)
