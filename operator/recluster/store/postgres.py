@@ -53,6 +53,7 @@ from ._common import (
     check_block_size,
     check_sample_size,
     empty_collection,
+    new_matrix,
     reblock,
     redact,
     run_offsets,
@@ -417,7 +418,7 @@ class PostgresStore(CollectionStore):
                     raise CollectionNotFound(namespace, cid, self.location)
             dim = single_dim(namespace, cids, {self._dim(conn, namespace, cid) for cid in cids})
             total = sum(counts)
-            matrix = np.empty((total, dim), dtype=np.float32)
+            matrix = new_matrix(total, dim)
             send = self._vector_send_sql(conn)
             if total >= self._parallel_min_rows and send is not None:
                 kind: EmbeddingType = "halfvec" if self._embedding_type == "halfvec" else "vector"
