@@ -15,6 +15,7 @@ from recluster.engine import NOISE, kmeans_streaming
 from recluster.engine.kmeans import (
     PARALLEL_BLOCK,
     assign,
+    cores_of_cpu_max,
     kmeans,
     kmeans_plus_plus,
     lloyd_pass,
@@ -82,13 +83,30 @@ def test_parallel_lloyd_pass_gives_the_same_bits_on_any_number_of_threads() -> N
 
 def test_kmeans_large_enough_to_run_on_threads_finds_the_blobs() -> None:
     rows, truth = make_blobs(n=40_000, k=20, d=160, std=1.0, box=4.0, seed=5)
-    assert parallel_workers(rows.shape[0] * 20 * rows.shape[1]) == len(os.sched_getaffinity(0))
+    assert 1 <= parallel_workers(rows.shape[0] * 20 * rows.shape[1]) <= len(os.sched_getaffinity(0))
     labels = kmeans(rows, 20)
     assert adjusted_rand_score(truth, labels) == pytest.approx(1.0)
 
 
 def test_small_kmeans_stays_on_one_thread() -> None:
     assert parallel_workers(1_000 * 16 * 384) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "cores"),
+    [
+        ("200000 100000\n", 2),  # limits.cpu: 2
+        ("150000 100000", 2),  # 1.5 CPUs: two threads, each busy part of the time
+        ("50000 100000", 1),
+        ("max 100000\n", None),  # no limit
+        ("", None),
+        ("garbage", None),
+        ("x 100000", None),
+        ("0 100000", None),
+    ],
+)
+def test_cores_of_cpu_max_reads_the_cgroup_quota(text: str, cores: int | None) -> None:
+    assert cores_of_cpu_max(text) == cores
 
 
 def test_streaming_recovers_blobs_fed_in_blocks() -> None:

@@ -244,11 +244,41 @@ def parallel_workers(work: int) -> int:
 
     One below `SINGLE_THREAD_WORK` (the numpy pass: a second thread would
     cost more to wake than it saves, see `blas_threads`), else one per core
-    this process may run on.
+    this process may run on: the CPUs of its affinity mask, at most the
+    whole cores of its cgroup's CPU quota (`cores_of_cpu_max`).
     """
     if work < SINGLE_THREAD_WORK:
         return 1
-    return max(1, len(os.sched_getaffinity(0)))
+    cpus = len(os.sched_getaffinity(0))
+    try:
+        with open(CGROUP_CPU_MAX) as limit:
+            quota = cores_of_cpu_max(limit.read())
+    except OSError:
+        quota = None
+    return max(1, min(cpus, quota) if quota else cpus)
+
+
+CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"
+"""cgroup v2's CPU quota of this container: "<quota µs> <period µs>", or "max <period>"."""
+
+
+def cores_of_cpu_max(text: str) -> int | None:
+    """Whole cores a cgroup v2 ``cpu.max`` allows (rounded up), None when unlimited or unreadable.
+
+    Pure (the file's text in, no I/O); `parallel_workers` reads the file. A
+    Job with ``limits.cpu: 2`` on a 64-core node has "200000 100000": 2
+    threads, not 64 sharing two cores' worth of quota.
+    """
+    fields = text.split()
+    if len(fields) != 2 or fields[0] == "max":
+        return None
+    try:
+        quota, period = int(fields[0]), int(fields[1])
+    except ValueError:
+        return None
+    if quota <= 0 or period <= 0:
+        return None
+    return max(1, -(-quota // period))
 
 
 def squared_norm(matrix: npt.NDArray[np.float32]) -> float:
