@@ -19,10 +19,11 @@ Invariants:
   transaction) with TID range scans forced (`force_tid_range_scans`), so
   every range is read once, in physical order;
 - tasks are (collection, page range) in collection order, then page order,
-  and their results are decoded in that order whatever connection fetched
-  them: the rows land in the matrix as a single connection would put them;
-- at most ``2 × connections`` fetched ranges wait to be decoded (about 14 MB
-  each at D=384), so memory stays near the matrix's own.
+  and their rows are given places in the matrix in that order whatever
+  connection fetched them (`_Placer`): the rows land as a single connection
+  would put them; each range is then decoded by the thread that fetched it;
+- at most ``2 × connections`` ranges are in flight (about 3.5 MB each at
+  D=384), so memory stays near the matrix's own.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, ExitStack
 from typing import Any, TypeVar
@@ -117,15 +118,24 @@ def read_aggregated(
             return None
         return list(got[0]), bytes(got[1] or b""), bool(got[2])
 
+    placer = _Placer(namespace, collections, kind, matrix)
+
+    def fetch_and_place(on: psycopg.Connection[Any], number: int) -> list[str]:
+        try:
+            got = fetch(on, tasks[number])
+        except BaseException:
+            placer.skip(number)  # the ranges after it must not wait for it
+            raise
+        return placer.place(number, tasks[number][0], got)
+
     if connections <= 1 or len(tasks) <= 1:
-        return _place(
-            (fetch(conn, task) for task in tasks), tasks, namespace, collections, kind, matrix
-        )
+        ids = [fetch_and_place(conn, number) for number in range(len(tasks))]
+        return placer.finish(ids, tasks)
     with ExitStack() as opened:
         lock = threading.Lock()
         local = threading.local()
 
-        def fetch_on_worker(task: tuple[int, int]) -> Fetched:
+        def on_worker(number: int) -> list[str]:
             worker: psycopg.Connection[Any] | None = getattr(local, "conn", None)
             if worker is None:
                 context = connect_worker()
@@ -134,46 +144,90 @@ def read_aggregated(
                     opened.push(context.__exit__)  # closed after the pool's threads end
                 force_tid_range_scans(worker)
                 local.conn = worker
-            return fetch(worker, task)
+            return fetch_and_place(worker, number)
 
         with ThreadPoolExecutor(min(connections, len(tasks))) as pool:
-            results = in_order(pool, fetch_on_worker, tasks, window=2 * connections)
             try:
-                return _place(results, tasks, namespace, collections, kind, matrix)
+                ids = list(in_order(pool, on_worker, range(len(tasks)), window=2 * connections))
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
+        return placer.finish(ids, tasks)
 
 
-def _place(
-    results: Iterable[Fetched],
-    tasks: Sequence[tuple[int, int]],
-    namespace: str,
-    collections: Sequence[tuple[str, int]],
-    kind: EmbeddingType,
-    matrix: Float32Matrix,
-) -> list[list[str]]:
-    """Decode the ranges' results, in task order, into consecutive rows of ``matrix``."""
-    starts = list(itertools.accumulate([0, *(n for _, n in collections)]))
-    ids: list[list[str]] = [[] for _ in collections]
-    dim = matrix.shape[1]
-    for (index, _), got in zip(tasks, results, strict=True):
+class _Placer:
+    """Gives each range its rows of the matrix, in range order, then decodes it there.
+
+    A range learns its row count only when fetched, so its place is known
+    once every range before it has been counted: `place` waits for that
+    (a condition, not the decoding of the earlier ranges), then decodes the
+    range into its rows outside the lock, in the fetching thread. numpy
+    releases the GIL while it converts, so the ranges of several
+    connections are decoded, and the fresh matrix's pages first written, on
+    several cores. The pool takes ranges in order, so the range a thread
+    waits for has always been started by another (no deadlock); a range
+    that fails is skipped (`skip`) so that none waits for it forever.
+    """
+
+    def __init__(
+        self,
+        namespace: str,
+        collections: Sequence[tuple[str, int]],
+        kind: EmbeddingType,
+        matrix: Float32Matrix,
+    ) -> None:
+        self.namespace = namespace
+        self.collections = collections
+        self.kind = kind
+        self.matrix = matrix
+        self.starts = list(itertools.accumulate([0, *(n for _, n in collections)]))
+        self.taken = [0] * len(collections)
+        self.turn = 0
+        self.ready = threading.Condition()
+
+    def _claim(self, number: int, index: int, rows: int, has_null: bool) -> int:
+        with self.ready:
+            self.ready.wait_for(lambda: self.turn >= number)
+            self.turn = number + 1
+            self.ready.notify_all()
+            cid, expected = self.collections[index]
+            named = describe(self.namespace, cid)
+            if has_null:
+                raise InvalidCollection(f"{named}: some documents have a NULL embedding")
+            if self.taken[index] + rows > expected:
+                raise InvalidCollection(f"{named}: rows changed while reading")
+            at = self.starts[index] + self.taken[index]
+            self.taken[index] += rows
+            return at
+
+    def skip(self, number: int) -> None:
+        with self.ready:
+            self.ready.wait_for(lambda: self.turn >= number)
+            self.turn = number + 1
+            self.ready.notify_all()
+
+    def place(self, number: int, index: int, got: Fetched) -> list[str]:
+        """Range ``number`` (of collection ``index``) into its rows; its ids."""
         if got is None:
-            continue
+            self.skip(number)
+            return []
         block_ids, blob, has_null = got
-        cid, expected = collections[index]
-        named = describe(namespace, cid)
-        if has_null:
-            raise InvalidCollection(f"{named}: some documents have a NULL embedding")
-        seen = ids[index]
-        if len(seen) + len(block_ids) > expected:
-            raise InvalidCollection(f"{named}: rows changed while reading")
-        at = starts[index] + len(seen)
-        decode(kind, blob, len(block_ids), dim, matrix[at : at + len(block_ids)], named)
-        seen.extend(block_ids)
-    for (cid, expected), seen in zip(collections, ids, strict=True):
-        if len(seen) != expected:
-            raise InvalidCollection(f"{describe(namespace, cid)}: rows changed while reading")
-    return ids
+        at = self._claim(number, index, len(block_ids), has_null)
+        named = describe(self.namespace, self.collections[index][0])
+        rows = self.matrix[at : at + len(block_ids)]
+        decode(self.kind, blob, len(block_ids), self.matrix.shape[1], rows, named)
+        return block_ids
+
+    def finish(self, ids: list[list[str]], tasks: Sequence[tuple[int, int]]) -> list[list[str]]:
+        """The collections' ids (ranges in order), checked against their counts."""
+        per_collection: list[list[str]] = [[] for _ in self.collections]
+        for (index, _), block_ids in zip(tasks, ids, strict=True):
+            per_collection[index].extend(block_ids)
+        for (cid, expected), got in zip(self.collections, per_collection, strict=True):
+            if len(got) != expected:
+                raise InvalidCollection(
+                    f"{describe(self.namespace, cid)}: rows changed while reading"
+                )
+        return per_collection
 
 
 def in_order(
