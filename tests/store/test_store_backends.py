@@ -353,30 +353,86 @@ def test_postgres_parallel_read_equals_single_connection(pg_url: str) -> None:
     assert [d for b in blocks for d in b.document_ids] == one.document_ids[:1200]
 
 
+@pytest.mark.parametrize("connections", [1, 3])
 @pytest.mark.parametrize("kind", ["vector", "halfvec", "real[]"])
 def test_postgres_aggregated_read_equals_row_by_row(
-    kind: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+    kind: str, connections: int, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Large collections come a range of pages per query; same rows, same order."""
-    from recluster.store import postgres
+    """Large collections come a range of pages per query, over one or several
+    connections; same rows, same order."""
+    from recluster.store import pg_aggregated
 
     fixture = {"vector": "pg_vector_url", "halfvec": "pg_halfvec_url"}
     # A real[] table in a database that has pgvector is read through the cast.
     url = request.getfixturevalue(fixture.get(kind, "pg_real_with_vector_url"))
-    namespace = f"agg-{kind.strip('[]')}"
+    namespace = f"agg-{kind.strip('[]')}-{connections}"
     rowwise = PostgresStore(url, embedding_type=kind, parallel_min_rows=10**9)  # type: ignore[arg-type]
     for i in range(4):  # interleave two collections over the same heap pages
         ids, m = make_rows(300, i, f"p{i}")
         rowwise.append(namespace, "a", ids, m)
         rowwise.append(namespace, "b", [f"b{i}-{j}" for j in range(50)], m[:50])
-    monkeypatch.setattr(postgres, "AGGREGATED_PAGES", 7)  # many ranges, some empty
-    aggregated = PostgresStore(url, parallel_min_rows=1)
+    monkeypatch.setattr(pg_aggregated, "AGGREGATED_PAGES", 7)  # many ranges, some empty
+    aggregated = PostgresStore(url, parallel_min_rows=1, read_connections=connections)
     assert aggregated.embedding_type == kind
     one = rowwise.read_many(namespace, ["a", "b"])
     many = aggregated.read_many(namespace, ["a", "b"])
     assert many.document_ids == one.document_ids
     assert np.array_equal(many.embeddings, one.embeddings)
     assert many.offsets == one.offsets == (0, 1200, 1400)
+    again = aggregated.read_many(namespace, ["b", "a", "b"])  # any order, even twice
+    assert again.document_ids == [*one.document_ids[1200:], *one.document_ids]
+
+
+COLUMN_NAMED = r"collection 'c' in namespace 'ns' \(column recluster_documents.embedding\)"
+
+
+def _insert_vectors(url: str, values: list[str | None]) -> None:
+    with psycopg.connect(url, autocommit=True) as conn, conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO recluster_documents VALUES ('ns', 'c', %s, %s::vector)",
+            [(f"d{i}", v) for i, v in enumerate(values)],
+        )
+
+
+@pytest.mark.parametrize("aggregated", [False, True])
+def test_postgres_null_embedding_is_an_error_naming_the_collection_and_column(
+    pg_loose_vector_url: str, aggregated: bool
+) -> None:
+    _insert_vectors(pg_loose_vector_url, ["[1,2,3]", None, "[4,5,6]"])
+    store = PostgresStore(pg_loose_vector_url, parallel_min_rows=1 if aggregated else 10**9)
+    with pytest.raises(InvalidCollection, match=COLUMN_NAMED + ": some documents have a NULL"):
+        store.read("ns", "c")
+
+
+def test_postgres_only_null_embeddings_is_an_error_not_a_missing_collection(
+    pg_loose_vector_url: str,
+) -> None:
+    _insert_vectors(pg_loose_vector_url, [None, None])
+    store = PostgresStore(pg_loose_vector_url, parallel_min_rows=1)
+    with pytest.raises(InvalidCollection, match=COLUMN_NAMED + ": every document has a NULL"):
+        store.read("ns", "c")
+    with pytest.raises(CollectionNotFound):
+        store.read("ns", "other")
+
+
+@pytest.mark.parametrize("aggregated", [False, True])
+def test_postgres_dimension_mismatch_is_an_error_naming_the_collection_and_column(
+    pg_loose_vector_url: str, aggregated: bool
+) -> None:
+    _insert_vectors(pg_loose_vector_url, ["[1,2,3]", "[1,2]", "[4,5,6]"])
+    store = PostgresStore(
+        pg_loose_vector_url, parallel_min_rows=1 if aggregated else 10**9, read_connections=2
+    )
+    with pytest.raises(InvalidCollection, match=COLUMN_NAMED + ": embeddings of different dim"):
+        store.read("ns", "c")
+
+
+def test_postgres_aggregated_read_of_an_empty_table_finds_no_collection(
+    pg_loose_vector_url: str,
+) -> None:
+    store = PostgresStore(pg_loose_vector_url, parallel_min_rows=1, read_connections=3)
+    with pytest.raises(CollectionNotFound):
+        store.read("ns", "c")
 
 
 def test_postgres_tables_made_by_an_admin_need_no_create_privilege(pg_url: str) -> None:

@@ -4,7 +4,8 @@ Each Job is a fresh process; without a cache, numba kernels compile on first
 use (20+ s on two cores, more than the clustering itself). Since issue 13
 hdbscan runs on compiled (Cython/C) code from scikit-learn, scipy and faiss;
 only ``cluster_selection_epsilon`` > 0 still uses fast_hdbscan's numba tree
-code, which is what this warms.
+code, and large k-means its parallel passes (`engine/lloyd_kernels.py`):
+this warms both.
 Run this once at image build time, with the same NUMBA_CACHE_DIR (and
 NUMBA_CPU_NAME, see docs/engine.md) as the Jobs will use::
 
@@ -24,6 +25,7 @@ import time
 from recluster.api.clustering import ClusteringConfig
 
 from .algorithms import cluster
+from .kmeans import assign, lloyd_pass
 from .synthetic import blobs
 
 
@@ -36,6 +38,11 @@ def warmup() -> dict[str, float]:
     started = time.perf_counter()
     cluster(blobs(2_000, 48, 5, seed=0).matrix, config)
     seconds["hdbscan_epsilon"] = time.perf_counter() - started
+    started = time.perf_counter()
+    matrix = blobs(2_000, 48, 5, seed=0).matrix
+    lloyd_pass(matrix, matrix[:5], workers=2)  # the kernels' one specialisation each
+    assign(matrix, matrix[:5], workers=2)
+    seconds["kmeans_parallel"] = time.perf_counter() - started
     return seconds
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -79,6 +80,23 @@ def _block(ids: list[str], parts: list[Float32Matrix], collection_id: str) -> Co
     else:
         matrix = np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0].copy()
     return Collection(ids, matrix, (collection_id,), (0, len(ids)))
+
+
+def new_matrix(rows: int, dim: int) -> Float32Matrix:
+    """An uninitialised float32 rows × dim matrix in its own anonymous mapping.
+
+    Why not ``np.empty``: numpy asks for transparent huge pages on large
+    arrays (madvise), and where the kernel's THP defrag is ``madvise`` (the
+    default) each first touch may compact memory to find one, on a node whose
+    memory is mostly page cache. Measured on the development VM, first write
+    of 1M × 384 float32: 2.5 s of CPU (26-28 s wall under load 17) with huge
+    pages, 0.75-1.0 s (8-12 s) without; a PostgreSQL read of that matrix took
+    2.1-3.0 s of client CPU instead of 3.5-4.3 s.
+    """
+    size = rows * dim * 4
+    if size == 0:
+        return np.empty((rows, dim), dtype=np.float32)
+    return np.frombuffer(mmap.mmap(-1, size), dtype=np.float32).reshape(rows, dim)
 
 
 def empty_collection(dim: int, collection_id: str) -> Collection:

@@ -109,13 +109,27 @@ def _traversable(path: Path) -> None:
 
 
 class LocalPostgres:
-    """A PostgreSQL cluster in a temporary directory, stopped and deleted by `stop`."""
+    """A PostgreSQL cluster in a temporary directory, stopped and deleted by `stop`.
+
+    With ``directory``, the cluster lives there instead and outlives `stop`:
+    a later `LocalPostgres(directory=...)` starts it again with its data (how
+    benchmarks keep a loaded 1M-row database between runs).
+    """
 
     def __init__(
-        self, bindir: Path | None = None, *, settings: dict[str, str] | None = None
+        self,
+        bindir: Path | None = None,
+        *,
+        settings: dict[str, str] | None = None,
+        directory: Path | None = None,
     ) -> None:
         self.bindir = bindir or server_bindir()
-        self.base = Path(tempfile.mkdtemp(prefix="recluster-pg-"))
+        self.keep = directory is not None
+        if directory is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+            self.base = directory
+        else:
+            self.base = Path(tempfile.mkdtemp(prefix="recluster-pg-"))
         self.data = self.base / "data"
         self.port = free_port()
         self.settings = {
@@ -128,6 +142,8 @@ class LocalPostgres:
         if os.geteuid() == 0:
             user = _unprivileged_user()
             os.chown(self.base, user.pw_uid, user.pw_gid)
+            if self.keep:
+                _traversable(self.base.parent)
             _traversable(self.bindir.parent)
             self.as_user = ["runuser", "-u", user.pw_name, "--"]
 
@@ -145,11 +161,15 @@ class LocalPostgres:
             raise RuntimeError(f"{' '.join(cmd)} failed: {result.stderr}{result.stdout}{tail}")
 
     def start(self) -> str:
-        """initdb, start, and return the superuser's URL (trust authentication, loopback only)."""
-        self._run(
-            "initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "--no-locale",
-            "-E", "UTF8",
-        )  # fmt: skip
+        """initdb (unless kept data is there), start, return the superuser's URL.
+
+        Trust authentication, loopback only.
+        """
+        if not (self.data / "PG_VERSION").exists():
+            self._run(
+                "initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "--no-locale",
+                "-E", "UTF8",
+            )  # fmt: skip
         options = f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 " + " ".join(
             f"-c {k}={v}" for k, v in self.settings.items()
         )
@@ -166,9 +186,12 @@ class LocalPostgres:
     def stop(self) -> None:
         try:
             if (self.data / "postmaster.pid").exists():
-                self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "stop")
+                # A kept cluster shuts down cleanly (a checkpoint, no recovery at the next start).
+                mode = "fast" if self.keep else "immediate"
+                self._run("pg_ctl", "-D", str(self.data), "-m", mode, "stop")
         finally:
-            shutil.rmtree(self.base, ignore_errors=True)
+            if not self.keep:
+                shutil.rmtree(self.base, ignore_errors=True)
 
     def __enter__(self) -> str:
         try:

@@ -21,8 +21,10 @@ server-side cursor gives each row's array in PostgreSQL's binary layout
 (header, then a 4-byte length and a big-endian float per element). A block of
 rows is joined into one buffer and decoded by numpy through a structured
 dtype straight into the preallocated float32 matrix: no Python float objects.
-pgvector `vector` columns are read through the `vector -> real[]` cast and
-written through `real[] -> vector`, the casts pgvector documents.
+pgvector `vector` and `halfvec` columns are read in their own binary
+formats (`vector_send`, `halfvec_send`; large collections aggregated a range
+of pages per query over several connections, `store/pg_aggregated.py`) and
+written by binary COPY in the same formats (`store/pgcodec.py`).
 
 A run is written in one transaction: it is visible completely or not at all.
 """
@@ -51,6 +53,7 @@ from ._common import (
     check_block_size,
     check_sample_size,
     empty_collection,
+    new_matrix,
     reblock,
     redact,
     run_offsets,
@@ -66,6 +69,7 @@ from .errors import (
     StoreError,
     StoreUnavailable,
 )
+from .pg_aggregated import describe, read_aggregated
 from .pgcodec import SEND_FUNCTION, EmbeddingType, copy_rows, decode, encode, record_dtype
 from .tenancy import postgres_namespace_sql
 from .types import (
@@ -79,8 +83,6 @@ from .types import (
 
 # Rows fetched per round trip: ~30 MB of arrays at D=384.
 DEFAULT_FETCH_ROWS = 10_000
-AGGREGATED_PAGES = 2_048
-"""Heap pages per query of an aggregated read: ~9,000 rows, ~14 MB at D=384."""
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -353,8 +355,12 @@ class PostgresStore(CollectionStore):
         """The embedding in its type's binary format (decoded by `pgcodec.decode`)."""
         return sql.SQL(f"{SEND_FUNCTION[self._embedding_type or 'real[]']}(embedding)")
 
-    def _decode(self, buffer: bytes, rows: int, dim: int, out: Float32Matrix, where: str) -> None:
-        decode(self._embedding_type or "real[]", buffer, rows, dim, out, where)
+    def _decode(self, rows: Sequence[Any], dim: int, out: Float32Matrix, where: str) -> None:
+        """Decode the binary embeddings in the second column of ``rows`` into ``out``."""
+        values = [row[1] for row in rows]
+        if any(value is None for value in values):
+            raise InvalidCollection(f"{where}: some documents have a NULL embedding")
+        decode(self._embedding_type or "real[]", b"".join(values), len(rows), dim, out, where)
 
     # Collections -------------------------------------------------------------
 
@@ -378,10 +384,14 @@ class PostgresStore(CollectionStore):
     def _dim(self, conn: psycopg.Connection[Any], namespace: str, collection_id: str) -> int:
         query = sql.SQL(
             "SELECT cardinality({e}) FROM recluster_documents"
-            " WHERE namespace = %s AND collection_id = %s LIMIT 1"
+            " WHERE namespace = %s AND collection_id = %s AND embedding IS NOT NULL LIMIT 1"
         ).format(e=self._embedding_sql())
         row = conn.execute(query, (namespace, collection_id)).fetchone()
         if row is None:
+            if self._count(conn, namespace, collection_id):
+                raise InvalidCollection(
+                    f"{describe(namespace, collection_id)}: every document has a NULL embedding"
+                )
             raise CollectionNotFound(namespace, collection_id, self.location)
         return int(row[0])
 
@@ -410,7 +420,7 @@ class PostgresStore(CollectionStore):
             cur.execute(query, params)
             while rows := cur.fetchmany(self._fetch_rows):
                 block = np.empty((len(rows), dim), dtype=np.float32)
-                self._decode(b"".join(r[1] for r in rows), len(rows), dim, block, where)
+                self._decode(rows, dim, block, where)
                 yield [r[0] for r in rows], block
 
     def _select_collection(self) -> sql.Composed:
@@ -428,12 +438,16 @@ class PostgresStore(CollectionStore):
     def read_many(self, namespace: str, collection_ids: Sequence[str]) -> Collection:
         """All rows, read by up to `read_connections` connections sharing one snapshot.
 
-        The server's cost of sending a real[] is per float, so one connection
-        is bound by one server core. Each collection is cut into ranges of
-        heap pages holding about the same number of rows; workers read their
-        range (`ctid` bounds) in the snapshot exported by this transaction
-        and decode it into their slice of the matrix. Ranges follow the
-        physical order, so the result is the same as a single scan's.
+        Where pgvector is installed (a `vector` or `halfvec` column, or a
+        `real[]` one cast to `vector`), collections of at least
+        `parallel_min_rows` rows are read a range of heap pages per query,
+        aggregated on the server (`pg_aggregated`). Otherwise the server's
+        cost of sending a real[] is per float, so one connection is bound by
+        one server core: each collection is cut into ranges of heap pages
+        holding about the same number of rows; workers read their range
+        (`ctid` bounds) in the snapshot exported by this transaction and
+        decode it into their slice of the matrix. Either way ranges follow
+        the physical order, so the result is the same as a single scan's.
         """
         check_id("namespace", namespace)
         cids = [check_id("collection id", c) for c in collection_ids]
@@ -447,18 +461,33 @@ class PostgresStore(CollectionStore):
                     raise CollectionNotFound(namespace, cid, self.location)
             dim = single_dim(namespace, cids, {self._dim(conn, namespace, cid) for cid in cids})
             total = sum(counts)
-            matrix = np.empty((total, dim), dtype=np.float32)
+            matrix = new_matrix(total, dim)
             send = self._vector_send_sql(conn)
             if total >= self._parallel_min_rows and send is not None:
-                read = [
-                    self._read_aggregated(conn, namespace, cid, send, matrix[start:stop])
-                    for cid, start, stop in zip(
-                        cids,
-                        itertools.accumulate([0, *counts]),
-                        itertools.accumulate(counts),
-                        strict=False,
-                    )
-                ]
+                kind: EmbeddingType = "halfvec" if self._embedding_type == "halfvec" else "vector"
+                exported = (
+                    conn.execute("SELECT pg_export_snapshot()").fetchone()
+                    if self._read_connections > 1
+                    else None
+                )
+                snapshot = str(exported[0]) if exported else None
+
+                @contextmanager
+                def in_snapshot() -> Iterator[psycopg.Connection[Any]]:
+                    with self._connect() as worker, worker.transaction():
+                        _begin_read(worker, snapshot)
+                        yield worker
+
+                read = read_aggregated(
+                    conn,
+                    in_snapshot,
+                    namespace,
+                    list(zip(cids, counts, strict=True)),
+                    send,
+                    kind,
+                    matrix,
+                    self._read_connections,
+                )
                 return self._collection(read, matrix, cids, counts)
             # (collection, first page, end page or None, first row in the matrix, rows)
             tasks: list[tuple[str, int, int | None, int, int]] = []
@@ -506,59 +535,6 @@ class PostgresStore(CollectionStore):
         row = conn.execute("SELECT to_regtype('vector') IS NOT NULL").fetchone()
         return sql.SQL("vector_send(embedding::vector)") if row and row[0] else None
 
-    def _read_aggregated(
-        self,
-        conn: psycopg.Connection[Any],
-        namespace: str,
-        collection_id: str,
-        send: sql.SQL,
-        out: Float32Matrix,
-    ) -> list[str]:
-        """Rows of a large collection, a range of heap pages per query, into ``out``.
-
-        Each query returns its range's ids as one text[] and its embeddings as
-        one bytea (`string_agg` of the binary values, in the same order: one
-        aggregation pass feeds both). A row at a time, the client's per-row
-        work (protocol message, Python objects) cost more than the server's
-        for pgvector columns: 9 s against 5 s for 1M × 384. Ranges in page
-        order and a TID range scan in each keep the physical order.
-        """
-        where = f"collection {collection_id!r} in namespace {namespace!r}"
-        kind: EmbeddingType = "halfvec" if self._embedding_type == "halfvec" else "vector"
-        row = conn.execute(
-            "SELECT pg_relation_size('recluster_documents') / current_setting('block_size')::bigint"
-        ).fetchone()
-        pages = int(row[0]) if row else 0
-        # A TID range scan per range: a sequential scan, or a bitmap scan of the
-        # primary key (which the planner picked for one of two identical
-        # tables: 49 s instead of 4), would read the whole table every time.
-        for method in ("seqscan", "bitmapscan", "indexonlyscan"):
-            conn.execute(f"SET LOCAL enable_{method} = off")
-        query = sql.SQL(
-            "SELECT array_agg(document_id), string_agg({send}, ''::bytea)"
-            " FROM recluster_documents WHERE namespace = %s AND collection_id = %s"
-            " AND ctid >= %s::tid AND ctid < %s::tid"
-        ).format(send=send)
-        ids: list[str] = []
-        cur = conn.cursor(binary=True)
-        for first in range(0, pages, AGGREGATED_PAGES):
-            cur.execute(
-                query,
-                (namespace, collection_id, f"({first},0)", f"({first + AGGREGATED_PAGES},0)"),
-            )
-            got = cur.fetchone()
-            if got is None or got[0] is None:
-                continue
-            block_ids, blob = got
-            at = len(ids)
-            if at + len(block_ids) > out.shape[0]:
-                raise InvalidCollection(f"{where}: rows changed while reading")
-            decode(kind, blob, len(block_ids), out.shape[1], out[at : at + len(block_ids)], where)
-            ids.extend(block_ids)
-        if len(ids) != out.shape[0]:
-            raise InvalidCollection(f"{where}: rows changed while reading")
-        return ids
-
     def _page_ranges(
         self, conn: psycopg.Connection[Any], namespace: str, collection_id: str, n: int, k: int
     ) -> list[tuple[int, int | None, int]]:
@@ -592,7 +568,7 @@ class PostgresStore(CollectionStore):
     ) -> list[str]:
         """Decode one page range of a collection into matrix[start:start+rows]; its ids."""
         cid, first, end, start, rows = task
-        where = f"collection {cid!r} in namespace {namespace!r}"
+        where = describe(namespace, cid)
         query = self._select_collection()
         params: list[Any] = [namespace, cid]
         if first or end is not None:
@@ -609,8 +585,7 @@ class PostgresStore(CollectionStore):
                 at = start + len(ids)
                 if len(ids) + len(fetched) > rows:
                     raise InvalidCollection(f"{where}: rows changed while reading")
-                data = b"".join(r[1] for r in fetched)
-                self._decode(data, len(fetched), dim, matrix[at : at + len(fetched)], where)
+                self._decode(fetched, dim, matrix[at : at + len(fetched)], where)
                 ids.extend(r[0] for r in fetched)
         if len(ids) != rows:
             raise InvalidCollection(f"{where}: rows changed while reading")
@@ -640,7 +615,7 @@ class PostgresStore(CollectionStore):
             if n == 0:
                 return empty_collection(dim, collection_id)
             params = (namespace, collection_id, namespace, collection_id, seed, n)
-            where = f"collection {collection_id!r} in namespace {namespace!r}"
+            where = describe(namespace, collection_id)
             ids: list[str] = []
             blocks: list[Float32Matrix] = []
             for block_ids, block in self._stream(conn, query, params, dim, where):
@@ -664,7 +639,7 @@ class PostgresStore(CollectionStore):
             with self._connect() as conn, conn.transaction():
                 _begin_read(conn)
                 dim = self._dim(conn, namespace, collection_id)
-                where = f"collection {collection_id!r} in namespace {namespace!r}"
+                where = describe(namespace, collection_id)
                 pieces = self._stream(
                     conn, self._select_collection(), (namespace, collection_id), dim, where
                 )
