@@ -14,31 +14,24 @@ through `engine.artifact_tables` into the store. Invariants:
   random members of every cluster (so that every cluster has a place, however
   small) plus a uniform random sample of all rows (noise included). The
   sample depends only on the labels and the seed.
-- a centroid's **map position** is the median of its sampled members' positions
-  (a 2-D embedding has no inverse to place the centroid itself).
+- positions on the map come from `engine.maplayout` (its invariants there).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
-log = logging.getLogger(__name__)
+from .maplayout import LayoutMethod, layout_2d, unit_rows
 
 REPRESENTATIVES = 5
 LAYOUT_MAX_ROWS = 10_000
-"""Rows on the map: enough to show every cluster's shape; UMAP on more costs more than
-the clustering itself (docs/engine.md, "Artifacts")."""
+"""Rows on the map: enough to show every cluster's shape (docs/engine.md, "Artifacts")."""
 LAYOUT_PER_CLUSTER = 5
-UMAP_MAX_ROWS = 200_000
 _CHUNK_ROWS = 16_384
-
-LayoutMethod = Literal["auto", "umap", "pca"]
 
 Int64s = npt.NDArray[np.int64]
 Float32s = npt.NDArray[np.float32]
@@ -73,60 +66,6 @@ def layout_sample(
         extra = order[~taken[order]][:rest]
         guaranteed = np.concatenate([guaranteed, extra])
     return np.sort(guaranteed.astype(np.int64))
-
-
-def _unit_rows(matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    unit: npt.NDArray[np.float32] = (matrix / np.maximum(norms, 1e-12)).astype(np.float32)
-    return unit
-
-
-def layout_2d(
-    matrix: npt.NDArray[np.float32], method: LayoutMethod, seed: int
-) -> tuple[Float32s, str]:
-    """2-D coordinates of the rows (cosine geometry) and the method that made them.
-
-    `auto` is UMAP when umap-learn imports and there are 50 to UMAP_MAX_ROWS
-    rows, else PCA. UMAP runs on the rows' first 50 principal components
-    (its documented advice for high dimensions; 3× faster here at D=384).
-    """
-    n = matrix.shape[0]
-    unit = _unit_rows(matrix)
-    if n < 3:
-        return np.zeros((n, 2), dtype=np.float32), "none"
-    use_umap = method == "umap" or (method == "auto" and 50 <= n <= UMAP_MAX_ROWS)
-    if use_umap:
-        try:
-            import umap  # type: ignore[import-untyped]
-        except ImportError:
-            if method == "umap":
-                raise
-            log.info("umap-learn is not installed: the map uses PCA")
-        else:
-            reduced = _pca(unit, min(50, unit.shape[1], n - 1), seed)
-            reducer = umap.UMAP(
-                n_components=2,
-                n_neighbors=min(15, n - 1),
-                min_dist=0.1,
-                metric="euclidean",
-                random_state=seed,
-                n_jobs=1,
-                low_memory=True,
-            )
-            xy = np.asarray(reducer.fit_transform(reduced), dtype=np.float32)
-            return xy, "umap"
-    return _pca(unit, 2, seed), "pca"
-
-
-def _pca(unit: npt.NDArray[np.float32], components: int, seed: int) -> Float32s:
-    from sklearn.decomposition import PCA  # type: ignore[import-untyped]
-
-    components = max(1, min(components, unit.shape[1], unit.shape[0]))
-    pca = PCA(n_components=components, random_state=seed, svd_solver="auto")
-    xy = np.asarray(pca.fit_transform(unit), dtype=np.float32)
-    if xy.shape[1] < 2 and components < 2:
-        xy = np.hstack([xy, np.zeros((xy.shape[0], 2 - xy.shape[1]), dtype=np.float32)])
-    return xy
 
 
 @dataclass(frozen=True, eq=False)
@@ -174,7 +113,7 @@ class GeometryBuilder:
     ) -> None:
         self.labels = np.asarray(labels, dtype=np.int32)
         self.num_clusters = int(centroids.shape[0])
-        self.unit_centroids = _unit_rows(np.asarray(centroids, dtype=np.float32))
+        self.unit_centroids = unit_rows(np.asarray(centroids, dtype=np.float32))
         self.seed = seed
         self.distances = np.full(self.labels.shape[0], np.nan, dtype=np.float32)
         self.layout_rows = layout_sample(self.labels, self.num_clusters, seed, max_layout_rows)
@@ -204,7 +143,7 @@ class GeometryBuilder:
             self.layout_matrix[first:last] = rows[self.layout_rows[first:last] - start]
         self.seen = stop
 
-    def finish(self, method: LayoutMethod = "auto") -> Geometry:
+    def finish(self, method: LayoutMethod = "clusters") -> Geometry:
         n = self.labels.shape[0]
         if self.seen != n:
             raise ValueError(f"only {self.seen} of {n} rows were added")
@@ -219,11 +158,14 @@ class GeometryBuilder:
         reps = [
             order[bounds[c] : min(bounds[c + 1], bounds[c] + REPRESENTATIVES)] for c in range(k)
         ]
-        xy, used = layout_2d(self.layout_matrix, method, self.seed)
-        centroid_xy = np.full((k, 2), np.nan, dtype=np.float32)
-        sample_labels = self.labels[self.layout_rows]
-        for c in np.unique(sample_labels[sample_labels >= 0]).tolist():
-            centroid_xy[c] = np.median(xy[sample_labels == c], axis=0)
+        xy, centroid_xy, used = layout_2d(
+            self.layout_matrix,
+            self.labels[self.layout_rows],
+            self.unit_centroids,
+            sizes.astype(np.int64),
+            method,
+            self.seed,
+        )
         return Geometry(
             distances=self.distances,
             spread=spread,

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..engine.artifacts import GeometryBuilder, LayoutMethod, RunArtifacts
+from ..engine.artifacts import GeometryBuilder, RunArtifacts
 from ..engine.labels import (
     TEXTS_PER_CLUSTER,
     ClusterDescription,
@@ -28,6 +28,7 @@ from ..engine.labels import (
     class_tfidf_keywords,
     default_label,
 )
+from ..engine.maplayout import LayoutMethod
 from ..store import artifacts as layouts
 from ..store.base import CollectionStore
 
@@ -75,7 +76,7 @@ class RunArtifactsBuilder:
         sizes: npt.NDArray[np.int64],
         centroids: npt.NDArray[np.float32],
         seed: int,
-        layout: LayoutMethod = "auto",
+        layout: LayoutMethod = "clusters",
         labeller: Labeller | None = None,
     ) -> None:
         self.run_id = run_id

@@ -24,8 +24,8 @@ from ..api.clustering import ExecutionConfig
 from ..core.drift import STATS_MAX_ROWS, baseline_stats, row_sample_blocks
 from ..drift_check import sample_collections
 from ..engine.algorithms import DataValidationError, cluster, random_state_of, validate_for_data
-from ..engine.artifacts import LayoutMethod
 from ..engine.kmeans import kmeans_streaming
+from ..engine.maplayout import LAYOUT_METHODS, LayoutMethod
 from ..engine.result import ClusteringResult
 from ..store.base import CollectionStore
 from ..store.errors import CollectionNotFound, StoreUnavailable
@@ -34,18 +34,17 @@ from .artifacts import RunArtifactsBuilder, artifact_files
 from .limits import memory_limit_bytes
 
 LAYOUT_ENV = "RECLUSTER_MAP_LAYOUT"
-LAYOUTS: tuple[LayoutMethod, ...] = ("pca", "umap", "auto")
-DEFAULT_LAYOUT: LayoutMethod = "pca"
+DEFAULT_LAYOUT: LayoutMethod = "clusters"
 """UMAP costs more than the clustering on 100k × 384 (docs/engine.md, "Artifacts")."""
 
 
 def layout_method(env: Mapping[str, str] | None = None) -> LayoutMethod:
-    """The 2-D map's method: RECLUSTER_MAP_LAYOUT (pca, umap or auto), default pca."""
+    """The 2-D map's method: RECLUSTER_MAP_LAYOUT (clusters, pca or umap), default clusters."""
     value = (os.environ if env is None else env).get(LAYOUT_ENV, "").strip() or DEFAULT_LAYOUT
-    for method in LAYOUTS:
+    for method in LAYOUT_METHODS:
         if value == method:
             return method
-    raise ValueError(f"{LAYOUT_ENV} must be one of {', '.join(LAYOUTS)}, not {value!r}")
+    raise ValueError(f"{LAYOUT_ENV} must be one of {', '.join(LAYOUT_METHODS)}, not {value!r}")
 
 
 MEMORY_FACTOR = 2.5

@@ -16,6 +16,8 @@ from ..store import artifacts as layouts
 from .mapplot import MapData, Renderer, render_map
 from .page import ClusterRow, render_page
 
+LAYOUT_NAMES = {"clusters": "cluster map", "pca": "PCA", "umap": "UMAP"}
+
 __all__ = ["ClusterRow", "MapData", "map_data", "render_map", "render_page", "report_files"]
 
 
@@ -30,7 +32,8 @@ def map_data(artifacts: RunArtifacts, title: str | None = None) -> MapData:
     n = int(artifacts.labels.shape[0])
     subtitle = (
         f"{n:,} documents · {artifacts.num_clusters} clusters · {_quality(s)}"
-        f" · {g.layout_method.upper()} of {g.layout_rows.shape[0]:,} points"
+        f" · {LAYOUT_NAMES.get(g.layout_method, g.layout_method)} of"
+        f" {g.layout_rows.shape[0]:,} documents"
     )
     return MapData(
         xy=g.layout_xy,

@@ -5,8 +5,8 @@ Readable at a glance at 5, 50 or 500 clusters, whichever renderer draws it:
 - at most `MAX_LABELS` clusters are labelled, the largest first, and a label
   that would overlap one already placed is dropped (matplotlib) or moved by
   datamapplot's own placement; the subtitle says how many are labelled;
-- with more than `MAX_COLOURS` clusters, only the labelled ones get their own
-  colour, the others are drawn in light grey: a map of 500 colours is noise;
+- with more than `MAX_COLOURS` clusters, only the largest MAX_COLOURS get their
+  own colour, the others are drawn in light grey: a map of 500 colours is noise;
 - noise (-1) is always a light grey, drawn first (underneath);
 - fonts are the system's (DejaVu Sans, which matplotlib bundles): nothing is
   fetched from the network.
@@ -46,12 +46,16 @@ class MapData:
     title: str
     subtitle: str = ""
 
-    def labelled(self) -> list[int]:
-        """Clusters to label: the largest MAX_LABELS that have a place on the map."""
+    def largest(self, count: int) -> list[int]:
+        """The `count` largest clusters that have a place on the map, largest first."""
         placed = [
             c for c in range(len(self.cluster_labels)) if np.isfinite(self.centroid_xy[c]).all()
         ]
-        return sorted(placed, key=lambda c: (-int(self.cluster_sizes[c]), c))[:MAX_LABELS]
+        return sorted(placed, key=lambda c: (-int(self.cluster_sizes[c]), c))[:count]
+
+    def labelled(self) -> list[int]:
+        """Clusters to label: the largest MAX_LABELS that have a place on the map."""
+        return self.largest(MAX_LABELS)
 
 
 def palette(num_clusters: int, coloured: list[int]) -> list[str]:
@@ -93,7 +97,7 @@ def render_matplotlib(data: MapData, size_px: int = 1100) -> bytes:
     ax.set_axis_off()
     k = len(data.cluster_labels)
     labelled = data.labelled()
-    colours = palette(k, labelled)
+    colours = palette(k, data.largest(MAX_COLOURS))
     n = data.xy.shape[0]
     point_size = float(np.clip(12_000.0 / max(n, 1), 1.5, 14.0))
     noise = data.point_clusters < 0
@@ -190,7 +194,7 @@ def render_datamapplot(data: MapData, size_px: int = 1100) -> bytes:
         dtype=object,
     )
     k = len(data.cluster_labels)
-    colours = palette(k, sorted(labelled))
+    colours = palette(k, data.largest(MAX_COLOURS))
     colour_map = {_wrap(data.cluster_labels[c]): colours[c] for c in labelled}
     dpi = 100
     fig, _ = datamapplot.create_plot(
