@@ -363,7 +363,14 @@ def run_job_(
     default=None,
     help="Namespace of the API key Secrets. Default: the pod's own namespace, else default.",
 )
-def gateway(host: str, port: int, keys_namespace: str | None) -> None:
+@click.option(
+    "--store",
+    "store_uri",
+    envvar="RECLUSTER_STORE_URI",
+    default=None,
+    help="Store of the runs' results, for the runs and report endpoints (docs/store.md).",
+)
+def gateway(host: str, port: int, keys_namespace: str | None, store_uri: str | None) -> None:
     """Serve the Cluster Trigger REST API (credentials: service account, else KUBECONFIG).
 
     API keys are Secrets labelled recluster.io/api-key=true in --namespace-of-keys;
@@ -381,7 +388,9 @@ def gateway(host: str, port: int, keys_namespace: str | None) -> None:
     )
     from .kube.client import KubeClient
 
-    settings = GatewaySettings(keys_namespace=keys_namespace or default_keys_namespace())
+    settings = GatewaySettings(
+        keys_namespace=keys_namespace or default_keys_namespace(), store_uri=store_uri
+    )
 
     async def run() -> None:
         stop = asyncio.Event()

@@ -83,6 +83,8 @@ class GatewaySettings:
     event_cache_triggers: int = 256
     event_cache_namespaces: int = 256
     event_listeners_seconds: float = 1.0
+    # Where runs' results are (a store URI, docs/store.md); None: the run endpoints answer 503.
+    store_uri: str | None = None
 
 
 def default_keys_namespace() -> str:
