@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from recluster.devsystem.feeder import FeedPace, mix
+from recluster.devsystem.sample import TOPIC_WORDS
 from recluster.devsystem.system import DevSystem, shorten
 from recluster.devsystem.table import render
 from recluster.kube.sync import KubeApi
@@ -80,7 +81,9 @@ def test_dev_system_runs_every_trigger_type(tmp_path: Path) -> None:
                     seen["all"] = loop.time()
                     break
                 await asyncio.sleep(0.5)
-            seen["table"] = render(system.cluster_triggers())
+            current = system.cluster_triggers()
+            seen["maps"] = system.latest_maps(current)
+            seen["table"] = render(current, maps=seen["maps"])
             seen["triggers"] = by_name()
             user = KubeApi.from_kubeconfig(system.kubeconfig)  # what a user's kubectl reads
             listed = user.request("GET", "/apis/recluster.io/v1alpha1/clustertriggers")
@@ -118,3 +121,15 @@ def test_dev_system_runs_every_trigger_type(tmp_path: Path) -> None:
     assert status == 201, body
     assert body["trigger_type"] == "cron" and body["created_by"] == "dev"
     assert seen["max_drift"] > 0.3, "the second condition run came from measured drift"
+    # Each trigger that ran links its latest map, and the report beside it names its clusters.
+    maps: dict[str, str] = seen["maps"]
+    assert maps and "latest cluster maps" in table, table
+    for name, uri in maps.items():
+        assert uri in table
+        png = Path(uri.removeprefix("file://"))
+        assert png.read_bytes().startswith(b"\x89PNG"), name
+        report = (png.parent / "report.html").read_text()
+        assert "data:image/png;base64," in report, name
+        # Keyword labels from the sample's texts (devsystem/sample.py), not bare ids.
+        topic_words = {w for words in TOPIC_WORDS for w in words.split()}
+        assert any(f">{w} " in report for w in topic_words), name

@@ -12,6 +12,7 @@ import click
 import yaml
 
 from .manifests import load_documents, parse_documents
+from .store.factory import DEFAULT_STORE_URI
 from .validation import validate_documents
 
 
@@ -404,3 +405,78 @@ def gateway(host: str, port: int, keys_namespace: str | None, store_uri: str | N
             await client.close()
 
     asyncio.run(run())
+
+
+@main.command()
+@click.argument("trigger")
+@click.option("-n", "--namespace", default="default", show_default=True, help="The namespace.")
+@click.option(
+    "--run", "run_id", default=None, help="A run id (job_id). Default: the newest succeeded."
+)
+@click.option(
+    "--store",
+    "store_uri",
+    envvar="RECLUSTER_STORE_URI",
+    default=DEFAULT_STORE_URI,
+    show_default=True,
+    help="Where the runs' results are (docs/store.md); RECLUSTER_STORE_URI also sets it.",
+)
+@click.option(
+    "--kubeconfig", default=None, help="Kubeconfig file. Default: $KUBECONFIG, else ~/.kube/config."
+)
+@click.option("--context", default=None, help="Kubeconfig context. Default: the current one.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the report here. Default: its own file in a local store, else"
+    " ./recluster-report-NAMESPACE-RUN.html.",
+)
+@click.option("--open", "open_browser", is_flag=True, help="Open the report in a web browser.")
+def report(
+    trigger: str,
+    namespace: str,
+    run_id: str | None,
+    store_uri: str,
+    kubeconfig: str | None,
+    context: str | None,
+    output: Path | None,
+    open_browser: bool,
+) -> None:
+    """Print where the report (map and cluster table) of a trigger's latest run is.
+
+    The run comes from the ClusterTrigger's history (read with your kubeconfig), the
+    report from the store. Exit status 1, with the reason, when there is none.
+    """
+    from .kube.credentials import Credentials, CredentialsError
+    from .kube.errors import KubeError
+    from .kube.paths import resource_path
+    from .kube.sync import KubeApi
+    from .report.locate import NoReport, pick_run, report_location
+    from .store import StoreError, open_store
+
+    try:
+        api = KubeApi.from_credentials(Credentials.from_kubeconfig(kubeconfig, context))
+        try:
+            path = resource_path("recluster.io/v1alpha1", "clustertriggers", namespace, trigger)
+            obj = api.request("GET", path)
+        finally:
+            api.close()
+        run = pick_run(obj, run_id)
+        with open_store(store_uri) as store:
+            location = report_location(store, namespace, run, output)
+    except KubeError as exc:
+        reason = (
+            f"trigger {trigger!r} not found in namespace {namespace!r}"
+            if exc.status == 404
+            else str(exc)
+        )
+        raise click.ClickException(reason) from None
+    except (CredentialsError, NoReport, StoreError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(location.as_uri())
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(location.as_uri())

@@ -240,7 +240,7 @@ class Runner:
         """Artifact tables and the report; on any failure, none (logged), never a failed run."""
         if builder is None:
             return {}
-        from ..report import report_files
+        from ..report.build import report_files
 
         mark = time.perf_counter()
         try:
