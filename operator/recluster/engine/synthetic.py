@@ -131,7 +131,9 @@ _SYLLABLES = ("ka", "lo", "mi", "ne", "ru", "ta", "vo", "zi", "pe", "su", "da", 
 def _vocabulary(count: int, rng: np.random.Generator, taken: set[str]) -> list[str]:
     words: list[str] = []
     while len(words) < count:
-        word = "".join(rng.choice(_SYLLABLES, size=3))
+        # Three syllables give 2,744 words; longer ones once half of those are taken.
+        syllables = 3 if len(taken) < len(_SYLLABLES) ** 3 // 2 else 4
+        word = "".join(rng.choice(_SYLLABLES, size=syllables))
         if word not in taken:
             taken.add(word)
             words.append(word)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -114,19 +115,23 @@ def render_matplotlib(data: MapData, size_px: int = 1100) -> bytes:
     # Grey (unlabelled) clusters underneath, coloured ones on top.
     rank = np.asarray([colours[c] != UNLABELLED_COLOUR for c in range(k)], dtype=np.int8)
     members = members[np.argsort(rank[data.point_clusters[members]], kind="stable")]
+    coloured = rank[data.point_clusters[members]] == 1
+    # Grey clusters' points smaller, so that the coloured ones stand out among hundreds.
+    sizes = np.where(coloured, point_size * (2.0 if k > MAX_COLOURS else 1.0), point_size)
     ax.scatter(
         data.xy[members, 0],
         data.xy[members, 1],
-        s=point_size,
+        s=sizes,
         c=[colours[c] for c in data.point_clusters[members].tolist()],
         linewidths=0,
         alpha=0.8,
         rasterized=True,
     )
+    halo = _halo(ax, data, colours)
     ax.set_aspect("equal", adjustable="datalim")
     ax.margins(0.06)
     ax.autoscale_view()
-    shown = _place_labels(fig, ax, data, labelled, effects)
+    shown = _place_labels(fig, ax, data, labelled, effects, halo)
     fig.text(0.5, 0.965, data.title, ha="center", va="center", fontsize=15, family=FONT,
              weight="bold")  # fmt: skip
     subtitle = data.subtitle
@@ -137,7 +142,30 @@ def render_matplotlib(data: MapData, size_px: int = 1100) -> bytes:
     return _to_png(fig)
 
 
-def _place_labels(fig: Any, ax: Any, data: MapData, labelled: list[int], effects: Any) -> int:
+def _halo(ax: Any, data: MapData, colours: list[str]) -> Callable[[int], None]:
+    """Draws a light disc under a labelled cluster (90 % of its points): where its label points."""
+    from matplotlib.patches import Circle  # noqa: PLC0415
+
+    def draw(c: int) -> None:
+        points = data.xy[data.point_clusters == c]
+        if points.shape[0] == 0:
+            return
+        reach = np.linalg.norm(points - data.centroid_xy[c], axis=1)
+        radius = float(np.quantile(reach, 0.9))
+        colour = colours[c] if colours[c] != UNLABELLED_COLOUR else "#888888"
+        ax.add_patch(Circle(tuple(data.centroid_xy[c]), radius, color=colour, alpha=0.15, lw=0))
+
+    return draw
+
+
+def _place_labels(
+    fig: Any,
+    ax: Any,
+    data: MapData,
+    labelled: list[int],
+    effects: Any,
+    halo: Callable[[int], None],
+) -> int:
     """Largest first; a label overlapping a placed one is dropped. Returns how many stay."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
@@ -164,6 +192,7 @@ def _place_labels(fig: Any, ax: Any, data: MapData, labelled: list[int], effects
             text.remove()
             continue
         placed.append(box)
+        halo(c)
     return len(placed)
 
 
