@@ -144,7 +144,7 @@ def render_matplotlib(data: MapData, size_px: int = 1100) -> bytes:
 
 def _halo(ax: Any, data: MapData, colours: list[str]) -> Callable[[int], None]:
     """Draws a light disc under a labelled cluster (90 % of its points): where its label points."""
-    from matplotlib.patches import Circle  # noqa: PLC0415
+    from matplotlib.patches import Circle
 
     def draw(c: int) -> None:
         points = data.xy[data.point_clusters == c]
