@@ -25,6 +25,7 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +45,28 @@ def unit_rows(matrix: npt.NDArray[np.float32]) -> Float32s:
 
 
 def pca(unit: npt.NDArray[np.float32], components: int, seed: int) -> Float32s:
-    """The leading principal components; zero columns when there are fewer than asked."""
-    from sklearn.decomposition import PCA  # type: ignore[import-untyped]
+    """The leading principal components; zero columns when there are fewer than asked.
 
+    numpy, not scikit-learn: the layout calls this once per cluster on a few
+    hundred rows, where scikit-learn's per-call overhead dominated (seconds
+    under load). Deterministic: each direction's largest coordinate is positive.
+    `seed` is unused (kept for the other layouts' signature).
+    """
     n, d = unit.shape
     usable = max(0, min(components, d, n - 1))
     out = np.zeros((n, components), dtype=np.float32)
-    if usable:
-        model = PCA(n_components=usable, random_state=seed)
-        out[:, :usable] = model.fit_transform(unit)
+    if usable == 0:
+        return out
+    centred = np.asarray(unit, dtype=np.float64) - unit.mean(axis=0, dtype=np.float64)
+    if n > d:
+        _, vectors = np.linalg.eigh(centred.T @ centred)
+        directions = vectors[:, ::-1][:, :usable]
+    else:
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        directions = vt[:usable].T
+    largest = np.abs(directions).argmax(axis=0)
+    directions = directions * np.sign(directions[largest, np.arange(usable)])
+    out[:, :usable] = centred @ directions
     return out
 
 
@@ -171,7 +185,9 @@ def layout_2d(
     if n < 3 or k == 0:
         return np.zeros((n, 2), np.float32), np.full((k, 2), np.nan, np.float32), "none"
     if method == "clusters":
-        xy, centres = clusters_layout(unit, row_labels, unit_centroids, sizes, seed)
+        # Many small products: one BLAS thread avoids the pools' spinning (engine/__init__.py).
+        with threadpool_limits(1):
+            xy, centres = clusters_layout(unit, row_labels, unit_centroids, sizes, seed)
         return xy, centres, method
     xy = umap_layout(unit, seed) if method == "umap" else pca(unit, 2, seed)
     centres = np.full((k, 2), np.nan, dtype=np.float32)

@@ -73,12 +73,17 @@ def palette(num_clusters: int, coloured: list[int]) -> list[str]:
     return colours
 
 
-def _to_png(figure: Any) -> bytes:
-    """Save, then quantise to a palette image (maps compress ~4× better that way)."""
+def _to_png(figure: Any, tight: bool = False) -> bytes:
+    """Save, then quantise to a palette image (maps compress ~4× better that way).
+
+    `tight`: datamapplot puts its title above the axes' box; only a tight
+    bounding box keeps it in the image.
+    """
     from PIL import Image
 
     raw = io.BytesIO()
-    figure.savefig(raw, format="png", dpi=figure.dpi, facecolor="white")
+    extra = {"bbox_inches": "tight", "pad_inches": 0.2} if tight else {}
+    figure.savefig(raw, format="png", dpi=figure.dpi, facecolor="white", **extra)
     image = Image.open(io.BytesIO(raw.getvalue())).convert("RGB")
     out = io.BytesIO()
     image.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(out, "PNG", optimize=True)
@@ -239,8 +244,10 @@ def render_datamapplot(data: MapData, size_px: int = 1100) -> bytes:
         figsize=(size_px / dpi, size_px / dpi),
         dpi=dpi,
         darkmode=False,
+        title_keywords={"fontsize": 15, "fontfamily": FONT, "fontweight": "bold"},
+        sub_title_keywords={"fontsize": 10, "fontfamily": FONT, "color": "#555555"},
     )
-    return _to_png(fig)
+    return _to_png(fig, tight=True)
 
 
 def render_map(data: MapData, renderer: Renderer = "auto") -> tuple[bytes, str]:
