@@ -133,3 +133,17 @@ def test_dev_system_runs_every_trigger_type(tmp_path: Path) -> None:
         # Keyword labels from the sample's texts (devsystem/sample.py), not bare ids.
         topic_words = {w for words in TOPIC_WORDS for w in words.split()}
         assert any(f">{w} " in report for w in topic_words), name
+
+
+def test_the_table_links_each_trigger_s_latest_map() -> None:
+    triggers = [
+        {"metadata": {"name": name}, "spec": {"trigger_type": "cron"}, "status": {}}
+        for name in ("b-trigger", "a")
+    ]
+    maps = {"b-trigger": "file:///store/default/runs/b-1/artifacts/map.png"}
+    lines = render(triggers, maps=maps).splitlines()
+    assert lines[-2:] == [
+        "latest cluster maps (report.html beside each):",
+        "  b-trigger  file:///store/default/runs/b-1/artifacts/map.png",
+    ]
+    assert "latest cluster maps" not in render(triggers)

@@ -13,7 +13,7 @@ that logs the reason and writes the run without them (jobrunner/runner.py).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -206,5 +206,3 @@ def artifact_files(artifacts: RunArtifacts) -> dict[str, bytes]:
         ),
     }
 
-
-Renderer = Callable[[RunArtifacts], dict[str, bytes]]
