@@ -146,8 +146,8 @@ async def get_artifacts(
 ) -> RunArtifactsResponse:
     """The run's clusters (label, keywords, size, share, spread, map position, most central
     documents) and its files. Centroid vectors and per-document distances are in the files."""
-    store = _store(request)
     run = await _run_of(request, caller, trigger_id, run_id)
+    store = _store(request)
     try:
         listed: dict[str, int] = await _call(store.list_artifacts, caller.namespace, run)
     except RunNotFound:
@@ -179,8 +179,8 @@ async def get_artifacts(
 
 
 async def _file(request: Request, caller: Any, trigger_id: str, run_id: str, name: str) -> Response:
-    store = _store(request)
     run = await _run_of(request, caller, trigger_id, run_id)
+    store = _store(request)
     try:
         content: bytes = await _call(store.read_artifact, caller.namespace, run, name)
     except ArtifactNotFound:

@@ -205,4 +205,3 @@ def artifact_files(artifacts: RunArtifacts) -> dict[str, bytes]:
             texts=rep_texts,
         ),
     }
-
