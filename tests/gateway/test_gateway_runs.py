@@ -167,6 +167,23 @@ async def test_runs_of_other_triggers_and_namespaces_are_not_served(g: Gateway) 
     assert no_key.status_code == 401
 
 
+async def test_files_above_the_limit_are_refused(kube: LocalKube, tmp_path: Path) -> None:
+    store = str(tmp_path / "store")
+    async with Gateway(kube, store_uri=store, max_artifact_bytes=1_000) as g:
+        name = (await g.create(body()))["trigger_id"]
+        run = f"{name}-1"
+        g.cluster.patch_status(
+            GROUP, VERSION, "clustertriggers", name, {"history": history(name, [run], [])}, g.a
+        )
+        write_run(store, g.a, run)
+        url = f"{TRIGGERS}/{name}/runs/{run}"
+        response = await g.http.get(f"{url}/artifacts/members.parquet", headers=g.headers())
+        assert response.status_code == 413
+        assert "more than this gateway serves (max_artifact_bytes: 1000)" in response.text
+        small = await g.http.get(f"{url}/artifacts", headers=g.headers())
+        assert small.status_code == 200 and small.json()["num_clusters"] == 3
+
+
 async def test_without_a_store_the_run_results_are_unavailable(kube: LocalKube) -> None:
     async with Gateway(kube) as g:
         name = (await g.create(body()))["trigger_id"]

@@ -181,9 +181,17 @@ async def get_artifacts(
 async def _file(request: Request, caller: Any, trigger_id: str, run_id: str, name: str) -> Response:
     run = await _run_of(request, caller, trigger_id, run_id)
     store = _store(request)
+    limit = request.app.state.settings.max_artifact_bytes
     try:
+        listed: dict[str, int] = await _call(store.list_artifacts, caller.namespace, run)
+        if listed.get(name, 0) > limit:
+            raise ApiProblem(
+                413,
+                f"{name} of run {run!r} is {listed[name]} bytes, more than this gateway serves"
+                f" (max_artifact_bytes: {limit}); read it from the store (docs/store.md)",
+            )
         content: bytes = await _call(store.read_artifact, caller.namespace, run, name)
-    except ArtifactNotFound:
+    except (ArtifactNotFound, RunNotFound):
         raise ApiProblem(
             404, f"run {run!r} has no {name} (runs written before artifacts existed have none)"
         ) from None
@@ -198,7 +206,7 @@ async def _file(request: Request, caller: Any, trigger_id: str, run_id: str, nam
     "/{trigger_id}/runs/{run_id}/artifacts/{name}",
     response_class=Response,
     summary="Download a Run Artifact",
-    responses={**FILE_RESPONSES, **responses(*ONE, 503)},
+    responses={**FILE_RESPONSES, **responses(*ONE, 413, 503)},
 )
 async def get_artifact_file(
     request: Request, caller: CallerDep, trigger_id: TriggerId, run_id: RunId, name: ArtifactName
@@ -211,7 +219,7 @@ async def get_artifact_file(
     "/{trigger_id}/runs/{run_id}/report",
     response_class=Response,
     summary="Get Run Report",
-    responses={**FILE_RESPONSES, **responses(*ONE, 503)},
+    responses={**FILE_RESPONSES, **responses(*ONE, 413, 503)},
 )
 async def get_report(
     request: Request, caller: CallerDep, trigger_id: TriggerId, run_id: RunId
