@@ -25,12 +25,14 @@ from ..core.drift import STATS_MAX_ROWS, baseline_stats, row_sample_blocks
 from ..drift_check import sample_collections
 from ..engine.algorithms import DataValidationError, cluster, random_state_of, validate_for_data
 from ..engine.kmeans import kmeans_streaming
+from ..engine.labels import Labeller
 from ..engine.maplayout import LAYOUT_METHODS, LayoutMethod
 from ..engine.result import ClusteringResult
 from ..store.base import CollectionStore
 from ..store.errors import CollectionNotFound, StoreUnavailable
 from ..store.types import Baseline, RunResults
 from .artifacts import RunArtifactsBuilder, artifact_files
+from .labelling import labeller_from_env
 from .limits import memory_limit_bytes
 
 LAYOUT_ENV = "RECLUSTER_MAP_LAYOUT"
@@ -98,11 +100,13 @@ class Runner:
         memory_limit: int | None = None,
         layout: LayoutMethod = DEFAULT_LAYOUT,
         artifacts: bool = True,
+        labeller: Labeller | None = None,
     ) -> None:
         self.job, self.store, self.log = job, store, log
         self.memory_limit = memory_limit
         self.layout = layout
         self.with_artifacts = artifacts
+        self.labeller = labeller
         self.stages: dict[str, float] = {}
 
     def lap(self, stage: str, since: float) -> float:
@@ -214,6 +218,7 @@ class Runner:
             centroids=result.centroids,
             seed=random_state_of(job.execution_config.config),
             layout=self.layout,
+            labeller=self.labeller,
         )
 
     def feed_streaming(
@@ -333,9 +338,10 @@ def run_job(
     try:
         try:
             layout = layout_method(env)
+            labeller = labeller_from_env(os.environ if env is None else env)
         except ValueError as exc:
             raise JobFailure(str(exc)) from None
-        return Runner(job, store, log, memory_limit_bytes(env), layout).run()
+        return Runner(job, store, log, memory_limit_bytes(env), layout, labeller=labeller).run()
     except StoreUnavailable as exc:
         raise JobFailure(f"store unreachable: {exc}") from None
     except MemoryError:
