@@ -13,6 +13,7 @@ import pytest
 
 from podman_support import podman_missing
 from recluster.devsystem.feeder import FeedPace, mix
+from recluster.devsystem.sample import TOPIC_WORDS
 from recluster.devsystem.system import DevSystem, share_with_containers, shorten
 from recluster.devsystem.table import render
 from recluster.kube.sync import KubeApi
@@ -83,7 +84,9 @@ def test_dev_system_runs_every_trigger_type(tmp_path: Path) -> None:
                     seen["all"] = loop.time()
                     break
                 await asyncio.sleep(0.5)
-            seen["table"] = render(system.cluster_triggers())
+            current = system.cluster_triggers()
+            seen["maps"] = system.latest_maps(current)
+            seen["table"] = render(current, maps=seen["maps"])
             seen["triggers"] = by_name()
             user = KubeApi.from_kubeconfig(system.kubeconfig)  # what a user's kubectl reads
             listed = user.request("GET", "/apis/recluster.io/v1alpha1/clustertriggers")
@@ -121,6 +124,32 @@ def test_dev_system_runs_every_trigger_type(tmp_path: Path) -> None:
     assert status == 201, body
     assert body["trigger_type"] == "cron" and body["created_by"] == "dev"
     assert seen["max_drift"] > 0.3, "the second condition run came from measured drift"
+    # Each trigger that ran links its latest map, and the report beside it names its clusters.
+    maps: dict[str, str] = seen["maps"]
+    assert maps and "latest cluster maps" in table, table
+    for name, uri in maps.items():
+        assert uri in table
+        png = Path(uri.removeprefix("file://"))
+        assert png.read_bytes().startswith(b"\x89PNG"), name
+        report = (png.parent / "report.html").read_text()
+        assert "data:image/png;base64," in report, name
+        # Keyword labels from the sample's texts (devsystem/sample.py), not bare ids.
+        topic_words = {w for words in TOPIC_WORDS for w in words.split()}
+        assert any(f">{w} " in report for w in topic_words), name
+
+
+def test_the_table_links_each_trigger_s_latest_map() -> None:
+    triggers = [
+        {"metadata": {"name": name}, "spec": {"trigger_type": "cron"}, "status": {}}
+        for name in ("b-trigger", "a")
+    ]
+    maps = {"b-trigger": "file:///store/default/runs/b-1/artifacts/map.png"}
+    lines = render(triggers, maps=maps).splitlines()
+    assert lines[-2:] == [
+        "latest cluster maps (report.html beside each):",
+        "  b-trigger  file:///store/default/runs/b-1/artifacts/map.png",
+    ]
+    assert "latest cluster maps" not in render(triggers)
 
 
 def test_the_runtime_is_process_or_container(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import yaml
 
 from .manifests import load_documents, parse_documents
 from .plugin import CLUSTER_COMMANDS, Target, kube_options
+from .store.factory import DEFAULT_STORE_URI
 from .validation import validate_documents
 
 
@@ -545,7 +546,14 @@ def _run_clustering(
     default=None,
     help="Namespace of the API key Secrets. Default: the pod's own namespace, else default.",
 )
-def gateway(host: str, port: int, keys_namespace: str | None) -> None:
+@click.option(
+    "--store",
+    "store_uri",
+    envvar="RECLUSTER_STORE_URI",
+    default=None,
+    help="Store of the runs' results, for the runs and report endpoints (docs/store.md).",
+)
+def gateway(host: str, port: int, keys_namespace: str | None, store_uri: str | None) -> None:
     """Serve the Cluster Trigger REST API (credentials: service account, else KUBECONFIG).
 
     API keys are Secrets labelled recluster.io/api-key=true in --namespace-of-keys;
@@ -569,7 +577,10 @@ def gateway(host: str, port: int, keys_namespace: str | None) -> None:
 
     try:
         settings = limits_from_env(
-            GatewaySettings(keys_namespace=keys_namespace or default_keys_namespace()), os.environ
+            GatewaySettings(
+                keys_namespace=keys_namespace or default_keys_namespace(), store_uri=store_uri
+            ),
+            os.environ,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
@@ -586,6 +597,79 @@ def gateway(host: str, port: int, keys_namespace: str | None) -> None:
             await client.close()
 
     asyncio.run(run())
+
+
+@main.command()
+@click.argument("trigger")
+@kube_options
+@click.option(
+    "--run", "run_id", default=None, help="A run id (job_id). Default: the newest succeeded."
+)
+@click.option(
+    "--store",
+    "store_uri",
+    envvar="RECLUSTER_STORE_URI",
+    default=DEFAULT_STORE_URI,
+    show_default=True,
+    help="Where the runs' results are (docs/store.md); RECLUSTER_STORE_URI also sets it.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the report here. Default: its own file in a local store, else"
+    " ./recluster-report-NAMESPACE-RUN.html.",
+)
+@click.option("--open", "open_browser", is_flag=True, help="Open the report in a web browser.")
+def report(
+    target: Target,
+    trigger: str,
+    run_id: str | None,
+    store_uri: str,
+    output: Path | None,
+    open_browser: bool,
+) -> None:
+    """Print where the report (map and cluster table) of a trigger's latest run is.
+
+    The run comes from the ClusterTrigger's history (read with your kubeconfig and
+    kubectl's flags: `kubectl recluster report TRIGGER` is this command), the report
+    from the store. Exit status 1, with the reason, when there is none.
+    """
+    from .kube.credentials import Credentials, CredentialsError
+    from .kube.errors import KubeError
+    from .kube.paths import resource_path
+    from .kube.sync import KubeApi
+    from .report.locate import NoReport, pick_run, report_location
+    from .store import StoreError, open_store
+
+    try:
+        namespace = target.resolved_namespace()
+        api = KubeApi.from_credentials(
+            Credentials.from_kubeconfig(target.kubeconfig, target.context)
+        )
+        try:
+            path = resource_path("recluster.io/v1alpha1", "clustertriggers", namespace, trigger)
+            obj = api.request("GET", path)
+        finally:
+            api.close()
+        run = pick_run(obj, run_id)
+        with open_store(store_uri) as store:
+            location = report_location(store, namespace, run, output)
+    except KubeError as exc:
+        reason = (
+            f"trigger {trigger!r} not found in namespace {namespace!r}"
+            if exc.status == 404
+            else str(exc)
+        )
+        raise click.ClickException(reason) from None
+    except (CredentialsError, NoReport, StoreError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(location.as_uri())
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(location.as_uri())
 
 
 for _command in CLUSTER_COMMANDS:

@@ -1,4 +1,4 @@
-"""`kubectl recluster run|pause|resume|history|next TRIGGER`: the commands that act on a cluster.
+"""`kubectl recluster run|pause|resume|history|next|report TRIGGER`: commands on a cluster.
 
 The `recluster` console script is also installed as `kubectl-recluster`, so kubectl
 finds it as a plugin (docs/kubectl-plugin.md). These commands talk to the cluster
@@ -280,27 +280,10 @@ def print_upcoming(target: Target, names: list[str], count: int, now: datetime) 
             click.echo(f"{name}  {local} ({zone_name})  {_utc(moment)}")
 
 
-def report_target(target: Target, trigger: str) -> tuple[str, str]:
-    """HOOK for `kubectl recluster report TRIGGER`: (namespace, run id) of its latest success.
-
-    The run id is the execution's Job name (the store's run directory); the
-    report command renders that run's report. Raises ClickException when the
-    trigger has no succeeded execution in its history.
-    """
-
-    async def action(service: TriggerService, namespace: str) -> tuple[str, str]:
-        found = await read_trigger(service, namespace, trigger)
-        for entry in (found.status.history if found.status else None) or []:
-            if entry.status == "succeeded" and entry.job_id:
-                return namespace, entry.job_id
-        raise click.ClickException(f"{trigger} has no succeeded execution in its history")
-
-    return with_service(target, action)
-
-
 def _utc(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 CLUSTER_COMMANDS = (run_, pause, resume, history)
-"""Added to the `recluster` group (cli.py); `next` is cli.py's, with a cluster mode here."""
+"""Added to the `recluster` group (cli.py); `next` and `report` are cli.py's and take the
+same flags (`kube_options`)."""

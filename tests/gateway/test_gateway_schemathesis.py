@@ -10,6 +10,7 @@ calls behind them are exercised too; negative cases go through the same paths.
 from __future__ import annotations
 
 import collections
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -34,10 +35,10 @@ EXAMPLES = {GenerationMode.POSITIVE: 40, GenerationMode.NEGATIVE: 20}
 MINIMUM_REQUESTS = 500
 
 
-def test_no_server_errors_over_generated_requests(kube: LocalKube) -> None:
+def test_no_server_errors_over_generated_requests(kube: LocalKube, tmp_path: Path) -> None:
     # One key sends all ~540 requests: its rate limits would answer most of them 429.
     with (
-        ServedGateway(kube, rate_limits=UNLIMITED) as served,
+        ServedGateway(kube, rate_limits=UNLIMITED, store_uri=str(tmp_path)) as served,
         httpx.Client(base_url=served.url, timeout=10) as http,
     ):
         schema = schemathesis.openapi.from_url(served.url + "/openapi.json")

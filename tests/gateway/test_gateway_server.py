@@ -188,6 +188,8 @@ async def test_published_schema_of_create_matches_the_seed(kube: LocalKube) -> N
         ("POST", TRIGGERS), ("GET", TRIGGERS), ("GET", one), ("PATCH", one), ("DELETE", one),
         ("POST", one + "/pause"), ("POST", one + "/resume"), ("POST", one + "/execute"),
         ("GET", one + "/executions"), ("POST", "/v1/events"),
+        ("GET", one + "/runs"), ("GET", one + "/runs/{run_id}/artifacts"),
+        ("GET", one + "/runs/{run_id}/artifacts/{name}"), ("GET", one + "/runs/{run_id}/report"),
     }  # fmt: skip
 
 

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from recluster.cli import main
+from recluster.store import artifacts as artifact_tables
 from recluster.store.factory import open_store
 
 CONFIG = {"collection_ids": ["col_abc123"], "config": {"algorithm": "kmeans", "n_clusters": 4}}
@@ -180,3 +181,74 @@ def test_an_unknown_store_scope_is_refused(store_dir: Path, tmp_path: Path) -> N
     code, message, _ = run(store_dir, tmp_path, RECLUSTER_STORE_SCOPE="everything")
     assert code == 1
     assert message["error"] == "invalid store scope 'everything' (expected 'namespace' or none)"
+
+
+def test_a_run_writes_its_artifacts_and_report(store_dir: Path, tmp_path: Path) -> None:
+    code, summary, output = run(store_dir, tmp_path)
+    assert code == 0, output
+    assert "artifacts: 6 files" in output
+    with open_store(str(store_dir)) as store:
+        listed = store.list_artifacts("default", "run-1")
+        assert set(listed) == {
+            "centroids.parquet", "members.parquet", "map.parquet",
+            "representatives.parquet", "map.png", "report.html",
+        }  # fmt: skip
+        members = artifact_tables.read_table(
+            store.read_artifact("default", "run-1", "members.parquet")
+        )
+        assert members.num_rows == 400
+        assert (
+            members.column("cluster_id").to_pylist()
+            == store.read_run("default", "run-1").labels.tolist()
+        )
+        centroids = store.read_artifact("default", "run-1", "centroids.parquet")
+        assert artifact_tables.layout_of(centroids) == "centroids/1"
+        table = artifact_tables.read_table(centroids)
+        assert table.column_names == [
+            "cluster_id", "size", "share", "spread", "label", "keywords", "x", "y", "centroid",
+        ]  # fmt: skip
+        assert sum(table.column("share").to_pylist()) == pytest.approx(1.0)
+        # No text column: each cluster is named by its most central document.
+        reps = artifact_tables.read_table(
+            store.read_artifact("default", "run-1", "representatives.parquet")
+        )
+        first = {r["cluster_id"]: r["document_id"] for r in reps.to_pylist() if r["rank"] == 0}
+        assert table.column("label").to_pylist() == [first[k] for k in range(4)]
+    assert {"artifacts", "report"} <= set(summary["stage_ms"])
+
+
+def test_artifacts_that_fail_never_fail_the_run(
+    store_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("renderer exploded")
+
+    monkeypatch.setattr("recluster.report.build.report_files", broken)
+    code, summary, output = run(store_dir, tmp_path)
+    assert code == 0 and summary["status"] == "succeeded", output
+    assert "artifacts skipped: RuntimeError: renderer exploded" in output
+    with open_store(str(store_dir)) as store:
+        assert store.list_artifacts("default", "run-1") == {}
+        assert store.read_run("default", "run-1").num_clusters == 4
+
+
+def test_streaming_runs_have_the_same_artifacts(store_dir: Path, tmp_path: Path) -> None:
+    code, _, output = run(store_dir, tmp_path, run_id="whole")
+    assert code == 0, output
+    code, _, output = run(store_dir, tmp_path, run_id="streamed", RECLUSTER_MEMORY_LIMIT="20000")
+    assert code == 0 and "streaming" in output, output
+    with open_store(str(store_dir)) as store:
+        tables = {
+            r: artifact_tables.read_table(store.read_artifact("default", r, "members.parquet"))
+            for r in ("whole", "streamed")
+        }
+    for table in tables.values():
+        distances = np.asarray(table.column("distance").to_pylist(), dtype=float)
+        assert np.isfinite(distances).all() and (distances >= 0).all()
+    assert tables["whole"].column("document_id").equals(tables["streamed"].column("document_id"))
+
+
+def test_a_bad_map_layout_is_refused_by_name(store_dir: Path, tmp_path: Path) -> None:
+    code, summary, _ = run(store_dir, tmp_path, RECLUSTER_MAP_LAYOUT="tsne")
+    assert code == 1
+    assert summary["error"] == "RECLUSTER_MAP_LAYOUT must be one of clusters, pca, umap, not 'tsne'"

@@ -26,7 +26,7 @@ from pgserver import free_port
 from recluster.cli import main
 from recluster.store import CollectionNotFound, StoreAccessDenied, open_store
 from recluster.store.postgres import PostgresStore
-from recluster.store.tenancy import postgres_role_name, s3_namespace_policy
+from recluster.store.tenancy import POSTGRES_TABLES, postgres_role_name, s3_namespace_policy
 
 from .test_store_contract import make_rows, make_run
 
@@ -111,6 +111,22 @@ def test_a_namespace_role_reads_and_writes_its_rows_only(
     assert install.latest_run("tenant-a", ["col_1"]) == "a-1"
     assert install.list_collections("tenant-b") == ["col_1"]
     install.close()
+
+
+def test_every_table_the_store_creates_is_under_the_namespace_policies(
+    tenancy_db: str, tenants: dict[str, str]
+) -> None:
+    """A table added to the store but not to the grants would fail every run of a namespace
+    role (or, granted by hand without a policy, be shared by all namespaces)."""
+    with psycopg.connect(tenancy_db, autocommit=True) as conn:
+        tables = conn.execute(
+            "SELECT c.relname, c.relrowsecurity, count(p.polname) FROM pg_class c"
+            " LEFT JOIN pg_policy p ON p.polrelid = c.oid"
+            " WHERE c.relkind = 'r' AND c.relname LIKE 'recluster\\_%'"
+            " GROUP BY c.relname, c.relrowsecurity"
+        ).fetchall()
+    assert {name for name, _, _ in tables} == set(POSTGRES_TABLES)
+    assert all(secured and policies == len(tenants) for _, secured, policies in tables), tables
 
 
 def test_the_namespace_role_cannot_bypass_its_policies(tenants: dict[str, str]) -> None:

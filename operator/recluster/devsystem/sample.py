@@ -1,4 +1,8 @@
-"""Generated sample collections: normalised embeddings around a few topic directions."""
+"""Generated sample collections: normalised embeddings around a few topic directions.
+
+Each document also gets a short text drawn from its topic's words, so that the
+runs' reports of `make dev` show keyword labels (engine/labels.py).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,29 @@ from ..store.base import CollectionStore
 DIM = 32
 TOPICS = 6
 SEED = 7
+TOPIC_WORDS = (
+    "kubernetes pods nodes scheduler kubelet deployment replicas",
+    "espresso coffee beans roast grinder barista crema",
+    "football match goal striker referee league stadium",
+    "telescope galaxy nebula orbit comet astronomer planet",
+    "guitar chords melody drummer concert album chorus",
+    "bread flour yeast dough oven sourdough baker",
+    "glacier mountain trail summit hiking alpine ridge",
+)
+COMMON_WORDS = ["the", "new", "about", "with", "notes", "some", "today", "more", "and", "from"]
+
+
+def texts_for(vectors: NDArray[np.float32], centres: NDArray[np.float32], seed: int) -> list[str]:
+    """A text per vector: words of its nearest topic, and a few common ones."""
+    rng = np.random.default_rng(seed)
+    nearest = np.argmax(vectors @ centres.T, axis=1)
+    out = []
+    for topic in nearest.tolist():
+        words = TOPIC_WORDS[topic % len(TOPIC_WORDS)].split()
+        chosen = [*rng.choice(words, size=4), *rng.choice(COMMON_WORDS, size=3)]
+        rng.shuffle(chosen)
+        out.append(" ".join(str(w) for w in chosen))
+    return out
 
 
 def topic_centres(topics: int, dim: int, seed: int) -> NDArray[np.float32]:
@@ -54,5 +81,5 @@ def ensure_sample(
     centres = topic_centres(topics + 1, dim, seed)[:topics]  # the last one comes later
     vectors = documents(count, centres, None, seed + 1)
     ids = [f"{collection_id}-doc-{i:06d}" for i in range(count)]
-    store.append(namespace, collection_id, ids, vectors)
+    store.append(namespace, collection_id, ids, vectors, texts=texts_for(vectors, centres, seed))
     return count

@@ -40,6 +40,8 @@ from ..localkube.podman import PodmanRuntime
 from ..localkube.runtime import PodRuntime, ProcessRuntime
 from ..localkube.setup import install_crds
 from ..manifests import load_documents
+from ..report.locate import NoReport, pick_run
+from ..store.artifacts import MAP_PNG
 from ..store.factory import open_store
 from .feeder import DocumentFeeder, FeedPace
 from .sample import ensure_sample
@@ -301,7 +303,8 @@ class DevSystem:
                 await asyncio.to_thread(self.apply, body)
             while not stop.is_set():
                 if show is not None:
-                    show(render(await asyncio.to_thread(self.cluster_triggers)))
+                    triggers = await asyncio.to_thread(self.cluster_triggers)
+                    show(render(triggers, maps=self.latest_maps(triggers)))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), refresh)
         finally:
@@ -313,6 +316,19 @@ class DevSystem:
                 await serving
             await operator.join(30)
 
+    def latest_maps(self, triggers: list[dict[str, Any]]) -> dict[str, str]:
+        """Trigger name -> file URI of its newest succeeded run's map, where one exists."""
+        maps = {}
+        for trigger in triggers:
+            try:
+                run = pick_run(trigger)
+            except NoReport:
+                continue
+            path = Path(self.store_uri) / NAMESPACE / "runs" / run / "artifacts" / MAP_PNG
+            if path.is_file():
+                maps[str(trigger["metadata"]["name"])] = path.resolve().as_uri()
+        return maps
+
     async def start_gateway(self, stop: asyncio.Event) -> asyncio.Task[None]:
         """The REST gateway on localhost, with a dev API key bound to `default`."""
         assert self.api is not None
@@ -322,7 +338,8 @@ class DevSystem:
         self.api_key_file.write_text(key + "\n")
         self.api_key_file.chmod(0o600)
         client = KubeClient(admin_credentials(self.plane), "recluster-gateway", keep_alive=False)
-        app = create_app(GatewaySettings(keys_namespace=NAMESPACE), client)
+        settings = GatewaySettings(keys_namespace=NAMESPACE, store_uri=self.store_uri)
+        app = create_app(settings, client)
         ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
         async def serve() -> None:

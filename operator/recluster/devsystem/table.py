@@ -1,4 +1,5 @@
-"""The live table of `recluster dev`: what `kubectl get ctr` would show, plus the last result."""
+"""The live table of `recluster dev`: what `kubectl get ctr` would show, plus the last result,
+and under it where each trigger's latest cluster map and report are."""
 
 from __future__ import annotations
 
@@ -45,9 +46,19 @@ def rows(triggers: Iterable[Mapping[str, Any]], now: datetime | None = None) -> 
     return table
 
 
-def render(triggers: Iterable[Mapping[str, Any]], now: datetime | None = None) -> str:
+def render(
+    triggers: Iterable[Mapping[str, Any]],
+    now: datetime | None = None,
+    maps: Mapping[str, str] | None = None,
+) -> str:
+    """The table; `maps` (trigger name -> latest map's location) adds the lines under it."""
     body = rows(triggers, now)
     widths = [max(len(r[i]) for r in [list(COLUMNS), *body]) for i in range(len(COLUMNS))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in
              [list(COLUMNS), *body]]  # fmt: skip
+    if maps:
+        lines.append("")
+        lines.append("latest cluster maps (report.html beside each):")
+        width = max(len(name) for name in maps)
+        lines += [f"  {name.ljust(width)}  {maps[name]}" for name in sorted(maps)]
     return "\n".join(line.rstrip() for line in lines)

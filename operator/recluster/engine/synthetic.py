@@ -16,6 +16,10 @@ tests never saw (issue 13), as a class of problem rather than one example:
   the unit sphere, labelled -1.
 
 All rows are L2-normalised, as sentence embeddings usually are.
+
+`topic_texts` writes a text per row for a labelled set: words of its topic's
+own vocabulary mixed with words common to all topics (the artifacts' tests
+check that a cluster's keywords are its planted topic's words).
 """
 
 from __future__ import annotations
@@ -119,3 +123,51 @@ def hard_embeddings(
     all_labels = np.concatenate(labels)
     order = rng.permutation(n)
     return Labelled(np.ascontiguousarray(matrix[order]), all_labels[order], f"hard-{n}x{d}-k{k}")
+
+
+_SYLLABLES = ("ka", "lo", "mi", "ne", "ru", "ta", "vo", "zi", "pe", "su", "da", "fo", "gu", "he")
+
+
+def _vocabulary(count: int, rng: np.random.Generator, taken: set[str]) -> list[str]:
+    words: list[str] = []
+    while len(words) < count:
+        # Three syllables give 2,744 words; longer ones once half of those are taken.
+        syllables = 3 if len(taken) < len(_SYLLABLES) ** 3 // 2 else 4
+        word = "".join(rng.choice(_SYLLABLES, size=syllables))
+        if word not in taken:
+            taken.add(word)
+            words.append(word)
+    return words
+
+
+@dataclass(frozen=True)
+class TopicTexts:
+    """A text per row, and the words planted for each topic (topic i: ``topic_words[i]``)."""
+
+    texts: list[str]
+    topic_words: list[list[str]]
+    common_words: list[str]
+
+
+def topic_texts(
+    labels: npt.NDArray[np.int32],
+    seed: int,
+    *,
+    words_per_topic: int = 10,
+    topic_words_per_text: int = 6,
+    common_words_per_text: int = 8,
+) -> TopicTexts:
+    """Texts whose topical words follow `labels` (noise rows get only common words)."""
+    rng = np.random.default_rng(seed)
+    k = int(labels.max()) + 1 if labels.size else 0
+    taken: set[str] = set()
+    common = _vocabulary(40, rng, taken)
+    vocab = [_vocabulary(words_per_topic, rng, taken) for _ in range(k)]
+    texts = []
+    for label in labels.tolist():
+        words = list(rng.choice(common, size=common_words_per_text))
+        if label >= 0:
+            words += list(rng.choice(vocab[label], size=topic_words_per_text))
+        rng.shuffle(words)
+        texts.append(" ".join(str(w) for w in words).capitalize() + ".")
+    return TopicTexts(texts, vocab, common)

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from ..kube.client import KubeClient
 from ..kube.errors import KubeError
+from ..store.factory import open_store
 from .errors import install_error_handlers
 from .events import EventRecorder
 from .events import router as events_router
@@ -23,6 +24,7 @@ from .keys import KeyRing
 from .kubeapi import TriggerApi
 from .limits import BodySizeLimit
 from .routes import router as triggers_router
+from .runs import router as runs_router
 from .service import TriggerService, cross_field_problems
 from .settings import GatewaySettings
 
@@ -50,6 +52,8 @@ def create_app(
     """
     keys = KeyRing(kube_client, settings.keys_namespace, settings.key_refresh_seconds)
     events = EventRecorder(kube_client, settings)
+    # Opening connects lazily (PostgreSQL on first use, Parquet never): no I/O here.
+    store = open_store(settings.store_uri) if settings.store_uri else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -59,6 +63,8 @@ def create_app(
         finally:
             await events.close()
             await keys.stop()
+            if store is not None:
+                store.close()
 
     app = FastAPI(
         title="Recluster Cluster Trigger API",
@@ -74,6 +80,7 @@ def create_app(
     app.state.settings = settings
     app.state.keys = keys
     app.state.events = events
+    app.state.store = store
     app.state.triggers = TriggerService(TriggerApi(kube_client), settings)
     install_error_handlers(app, cross_field_problems)
 
@@ -108,6 +115,7 @@ def create_app(
         return PlainTextResponse("ok")
 
     app.include_router(triggers_router)
+    app.include_router(runs_router)
     app.include_router(events_router)
     for router in extra_routers:
         app.include_router(router)

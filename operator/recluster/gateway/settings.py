@@ -89,6 +89,11 @@ class GatewaySettings:
     event_cache_triggers: int = 256
     event_cache_namespaces: int = 256
     event_listeners_seconds: float = 1.0
+    # Where runs' results are (a store URI, docs/store.md); None: the run endpoints answer 503.
+    store_uri: str | None = None
+    # A run's file is read whole into memory before it is sent: larger ones are refused
+    # (members.parquet of ~5M documents), to stay inside the chart's 384Mi limit.
+    max_artifact_bytes: int = 64 << 20
 
 
 def default_keys_namespace() -> str:

@@ -3,12 +3,15 @@
 The runner validates everything it can before reading data, never writes
 over an earlier run (each run has its own id), and writes results so that
 they become visible all at once: a failed or killed run leaves the previous
-results as they were.
+results as they were. A run's artifacts and report (jobrunner/artifacts.py,
+report/) are written with it; failing to make them is logged and never fails
+the run.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,11 +26,29 @@ from ..core.jobs import STORE_SCOPE_NAMESPACE
 from ..drift_check import sample_collections
 from ..engine.algorithms import DataValidationError, cluster, random_state_of, validate_for_data
 from ..engine.kmeans import kmeans_streaming
+from ..engine.labels import Labeller
+from ..engine.maplayout import LAYOUT_METHODS, LayoutMethod
 from ..engine.result import ClusteringResult
 from ..store.base import CollectionStore
 from ..store.errors import CollectionNotFound, StoreAccessDenied, StoreUnavailable
 from ..store.types import Baseline, RunResults
+from .artifacts import RunArtifactsBuilder, artifact_files
+from .labelling import labeller_from_env
 from .limits import memory_limit_bytes
+
+LAYOUT_ENV = "RECLUSTER_MAP_LAYOUT"
+DEFAULT_LAYOUT: LayoutMethod = "clusters"
+"""UMAP costs more than the clustering on 100k × 384 (docs/engine.md, "Artifacts")."""
+
+
+def layout_method(env: Mapping[str, str] | None = None) -> LayoutMethod:
+    """The 2-D map's method: RECLUSTER_MAP_LAYOUT (clusters, pca or umap), default clusters."""
+    value = (os.environ if env is None else env).get(LAYOUT_ENV, "").strip() or DEFAULT_LAYOUT
+    for method in LAYOUT_METHODS:
+        if value == method:
+            return method
+    raise ValueError(f"{LAYOUT_ENV} must be one of {', '.join(LAYOUT_METHODS)}, not {value!r}")
+
 
 MEMORY_FACTOR = 2.5
 """Peak memory of the in-memory path relative to the N×D float32 matrix."""
@@ -91,9 +112,15 @@ class Runner:
         store: CollectionStore,
         log: Callable[[str], None] = print,
         memory_limit: int | None = None,
+        layout: LayoutMethod = DEFAULT_LAYOUT,
+        artifacts: bool = True,
+        labeller: Labeller | None = None,
     ) -> None:
         self.job, self.store, self.log = job, store, log
         self.memory_limit = memory_limit
+        self.layout = layout
+        self.with_artifacts = artifacts
+        self.labeller = labeller
         self.stages: dict[str, float] = {}
 
     def lap(self, stage: str, since: float) -> float:
@@ -117,15 +144,16 @@ class Runner:
         needed = total * dim * 4 * MEMORY_FACTOR
         self.log(f"collections {counts}: {total} documents × {dim} dims (~{_gib(needed)} to load)")
         mark = self.lap("count", started)
-        if self.memory_limit is not None and needed > self.memory_limit:
+        streaming = self.memory_limit is not None and needed > self.memory_limit
+        matrix = None
+        if self.memory_limit is not None and streaming:
             if config.algorithm != "kmeans":
                 raise JobFailure(
                     f"out of memory guard: {total} × {dim} float32 needs ~{_gib(needed)}, the "
                     f"memory limit is {_gib(self.memory_limit)}; raise the limit, or use kmeans "
                     "(which streams)"
                 )
-            ids, mean, result = self.cluster_streaming(cids)
-            offsets: tuple[int, ...] = ()
+            ids, offsets, mean, result = self.cluster_streaming(cids)
             # A second full pass would cost as much as the clustering: estimate on a
             # sample, of at most an eighth of the memory limit.
             rows = min(STATS_MAX_ROWS, max(10_000, self.memory_limit // 8 // (4 * dim)))
@@ -138,10 +166,16 @@ class Runner:
             self.log(f"loaded {len(collection)} rows in {self.stages['load']:.0f} ms")
             mean = collection.embeddings.mean(axis=0, dtype=np.float64).astype(np.float32)
             ids, offsets = collection.document_ids, collection.offsets
+            matrix = collection.embeddings
             result = cluster(collection.embeddings, config, inplace=True)
             # Rows may now be unit vectors (normalize): the statistics are cosine, unaffected.
             stats_data = row_sample_blocks(collection.embeddings, STATS_MAX_ROWS)
             mark = time.perf_counter()
+        builder = self.artifacts_builder(list(ids), offsets, result)
+        if builder is not None and matrix is None:
+            mark = self.feed_streaming(builder, cids, mark)
+        elif builder is not None and matrix is not None:
+            builder.add(0, matrix)
         self.log(
             f"{config.algorithm}: {result.num_clusters} clusters, noise "
             f"{result.noise_fraction:.1%}, silhouette {result.quality}"
@@ -156,6 +190,8 @@ class Runner:
             stats=baseline_stats(stats_data, result.centroids),
         )
         mark = self.lap("drift_stats", mark)
+        files = self.artifact_files(builder, summary)
+        mark = time.perf_counter()
         run = RunResults(
             run_id=job.run_id,
             collection_ids=tuple(cids),
@@ -166,6 +202,7 @@ class Runner:
             summary=summary,
             baseline=baseline,
             offsets=offsets,
+            artifacts=files,
         )
         self.store.write_run(job.namespace, run)
         self.lap("write", mark)
@@ -173,6 +210,74 @@ class Runner:
         summary["execution_time_ms"] = int((time.perf_counter() - started) * 1000)
         self.log(f"wrote run {job.run_id} in {self.stages['write']:.0f} ms")
         return summary
+
+    def artifacts_builder(
+        self, ids: list[str], offsets: tuple[int, ...], result: ClusteringResult
+    ) -> RunArtifactsBuilder | None:
+        if not self.with_artifacts or result.num_clusters == 0:
+            return None
+        job = self.job
+        bounds = offsets or (0, len(ids))
+        row_collections = np.repeat(
+            np.arange(len(bounds) - 1, dtype=np.int32), np.diff(np.asarray(bounds))
+        )
+        return RunArtifactsBuilder(
+            offsets=bounds,
+            run_id=job.run_id,
+            collection_ids=job.execution_config.collection_ids,
+            document_ids=ids,
+            row_collections=row_collections,
+            labels=result.labels,
+            sizes=result.sizes,
+            centroids=result.centroids,
+            seed=random_state_of(job.execution_config.config),
+            layout=self.layout,
+            labeller=self.labeller,
+        )
+
+    def feed_streaming(
+        self, builder: RunArtifactsBuilder, cids: Sequence[str], mark: float
+    ) -> float:
+        """One more pass over the blocks, for distances and the map sample (bounded memory).
+
+        Rows appended since the clustering pass (at the end of a collection) are left out.
+        """
+        start = 0
+        for index, cid in enumerate(cids):
+            end = builder.offsets[index + 1]
+            for block in self.store.iter_blocks(self.job.namespace, cid, STREAM_BLOCK_ROWS):
+                rows = block.embeddings[: max(0, end - start)]
+                if len(rows):
+                    builder.add(start, rows)
+                start += len(rows)
+            start = end
+        return self.lap("artifacts_pass", mark)
+
+    def artifact_files(
+        self, builder: RunArtifactsBuilder | None, summary: dict[str, Any]
+    ) -> dict[str, bytes]:
+        """Artifact tables and the report; on any failure, none (logged), never a failed run."""
+        if builder is None:
+            return {}
+        from ..report.build import report_files
+
+        mark = time.perf_counter()
+        try:
+            artifacts = builder.build(self.store, self.job.namespace, summary)
+            files = artifact_files(artifacts)
+            mark = self.lap("artifacts", mark)
+            files.update(report_files(artifacts))
+            self.lap("report", mark)
+        except StoreUnavailable:
+            raise
+        except Exception as exc:  # artifacts are a view of the run; the run stands without them
+            self.log(f"artifacts skipped: {type(exc).__name__}: {exc}")
+            return {}
+        self.log(
+            f"artifacts: {len(files)} files, {sum(map(len, files.values())) / 1e6:.1f} MB in "
+            f"{self.stages['artifacts'] + self.stages['report']:.0f} ms"
+        )
+        return files
 
     def count(self, cids: Sequence[str]) -> dict[str, int]:
         counts = {}
@@ -185,8 +290,10 @@ class Runner:
                 ) from None
         return counts
 
-    def cluster_streaming(self, cids: Sequence[str]) -> tuple[list[str], Any, ClusteringResult]:
-        """Bounded memory: ids and mean in one pass, then streaming k-means."""
+    def cluster_streaming(
+        self, cids: Sequence[str]
+    ) -> tuple[list[str], tuple[int, ...], Any, ClusteringResult]:
+        """Bounded memory: ids, offsets and mean in one pass, then streaming k-means."""
         config = self.job.execution_config.config
         ns = self.job.namespace
 
@@ -196,12 +303,14 @@ class Runner:
                     yield block.embeddings
 
         ids: list[str] = []
+        offsets = [0]
         total: Any = None
         for cid in cids:
             for block in self.store.iter_blocks(ns, cid, STREAM_BLOCK_ROWS):
                 ids.extend(block.document_ids)
                 part = block.embeddings.sum(axis=0, dtype=np.float64)
                 total = part if total is None else total + part
+            offsets.append(len(ids))
         mean = (total / max(len(ids), 1)).astype(np.float32)
         self.log(f"streaming k-means over {len(ids)} rows in blocks of {STREAM_BLOCK_ROWS}")
         assert config.n_clusters is not None
@@ -213,7 +322,7 @@ class Runner:
             n_init=config.n_init,
             random_state=random_state_of(config),
         )
-        return ids, mean, result
+        return ids, tuple(offsets), mean, result
 
     def summary(self, result: ClusteringResult, started: float) -> dict[str, Any]:
         return {
@@ -249,7 +358,12 @@ def run_job(
     except StoreUnavailable as exc:
         raise JobFailure(f"store unreachable: {exc}") from None
     try:
-        return Runner(job, store, log, memory_limit_bytes(env)).run()
+        try:
+            layout = layout_method(env)
+            labeller = labeller_from_env(os.environ if env is None else env)
+        except ValueError as exc:
+            raise JobFailure(str(exc)) from None
+        return Runner(job, store, log, memory_limit_bytes(env), layout, labeller=labeller).run()
     except StoreUnavailable as exc:
         raise JobFailure(f"store unreachable: {exc}") from None
     except StoreAccessDenied as exc:

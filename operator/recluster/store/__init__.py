@@ -5,6 +5,7 @@
 
 from .base import CollectionStore
 from .errors import (
+    ArtifactNotFound,
     CollectionNotFound,
     InvalidCollection,
     RunExists,
@@ -18,6 +19,7 @@ from .types import Baseline, Collection, RunResults
 
 __all__ = [
     "DEFAULT_STORE_URI",
+    "ArtifactNotFound",
     "Baseline",
     "Collection",
     "CollectionNotFound",

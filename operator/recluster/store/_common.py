@@ -15,7 +15,11 @@ from .types import Collection, Float32Matrix, as_matrix, check_id
 
 
 def check_append(
-    namespace: str, collection_id: str, document_ids: Sequence[str], embeddings: ArrayLike
+    namespace: str,
+    collection_id: str,
+    document_ids: Sequence[str],
+    embeddings: ArrayLike,
+    texts: Sequence[str] | None = None,
 ) -> tuple[list[str], Float32Matrix]:
     """Validate what `append` receives and return it as a list and a float32 matrix."""
     check_id("namespace", namespace)
@@ -33,6 +37,12 @@ def check_append(
         raise ValueError("document ids must be unique within one append")
     if not np.isfinite(matrix).all():
         raise ValueError("embeddings must be finite (no NaN or infinity)")
+    if texts is not None:
+        if len(texts) != len(ids):
+            raise ValueError(f"{len(texts)} texts for {len(ids)} document ids")
+        bad = next((t for t in texts if not isinstance(t, str)), None)
+        if bad is not None:
+            raise ValueError(f"texts must be strings, got {bad!r}")
     return ids, matrix
 
 

@@ -13,7 +13,10 @@ Contract shared by all backends (and checked by the same tests on each):
 - `sample` is deterministic for a seed, a subset of the collection, and costs
   far less than a full read on large collections;
 - `write_run` makes a run visible all at once or not at all, never replaces a
-  complete run, and `latest_run` only ever names complete runs.
+  complete run, and `latest_run` only ever names complete runs; a run's
+  artifacts are part of it (visible with it, never without it);
+- a collection may carry a text per document (column `text`); `read_texts`
+  returns None for a collection without one, and never fails a run for it.
 """
 
 from __future__ import annotations
@@ -69,8 +72,18 @@ class CollectionStore(abc.ABC):
         collection_id: str,
         document_ids: Sequence[str],
         embeddings: np.typing.ArrayLike,
+        texts: Sequence[str] | None = None,
     ) -> None:
-        """Add documents to a collection, creating it if needed (dev data, tests, imports)."""
+        """Add documents to a collection, creating it if needed (dev data, tests, imports).
+
+        `texts`, one per document, fill the collection's optional text column.
+        """
+
+    @abc.abstractmethod
+    def read_texts(
+        self, namespace: str, collection_id: str, document_ids: Sequence[str]
+    ) -> dict[str, str] | None:
+        """The texts of these documents (those that have one); None without a text column."""
 
     @abc.abstractmethod
     def list_collections(self, namespace: str) -> list[str]:
@@ -97,6 +110,14 @@ class CollectionStore(abc.ABC):
         Stores that can read it alone override this; the default reads the run.
         """
         return dict(self.read_run(namespace, run_id).summary)
+
+    @abc.abstractmethod
+    def list_artifacts(self, namespace: str, run_id: str) -> dict[str, int]:
+        """Names and sizes in bytes of a complete run's artifacts; `RunNotFound` if none."""
+
+    @abc.abstractmethod
+    def read_artifact(self, namespace: str, run_id: str, name: str) -> bytes:
+        """One artifact of a complete run; `ArtifactNotFound` if the run or the name is unknown."""
 
     @abc.abstractmethod
     def latest_run(self, namespace: str, collection_ids: Sequence[str]) -> str | None:

@@ -31,6 +31,18 @@ class RunNotFound(StoreError):
         super().__init__(f"run {run_id!r} not found in namespace {namespace!r} ({where})")
 
 
+class ArtifactNotFound(StoreError):
+    """The run is complete but holds no artifact of that name (or the run does not exist)."""
+
+    def __init__(self, namespace: str, run_id: str, name: str, where: str) -> None:
+        self.namespace = namespace
+        self.run_id = run_id
+        self.name = name
+        super().__init__(
+            f"artifact {name!r} of run {run_id!r} not found in namespace {namespace!r} ({where})"
+        )
+
+
 class RunExists(StoreError):
     """A complete run with that id exists; results are never written over a run."""
 

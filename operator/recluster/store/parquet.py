@@ -7,12 +7,14 @@ Layout (documented for users in docs/store.md); a store opened with
     <root>/<namespace>/collections/<collection_id>/part-<UTC time>-<random>.parquet
         document_id  string, required
         embedding    fixed_size_list<float32>[D], required
+        text         string, optional (keywords and representatives of the artifacts)
     <root>/<namespace>/runs/<run_id>/assignments.parquet  collection_id, document_id, label int32
         (a distributed run writes a directory of that name, shards part-00000.parquet, ...)
     <root>/<namespace>/runs/<run_id>/clusters.parquet     cluster_id int32, size int64,
                                                           centroid fixed_size_list<float32>[D]
     <root>/<namespace>/runs/<run_id>/baseline.parquet     (one row, see `_baseline_table`)
     <root>/<namespace>/runs/<run_id>/summary.json
+    <root>/<namespace>/runs/<run_id>/artifacts/<name>     centroids.parquet, report.html, ...
     <root>/<namespace>/runs/<run_id>/_SUCCESS             manifest, written last = the commit
     <root>/<namespace>/run-index/<set>/<UTC time>--<run_id>.json
     <root>/<namespace>/baselines/<set>/<UTC time>--<run_id>.parquet
@@ -37,7 +39,7 @@ import json
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,6 +48,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 import fsspec  # type: ignore[import-untyped]
 import numpy as np
 import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.compute as pc  # type: ignore[import-untyped]
 import pyarrow.fs as pafs  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 from fsspec.implementations.local import LocalFileSystem  # type: ignore[import-untyped]
@@ -63,6 +66,7 @@ from ._common import (
 from ._plain_pages import BufferedChunk, LocalChunk, read_plain_floats
 from .base import CollectionStore
 from .errors import (
+    ArtifactNotFound,
     CollectionNotFound,
     InvalidCollection,
     RunExists,
@@ -77,12 +81,14 @@ from .types import (
     Collection,
     Float32Matrix,
     RunResults,
+    check_artifact_name,
     check_id,
     collection_set_key,
 )
 
 ID_COLUMN = "document_id"
 EMBEDDING_COLUMN = "embedding"
+TEXT_COLUMN = "text"
 SUCCESS = "_SUCCESS"
 ASSIGNMENTS = "assignments.parquet"
 """A file; a directory of `part-<5 digits>.parquet` shards, in row order, when a distributed
@@ -616,8 +622,9 @@ class ParquetStore(CollectionStore):
         collection_id: str,
         document_ids: Sequence[str],
         embeddings: ArrayLike,
+        texts: Sequence[str] | None = None,
     ) -> None:
-        ids, matrix = check_append(namespace, collection_id, document_ids, embeddings)
+        ids, matrix = check_append(namespace, collection_id, document_ids, embeddings, texts)
         directory = self._collection_dir(namespace, collection_id)
         try:
             existing = self._parts(namespace, collection_id)
@@ -629,9 +636,11 @@ class ParquetStore(CollectionStore):
                 f"collection {collection_id!r} has {dims.pop()}-dimensional embeddings;"
                 f" cannot append {matrix.shape[1]}-dimensional ones"
             )
+        columns = [pa.array(ids, type=pa.string()), _fixed_size_list(matrix)]
+        if texts is not None:
+            columns.append(pa.array(list(texts), type=pa.string()))
         table = pa.Table.from_arrays(
-            [pa.array(ids, type=pa.string()), _fixed_size_list(matrix)],
-            schema=collection_schema(matrix.shape[1]),
+            columns, schema=collection_schema(matrix.shape[1], with_text=texts is not None)
         )
         name = f"part-{_timestamp(datetime.now(UTC))}-{uuid.uuid4().hex[:8]}.parquet"
         self._write_table(
@@ -640,10 +649,37 @@ class ParquetStore(CollectionStore):
             atomic=True,
             row_group_size=self._rows_per_row_group,
             # Embeddings barely compress and decode fastest uncompressed, plain.
-            compression={ID_COLUMN: "zstd", EMBEDDING_COLUMN: "none"},
+            compression={ID_COLUMN: "zstd", EMBEDDING_COLUMN: "none", TEXT_COLUMN: "zstd"},
             use_dictionary=False,
             write_statistics=[ID_COLUMN],
         )
+
+    @_guarded
+    def read_texts(
+        self, namespace: str, collection_id: str, document_ids: Sequence[str]
+    ) -> dict[str, str] | None:
+        """Only the id and text columns of the parts that have a text column are read."""
+        parts = self._parts(namespace, collection_id)
+        with_text = [
+            p
+            for p in parts
+            if p.metadata.schema.to_arrow_schema().get_field_index(TEXT_COLUMN) >= 0
+        ]
+        if not with_text:
+            return None
+        wanted = pa.array(list(dict.fromkeys(document_ids)), type=pa.string())
+        found: dict[str, str] = {}
+        for part in with_text:
+            table = self._open(part).read(columns=[ID_COLUMN, TEXT_COLUMN], use_threads=False)
+            table = table.filter(pc.is_in(table.column(ID_COLUMN), value_set=wanted))
+            for doc, text in zip(
+                table.column(ID_COLUMN).to_pylist(),
+                table.column(TEXT_COLUMN).to_pylist(),
+                strict=True,
+            ):
+                if text is not None:
+                    found[doc] = text
+        return found
 
     # Results ----------------------------------------------------------------
 
@@ -677,6 +713,8 @@ class ParquetStore(CollectionStore):
                 _baseline_table(run.baseline), f"{run_dir}/baseline.parquet", atomic=False
             )
         self._write_bytes(summary, f"{run_dir}/summary.json", atomic=False)
+        for name, content in run.artifacts.items():
+            self._write_bytes(content, f"{run_dir}/artifacts/{name}", atomic=False)
         self._fail_point("files")
         self._commit(
             namespace,
@@ -687,6 +725,7 @@ class ParquetStore(CollectionStore):
             num_clusters=run.num_clusters,
             dim=int(run.centroids.shape[1]),
             has_baseline=run.baseline is not None,
+            artifacts={name: len(content) for name, content in run.artifacts.items()},
         )
 
     def _commit(
@@ -700,8 +739,10 @@ class ParquetStore(CollectionStore):
         num_clusters: int,
         dim: int,
         has_baseline: bool,
+        artifacts: Mapping[str, int] | None = None,
     ) -> None:
-        """Publish a run whose files are written: its index entry, then `_SUCCESS`."""
+        """Publish a run whose files are written: its index entry, then `_SUCCESS`
+        (which lists the run's artifacts: name -> bytes)."""
         committed_at = datetime.now(UTC)
         manifest = {
             "run_id": run_id,
@@ -712,6 +753,7 @@ class ParquetStore(CollectionStore):
             "num_clusters": num_clusters,
             "dim": dim,
             "has_baseline": has_baseline,
+            "artifacts": dict(sorted((artifacts or {}).items())),
         }
         # The index entry goes first: latest_run skips entries whose run has no
         # _SUCCESS, so a crash between the two writes hides nothing complete.
@@ -781,6 +823,24 @@ class ParquetStore(CollectionStore):
         self._manifest(namespace, run_id)  # RunNotFound unless committed
         raw = self._read_bytes(f"{self._run_dir(namespace, run_id)}/summary.json")
         return cast(dict[str, Any], json.loads(raw))
+
+    @_guarded
+    def list_artifacts(self, namespace: str, run_id: str) -> dict[str, int]:
+        return {
+            str(k): int(v)
+            for k, v in self._manifest(namespace, run_id).get("artifacts", {}).items()
+        }
+
+    @_guarded
+    def read_artifact(self, namespace: str, run_id: str, name: str) -> bytes:
+        check_artifact_name(name)
+        try:
+            listed = self.list_artifacts(namespace, run_id)
+        except RunNotFound:
+            listed = {}
+        if name not in listed:
+            raise ArtifactNotFound(namespace, run_id, name, self.location)
+        return self._read_bytes(f"{self._run_dir(namespace, run_id)}/artifacts/{name}")
 
     @_guarded
     def latest_run(self, namespace: str, collection_ids: Sequence[str]) -> str | None:
@@ -853,15 +913,16 @@ def _guarded_iter(
         raise error from exc
 
 
-def collection_schema(dim: int) -> Any:
+def collection_schema(dim: int, *, with_text: bool = False) -> Any:
     """Arrow schema of a collection's part files (what users write to load their own data)."""
     item = pa.field("element", pa.float32(), nullable=False)
-    return pa.schema(
-        [
-            pa.field(ID_COLUMN, pa.string(), nullable=False),
-            pa.field(EMBEDDING_COLUMN, pa.list_(item, dim), nullable=False),
-        ]
-    )
+    fields = [
+        pa.field(ID_COLUMN, pa.string(), nullable=False),
+        pa.field(EMBEDDING_COLUMN, pa.list_(item, dim), nullable=False),
+    ]
+    if with_text:
+        fields.append(pa.field(TEXT_COLUMN, pa.string(), nullable=True))
+    return pa.schema(fields)
 
 
 def _fixed_size_list(matrix: Float32Matrix, dim: int | None = None) -> Any:

@@ -2,13 +2,22 @@
 
 Tables (created if missing, idempotent; documented for users in docs/store.md)::
 
-    recluster_documents   (namespace, collection_id, document_id, embedding real[] | vector)
+    recluster_documents   (namespace, collection_id, document_id, embedding real[] | vector,
+                           text: optional, NULL allowed, added on first append with texts)
                           PRIMARY KEY (namespace, collection_id, document_id)
     recluster_runs        one row per complete run: ids, sizes, summary jsonb, committed_at
     recluster_assignments (namespace, run_id, position, collection_id, document_id, label)
     recluster_clusters    (namespace, run_id, cluster_id, size, centroid real[])
     recluster_baselines   (namespace, collection_set, run_id, created_at, document_count,
                            mean real[], centroids real[][], stats jsonb)
+    recluster_artifacts   (namespace, run_id, name, content bytea): a run's artifacts,
+                          byte for byte the files the Parquet store writes (Parquet
+                          tables, report.html, map.png), committed with the run
+
+Why artifacts are blobs rather than tables: they are read whole (by the
+gateway, the CLI, pyarrow) and their layouts are documented once, as Parquet
+(docs/store.md, "Artifacts"); blobs keep one codec for both backends and need
+no DDL when a layout gains a column.
 
 Why one documents table rather than a table per collection: collections come
 and go with triggers and the API; with one table they need no DDL, no
@@ -61,6 +70,7 @@ from ._common import (
 )
 from .base import CollectionStore
 from .errors import (
+    ArtifactNotFound,
     CollectionNotFound,
     InvalidCollection,
     RunExists,
@@ -71,12 +81,13 @@ from .errors import (
 )
 from .pg_aggregated import describe, read_aggregated
 from .pgcodec import SEND_FUNCTION, EmbeddingType, copy_rows, decode, encode, record_dtype
-from .tenancy import postgres_namespace_sql
+from .tenancy import POSTGRES_TABLES, postgres_namespace_sql
 from .types import (
     Baseline,
     Collection,
     Float32Matrix,
     RunResults,
+    check_artifact_name,
     check_id,
     collection_set_key,
 )
@@ -87,13 +98,7 @@ DEFAULT_FETCH_ROWS = 10_000
 P = ParamSpec("P")
 R = TypeVar("R")
 
-TABLES = (
-    "recluster_documents",
-    "recluster_runs",
-    "recluster_assignments",
-    "recluster_clusters",
-    "recluster_baselines",
-)
+TABLES = POSTGRES_TABLES
 _DDL = """
 CREATE TABLE IF NOT EXISTS recluster_documents (
     namespace      text NOT NULL,
@@ -146,7 +151,16 @@ CREATE TABLE IF NOT EXISTS recluster_baselines (
     stats          jsonb NOT NULL DEFAULT '{{}}',
     PRIMARY KEY (namespace, collection_set, created_at, run_id)
 );
+CREATE TABLE IF NOT EXISTS recluster_artifacts (
+    namespace      text NOT NULL,
+    run_id         text NOT NULL,
+    name           text NOT NULL,
+    content        bytea NOT NULL,
+    PRIMARY KEY (namespace, run_id, name)
+);
 """
+# Documents' texts are optional: the column is added when texts are first appended.
+_ADD_TEXT = "ALTER TABLE recluster_documents ADD COLUMN IF NOT EXISTS text text"
 # Added after the first release: tables created earlier get it on first use.
 _ADD_STATS = (
     "ALTER TABLE recluster_baselines ADD COLUMN IF NOT EXISTS stats jsonb NOT NULL DEFAULT '{}'"
@@ -654,10 +668,15 @@ class PostgresStore(CollectionStore):
         collection_id: str,
         document_ids: Sequence[str],
         embeddings: ArrayLike,
+        texts: Sequence[str] | None = None,
     ) -> None:
-        ids, matrix = check_append(namespace, collection_id, document_ids, embeddings)
+        ids, matrix = check_append(namespace, collection_id, document_ids, embeddings, texts)
         rows, dim = matrix.shape
         with self._connect() as conn:
+            if texts is not None and not _has_column(conn, "recluster_documents", "text"):
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(hashtext('recluster_store_ddl'))")
+                    conn.execute(_ADD_TEXT)
             try:
                 with conn.transaction():
                     if self._count(conn, namespace, collection_id):
@@ -668,6 +687,14 @@ class PostgresStore(CollectionStore):
                                 f" embeddings; cannot append {dim}-dimensional ones"
                             )
                     self._copy_documents(conn, namespace, collection_id, ids, matrix)
+                    if texts is not None:
+                        conn.execute(
+                            "UPDATE recluster_documents d SET text = t.text"
+                            " FROM unnest(%s::text[], %s::text[]) AS t(document_id, text)"
+                            " WHERE d.namespace = %s AND d.collection_id = %s"
+                            " AND d.document_id = t.document_id",
+                            (ids, list(texts), namespace, collection_id),
+                        )
             except pg_errors.UniqueViolation:
                 raise ValueError(
                     f"some of the {rows} document ids already exist in collection"
@@ -695,6 +722,22 @@ class PostgresStore(CollectionStore):
                 encoded = encode(kind, matrix[start : start + batch])
                 copy.write(copy_rows(prefix, ids[start : start + batch], encoded, field_size))
             copy.write(struct.pack(">h", -1))
+
+    @_guarded
+    def read_texts(
+        self, namespace: str, collection_id: str, document_ids: Sequence[str]
+    ) -> dict[str, str] | None:
+        check_id("namespace", namespace)
+        check_id("collection id", collection_id)
+        with self._connect() as conn:
+            if not _has_column(conn, "recluster_documents", "text"):
+                return None
+            rows = conn.execute(
+                "SELECT document_id, text FROM recluster_documents WHERE namespace = %s"
+                " AND collection_id = %s AND document_id = ANY(%s) AND text IS NOT NULL",
+                (namespace, collection_id, list(document_ids)),
+            ).fetchall()
+        return {str(doc): str(text) for doc, text in rows}
 
     # Results -------------------------------------------------------------------
 
@@ -740,6 +783,15 @@ class PostgresStore(CollectionStore):
                     )
                     if run.baseline is not None:
                         self._insert_baseline(conn, namespace, run.baseline)
+                    if run.artifacts:
+                        cur.executemany(
+                            "INSERT INTO recluster_artifacts (namespace, run_id, name, content)"
+                            " VALUES (%s, %s, %s, %s)",
+                            [
+                                (namespace, run.run_id, name, content)
+                                for name, content in sorted(run.artifacts.items())
+                            ],
+                        )
                     self._fail_point("files")
                     # Last, so that committed_at (clock_timestamp()) is as close
                     # to the commit as it can be, and only INSERT is needed.
@@ -766,6 +818,7 @@ class PostgresStore(CollectionStore):
                     "recluster_runs_pkey",
                     "recluster_assignments_pkey",
                     "recluster_clusters_pkey",
+                    "recluster_artifacts_pkey",
                 ):
                     raise RunExists(namespace, run.run_id, self.location) from None
                 raise
@@ -845,6 +898,40 @@ class PostgresStore(CollectionStore):
             offsets=run_offsets(collection_ids, (r[0] for r in rows)),
             created_at=created_at,
         )
+
+    @_guarded
+    def list_artifacts(self, namespace: str, run_id: str) -> dict[str, int]:
+        check_id("namespace", namespace)
+        check_id("run id", run_id)
+        with self._connect() as conn, conn.transaction():
+            _begin_read(conn)
+            if not conn.execute(
+                "SELECT 1 FROM recluster_runs WHERE namespace = %s AND run_id = %s",
+                (namespace, run_id),
+            ).fetchone():
+                raise RunNotFound(namespace, run_id, self.location)
+            rows = conn.execute(
+                "SELECT name, octet_length(content) FROM recluster_artifacts"
+                " WHERE namespace = %s AND run_id = %s ORDER BY name",
+                (namespace, run_id),
+            ).fetchall()
+        return {str(name): int(size) for name, size in rows}
+
+    @_guarded
+    def read_artifact(self, namespace: str, run_id: str, name: str) -> bytes:
+        check_id("namespace", namespace)
+        check_id("run id", run_id)
+        check_artifact_name(name)
+        with self._connect() as conn:
+            # Only committed runs have artifacts: both are written in one transaction.
+            row = conn.execute(
+                "SELECT content FROM recluster_artifacts WHERE namespace = %s AND run_id = %s"
+                " AND name = %s",
+                (namespace, run_id, name),
+            ).fetchone()
+        if row is None:
+            raise ArtifactNotFound(namespace, run_id, name, self.location)
+        return bytes(row[0])
 
     @_guarded
     def latest_run(self, namespace: str, collection_ids: Sequence[str]) -> str | None:

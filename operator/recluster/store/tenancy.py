@@ -21,13 +21,16 @@ from urllib.parse import urlsplit
 
 from .types import check_id
 
-#: The tables of the PostgreSQL store, each keyed by a `namespace` column.
+#: The tables of the PostgreSQL store, each keyed by a `namespace` column: the store
+#: creates exactly these (store/postgres.py) and a namespace's role is granted each of them
+#: under its row-level security policy.
 POSTGRES_TABLES = (
     "recluster_documents",
     "recluster_runs",
     "recluster_assignments",
     "recluster_clusters",
     "recluster_baselines",
+    "recluster_artifacts",
 )
 _ROLE = re.compile(r"[a-z_][a-z0-9_$-]{0,62}")
 MAX_ROLE_BYTES = 63

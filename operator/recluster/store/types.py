@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +25,9 @@ from numpy.typing import NDArray
 # Python's `$` would let a trailing newline into a path.
 ID_PATTERN = re.compile(r"[A-Za-z0-9]([A-Za-z0-9_.:-]*[A-Za-z0-9])?")
 MAX_ID_LENGTH = 253
+ARTIFACT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*\.[a-z0-9]+")
+"""Artifact file names: lower-case, one extension (`centroids.parquet`, `report.html`)."""
+MAX_ARTIFACT_NAME = 64
 
 Float32Matrix = NDArray[np.float32]
 
@@ -35,6 +38,20 @@ def check_id(kind: str, value: str) -> str:
         raise ValueError(
             f"invalid {kind} {value!r}: expected 1-{MAX_ID_LENGTH} characters of"
             " letters, digits, '_', '.', ':', '-', starting and ending with a letter or digit"
+        )
+    return value
+
+
+def check_artifact_name(value: str) -> str:
+    """Artifact names become file names and keys: a plain lower-case name with an extension."""
+    if (
+        not isinstance(value, str)
+        or len(value) > MAX_ARTIFACT_NAME
+        or not ARTIFACT_NAME.fullmatch(value)
+    ):
+        raise ValueError(
+            f"invalid artifact name {value!r}: expected at most {MAX_ARTIFACT_NAME} lower-case"
+            " letters, digits, '_', '-' and one extension, like 'centroids.parquet'"
         )
     return value
 
@@ -151,7 +168,9 @@ class RunResults:
 
     `labels` are cluster numbers 0..K-1, or -1 for noise (hdbscan, dbscan,
     optics). `offsets` has the meaning it has in `Collection`; it may be left
-    empty when the run covers a single collection.
+    empty when the run covers a single collection. `artifacts` are named files
+    (Parquet tables, the report) written and committed with the run; their
+    layouts are documented in docs/store.md, "Artifacts".
     """
 
     run_id: str
@@ -164,11 +183,17 @@ class RunResults:
     baseline: Baseline | None = None
     offsets: tuple[int, ...] = ()
     created_at: datetime = field(default_factory=utc_now)
+    artifacts: Mapping[str, bytes] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_id("run id", self.run_id)
         if not self.collection_ids:
             raise ValueError("a run needs at least one collection id")
+        for name, content in self.artifacts.items():
+            check_artifact_name(name)
+            if not isinstance(content, bytes):
+                raise ValueError(f"artifact {name!r} must be bytes, got {type(content).__name__}")
+        object.__setattr__(self, "artifacts", dict(self.artifacts))
         for cid in self.collection_ids:
             check_id("collection id", cid)
         object.__setattr__(self, "collection_ids", tuple(self.collection_ids))

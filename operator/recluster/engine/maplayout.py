@@ -1,0 +1,196 @@
+"""2-D positions for the cluster map: `clusters` (default), `pca` or `umap`.
+
+Pure numpy/scikit-learn, no I/O; called by `engine.artifacts.GeometryBuilder`.
+
+- **clusters**: a schematic map, cheap at any size. Each cluster is a disc
+  whose area is proportional to its size, placed where its centroid falls in
+  the centroids' own 2-D PCA, then pushed apart until no two discs overlap
+  (so neighbouring clusters stay neighbours, and none hides another). Inside
+  its disc, a member sits along the cluster's own two principal directions,
+  scaled so that 95 % of the sampled members fall inside. Noise rows ring the
+  disc of their nearest centroid. Distances *between* discs are approximate;
+  UMAP preserves neighbourhoods better but costs more than the clustering
+  (docs/engine.md, "Artifacts").
+- **pca**: the rows' two leading principal components (cosine geometry).
+- **umap**: UMAP on the rows' first 50 principal components.
+
+Invariant: a centroid's position is its disc's centre (clusters), or the
+median of its members' positions (pca, umap); NaN when no member is on the map.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+log = logging.getLogger(__name__)
+
+LayoutMethod = Literal["clusters", "pca", "umap"]
+LAYOUT_METHODS: tuple[LayoutMethod, ...] = ("clusters", "pca", "umap")
+PACKING_ROUNDS = 300
+GAP = 0.08
+"""Space between two discs, in units of the median disc radius."""
+
+Float32s = npt.NDArray[np.float32]
+
+
+def unit_rows(matrix: npt.NDArray[np.float32]) -> Float32s:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    unit: Float32s = (matrix / np.maximum(norms, 1e-12)).astype(np.float32)
+    return unit
+
+
+def pca(unit: npt.NDArray[np.float32], components: int, seed: int) -> Float32s:
+    """The leading principal components; zero columns when there are fewer than asked.
+
+    numpy, not scikit-learn: the layout calls this once per cluster on a few
+    hundred rows, where scikit-learn's per-call overhead dominated (seconds
+    under load). Deterministic: each direction's largest coordinate is positive.
+    `seed` is unused (kept for the other layouts' signature).
+    """
+    n, d = unit.shape
+    usable = max(0, min(components, d, n - 1))
+    out = np.zeros((n, components), dtype=np.float32)
+    if usable == 0:
+        return out
+    centred = np.asarray(unit, dtype=np.float64) - unit.mean(axis=0, dtype=np.float64)
+    if n > d:
+        _, vectors = np.linalg.eigh(centred.T @ centred)
+        directions = vectors[:, ::-1][:, :usable]
+    else:
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        directions = vt[:usable].T
+    largest = np.abs(directions).argmax(axis=0)
+    directions = directions * np.sign(directions[largest, np.arange(usable)])
+    out[:, :usable] = centred @ directions
+    return out
+
+
+def pack_discs(
+    centres: npt.NDArray[np.float64], radii: npt.NDArray[np.float64], rounds: int = PACKING_ROUNDS
+) -> npt.NDArray[np.float64]:
+    """Discs pulled towards their common centre and pushed apart where they overlap.
+
+    The pull (weakening over the rounds) closes the empty space outliers of the
+    centroids' PCA would leave; the push, larger discs moving less, leaves no
+    two discs overlapping at the end (up to `rounds`).
+    """
+    p = np.array(centres, dtype=np.float64)
+    k = p.shape[0]
+    if k < 2:
+        return p
+    gap = GAP * float(np.median(radii))
+    weight = 1.0 / np.maximum(radii, 1e-9) ** 2
+    share = weight[:, None] / (weight[:, None] + weight[None, :])  # i's part of the push
+    need = radii[:, None] + radii[None, :] + gap
+    np.fill_diagonal(need, 0.0)
+    rng = np.random.default_rng(0)
+    for round_ in range(rounds):
+        if round_ < rounds // 2:
+            p -= 0.05 * (1 - 2 * round_ / rounds) * (p - p.mean(axis=0))
+        delta = p[:, None, :] - p[None, :, :]
+        dist = np.sqrt((delta**2).sum(axis=2))
+        overlap = need - dist
+        np.fill_diagonal(overlap, 0.0)
+        if overlap.max() <= 1e-9 and round_ >= rounds // 2:
+            break
+        coincident = (dist < 1e-9) & (overlap > 0)
+        if coincident.any():  # discs on the same spot: any direction will do
+            jitter = rng.normal(scale=1e-3, size=p.shape)
+            p += jitter
+            continue
+        push = np.where(overlap > 0, overlap * share, 0.0) / np.maximum(dist, 1e-12)
+        p += (push[:, :, None] * delta).sum(axis=1) * 0.5
+    return p
+
+
+def clusters_layout(
+    unit: Float32s,
+    row_labels: npt.NDArray[np.int32],
+    unit_centroids: Float32s,
+    sizes: npt.NDArray[np.int64],
+    seed: int,
+) -> tuple[Float32s, Float32s]:
+    """Row positions and centroid positions of the schematic map (see the module doc)."""
+    k = unit_centroids.shape[0]
+    centres2d = pca(unit_centroids, 2, seed).astype(np.float64)
+    radii = np.sqrt(np.maximum(sizes, 1) / max(float(np.mean(np.maximum(sizes, 1))), 1.0))
+    if k > 1:
+        # Scale the centroids' layout so that discs of mean radius about touch their neighbours.
+        from scipy.spatial import cKDTree  # type: ignore[import-untyped]
+
+        nearest, _ = cKDTree(centres2d).query(centres2d, k=2)
+        typical = float(np.median(nearest[:, 1]))
+        centres2d *= 2.0 / typical if typical > 1e-12 else 1.0
+    centres2d = pack_discs(centres2d, radii)
+    xy = np.zeros((unit.shape[0], 2), dtype=np.float64)
+    noise = row_labels < 0
+    owner = row_labels.copy()
+    ring = np.ones(unit.shape[0])
+    if noise.any():
+        owner[noise] = np.argmax(unit[noise] @ unit_centroids.T, axis=1)
+        ring[noise] = 1.35
+    rng = np.random.default_rng(seed)
+    for c in np.unique(owner).tolist():
+        rows = np.flatnonzero(owner == c)
+        offsets = unit[rows] - unit_centroids[c]
+        local = pca(offsets, 2, seed) if rows.size >= 3 else rng.normal(size=(rows.size, 2))
+        reach = np.linalg.norm(local, axis=1)
+        scale = float(np.quantile(reach[~noise[rows]], 0.95)) if (~noise[rows]).any() else 0.0
+        if scale <= 1e-12:
+            scale = float(reach.max()) or 1.0
+        placed = local / scale
+        placed *= np.minimum(1.0, 1.1 / np.maximum(np.linalg.norm(placed, axis=1), 1e-12))[:, None]
+        outside = noise[rows]
+        if outside.any():  # noise: on a ring just outside the disc, in its own direction
+            direction = placed[outside] / np.maximum(
+                np.linalg.norm(placed[outside], axis=1, keepdims=True), 1e-12
+            )
+            placed[outside] = direction * ring[rows][outside, None]
+        xy[rows] = centres2d[c] + placed * radii[c]
+    return xy.astype(np.float32), centres2d.astype(np.float32)
+
+
+def umap_layout(unit: Float32s, seed: int) -> Float32s:
+    import umap  # type: ignore[import-untyped]
+
+    n = unit.shape[0]
+    reduced = pca(unit, min(50, unit.shape[1]), seed)
+    reducer = umap.UMAP(
+        n_components=2,
+        n_neighbors=min(15, n - 1),
+        min_dist=0.1,
+        random_state=seed,
+        n_jobs=1,
+        low_memory=True,
+    )
+    return np.asarray(reducer.fit_transform(reduced), dtype=np.float32)
+
+
+def layout_2d(
+    matrix: npt.NDArray[np.float32],
+    row_labels: npt.NDArray[np.int32],
+    unit_centroids: Float32s,
+    sizes: npt.NDArray[np.int64],
+    method: LayoutMethod,
+    seed: int,
+) -> tuple[Float32s, Float32s, str]:
+    """Positions of the rows and of the centroids, and the method used (see the module doc)."""
+    n, k = matrix.shape[0], unit_centroids.shape[0]
+    unit = unit_rows(matrix)
+    if n < 3 or k == 0:
+        return np.zeros((n, 2), np.float32), np.full((k, 2), np.nan, np.float32), "none"
+    if method == "clusters":
+        # Many small products: one BLAS thread avoids the pools' spinning (engine/__init__.py).
+        with threadpool_limits(1):
+            xy, centres = clusters_layout(unit, row_labels, unit_centroids, sizes, seed)
+        return xy, centres, method
+    xy = umap_layout(unit, seed) if method == "umap" else pca(unit, 2, seed)
+    centres = np.full((k, 2), np.nan, dtype=np.float32)
+    for c in np.unique(row_labels[row_labels >= 0]).tolist():
+        centres[c] = np.median(xy[row_labels == c], axis=0)
+    return xy, centres, method

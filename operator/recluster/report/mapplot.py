@@ -1,0 +1,265 @@
+"""The cluster map as a PNG: datamapplot when installed (`recluster[report]`), else matplotlib.
+
+Readable at a glance at 5, 50 or 500 clusters, whichever renderer draws it:
+
+- at most `MAX_LABELS` clusters are labelled, the largest first, and a label
+  that would overlap one already placed is dropped (matplotlib) or moved by
+  datamapplot's own placement; the subtitle says how many are labelled;
+- with more than `MAX_COLOURS` clusters, only the largest MAX_COLOURS get their
+  own colour, the others are drawn in light grey: a map of 500 colours is noise;
+- noise (-1) is always a light grey, drawn first (underneath);
+- fonts are the system's (DejaVu Sans, which matplotlib bundles): nothing is
+  fetched from the network.
+
+The PNG is quantised to a 256-colour palette: a map stays well under 300 KB.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+log = logging.getLogger(__name__)
+
+MAX_LABELS = 24
+MAX_COLOURS = 40
+NOISE_COLOUR = "#d9d9d9"
+UNLABELLED_COLOUR = "#c8c8c8"
+FONT = "DejaVu Sans"
+Renderer = Literal["auto", "datamapplot", "matplotlib"]
+
+
+@dataclass(frozen=True)
+class MapData:
+    """What the map shows: points, their clusters, and each cluster's name and place."""
+
+    xy: npt.NDArray[np.float32]
+    point_clusters: npt.NDArray[np.int32]
+    cluster_labels: list[str]
+    cluster_sizes: npt.NDArray[np.int64]
+    centroid_xy: npt.NDArray[np.float32]
+    title: str
+    subtitle: str = ""
+
+    def largest(self, count: int) -> list[int]:
+        """The `count` largest clusters that have a place on the map, largest first."""
+        placed = [
+            c for c in range(len(self.cluster_labels)) if np.isfinite(self.centroid_xy[c]).all()
+        ]
+        return sorted(placed, key=lambda c: (-int(self.cluster_sizes[c]), c))[:count]
+
+    def labelled(self) -> list[int]:
+        """Clusters to label: the largest MAX_LABELS that have a place on the map."""
+        return self.largest(MAX_LABELS)
+
+
+def palette(num_clusters: int, coloured: list[int]) -> list[str]:
+    """A colour per cluster: distinct ones for `coloured`, grey for the rest (see module doc)."""
+    import matplotlib as mpl
+
+    chosen = list(range(num_clusters)) if num_clusters <= MAX_COLOURS else coloured
+    # tab20's dark halves, then its light halves, then tab20b: 40 distinct colours.
+    tab20, tab20b = mpl.colormaps["tab20"], mpl.colormaps["tab20b"]
+    base = [tab20(i) for i in (*range(0, 20, 2), *range(1, 20, 2))] + [tab20b(i) for i in range(20)]
+    colours = [UNLABELLED_COLOUR] * num_clusters
+    for i, c in enumerate(chosen):
+        colours[c] = mpl.colors.to_hex(base[i % len(base)])
+    return colours
+
+
+def _to_png(figure: Any, tight: bool = False) -> bytes:
+    """Save, then quantise to a palette image (maps compress ~4× better that way).
+
+    `tight`: datamapplot puts its title above the axes' box; only a tight
+    bounding box keeps it in the image.
+    """
+    from PIL import Image
+
+    raw = io.BytesIO()
+    extra = {"bbox_inches": "tight", "pad_inches": 0.2} if tight else {}
+    figure.savefig(raw, format="png", dpi=figure.dpi, facecolor="white", **extra)
+    image = Image.open(io.BytesIO(raw.getvalue())).convert("RGB")
+    out = io.BytesIO()
+    image.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(out, "PNG", optimize=True)
+    return out.getvalue()
+
+
+def render_matplotlib(data: MapData, size_px: int = 1100) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.patheffects as effects
+    from matplotlib.figure import Figure
+
+    dpi = 100
+    fig = Figure(figsize=(size_px / dpi, size_px / dpi), dpi=dpi)
+    ax = fig.add_axes((0.01, 0.01, 0.98, 0.9))
+    ax.set_axis_off()
+    k = len(data.cluster_labels)
+    labelled = data.labelled()
+    colours = palette(k, data.largest(MAX_COLOURS))
+    n = data.xy.shape[0]
+    point_size = float(np.clip(12_000.0 / max(n, 1), 1.5, 14.0))
+    noise = data.point_clusters < 0
+    if noise.any():
+        ax.scatter(
+            data.xy[noise, 0],
+            data.xy[noise, 1],
+            s=point_size,
+            c=NOISE_COLOUR,
+            linewidths=0,
+            rasterized=True,
+        )
+    members = np.flatnonzero(~noise)
+    # Grey (unlabelled) clusters underneath, coloured ones on top.
+    rank = np.asarray([colours[c] != UNLABELLED_COLOUR for c in range(k)], dtype=np.int8)
+    members = members[np.argsort(rank[data.point_clusters[members]], kind="stable")]
+    coloured = rank[data.point_clusters[members]] == 1
+    # Grey clusters' points smaller, so that the coloured ones stand out among hundreds.
+    sizes = np.where(coloured, point_size * (2.0 if k > MAX_COLOURS else 1.0), point_size)
+    ax.scatter(
+        data.xy[members, 0],
+        data.xy[members, 1],
+        s=sizes,
+        c=[colours[c] for c in data.point_clusters[members].tolist()],
+        linewidths=0,
+        alpha=0.8,
+        rasterized=True,
+    )
+    halo = _halo(ax, data, colours)
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.margins(0.06)
+    ax.autoscale_view()
+    shown = _place_labels(fig, ax, data, labelled, effects, halo)
+    fig.text(0.5, 0.965, data.title, ha="center", va="center", fontsize=15, family=FONT,
+             weight="bold")  # fmt: skip
+    subtitle = data.subtitle
+    if shown < k:
+        subtitle = f"{subtitle} · labels: the {shown} largest of {k} clusters".strip(" ·")
+    fig.text(0.5, 0.932, subtitle, ha="center", va="center", fontsize=10, family=FONT,
+             color="#555555")  # fmt: skip
+    return _to_png(fig)
+
+
+def _halo(ax: Any, data: MapData, colours: list[str]) -> Callable[[int], None]:
+    """Draws a light disc under a labelled cluster (90 % of its points): where its label points."""
+    from matplotlib.patches import Circle
+
+    def draw(c: int) -> None:
+        points = data.xy[data.point_clusters == c]
+        if points.shape[0] == 0:
+            return
+        reach = np.linalg.norm(points - data.centroid_xy[c], axis=1)
+        radius = float(np.quantile(reach, 0.9))
+        colour = colours[c] if colours[c] != UNLABELLED_COLOUR else "#888888"
+        ax.add_patch(Circle(tuple(data.centroid_xy[c]), radius, color=colour, alpha=0.15, lw=0))
+
+    return draw
+
+
+def _place_labels(
+    fig: Any,
+    ax: Any,
+    data: MapData,
+    labelled: list[int],
+    effects: Any,
+    halo: Callable[[int], None],
+) -> int:
+    """Largest first; a label overlapping a placed one is dropped. Returns how many stay."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()  # type: ignore[no-untyped-call]
+    sizes = data.cluster_sizes[labelled] if labelled else np.zeros(0)
+    biggest = float(sizes.max()) if sizes.size else 1.0
+    placed: list[Any] = []
+    for c in labelled:
+        scale = np.sqrt(float(data.cluster_sizes[c]) / biggest)
+        text = ax.text(
+            float(data.centroid_xy[c, 0]),
+            float(data.centroid_xy[c, 1]),
+            _wrap(data.cluster_labels[c]),
+            ha="center",
+            va="center",
+            fontsize=8 + 6 * scale,
+            family=FONT,
+            weight="bold",
+            color="#222222",
+            path_effects=[effects.withStroke(linewidth=3, foreground="white")],
+        )
+        box = text.get_window_extent(renderer).expanded(1.05, 1.1)
+        if any(box.overlaps(other) for other in placed):
+            text.remove()
+            continue
+        placed.append(box)
+        halo(c)
+    return len(placed)
+
+
+def _wrap(label: str, width: int = 22) -> str:
+    """At most two lines, for a label to stay near its cluster."""
+    words, lines, line = label.split(), [], ""
+    for word in words:
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    lines.append(line)
+    text = "\n".join(lines[:2])
+    return text if len(lines) <= 2 else text + "…"
+
+
+def render_datamapplot(data: MapData, size_px: int = 1100) -> bytes:
+    """datamapplot's static plot, with labels for the clusters `MapData.labelled` picks."""
+    import datamapplot  # type: ignore[import-not-found]
+
+    labelled = set(data.labelled())
+    names = np.asarray(
+        [
+            _wrap(data.cluster_labels[c]) if c >= 0 and c in labelled else "Unlabelled"
+            for c in data.point_clusters.tolist()
+        ],
+        dtype=object,
+    )
+    k = len(data.cluster_labels)
+    colours = palette(k, data.largest(MAX_COLOURS))
+    colour_map = {_wrap(data.cluster_labels[c]): colours[c] for c in labelled}
+    dpi = 100
+    fig, _ = datamapplot.create_plot(
+        np.asarray(data.xy, dtype=np.float32),
+        names,
+        title=data.title,
+        sub_title=data.subtitle,
+        noise_label="Unlabelled",
+        noise_color=UNLABELLED_COLOUR,
+        label_color_map=colour_map,
+        use_system_fonts=True,
+        font_family=FONT,
+        figsize=(size_px / dpi, size_px / dpi),
+        dpi=dpi,
+        darkmode=False,
+        title_keywords={"fontsize": 15, "fontfamily": FONT, "fontweight": "bold"},
+        sub_title_keywords={"fontsize": 10, "fontfamily": FONT, "color": "#555555"},
+    )
+    return _to_png(fig, tight=True)
+
+
+def render_map(data: MapData, renderer: Renderer = "auto") -> tuple[bytes, str]:
+    """The PNG and the renderer that drew it (datamapplot falls back to matplotlib on failure)."""
+    if renderer in ("auto", "datamapplot"):
+        try:
+            return render_datamapplot(data), "datamapplot"
+        except ImportError:
+            if renderer == "datamapplot":
+                raise
+        except Exception as exc:  # a bug or an unexpected input in the optional renderer
+            if renderer == "datamapplot":
+                raise
+            log.warning("datamapplot failed (%s); drawing the map with matplotlib", exc)
+    return render_matplotlib(data), "matplotlib"

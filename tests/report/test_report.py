@@ -1,0 +1,102 @@
+"""The run report: an HTML page with the cluster table and the map embedded; maps at any scale."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from recluster.engine.artifacts import GeometryBuilder, RunArtifacts
+from recluster.engine.synthetic import blobs, topic_texts
+from recluster.report.build import map_data, report_files
+from recluster.report.mapplot import MAX_COLOURS, MAX_LABELS, MapData, palette, render_map
+
+
+def artifacts(n: int, k: int, texts: bool = True) -> RunArtifacts:
+    data = blobs(n, 16, k, seed=k)
+    labels = data.labels
+    centroids = np.stack([data.matrix[labels == c].mean(0) for c in range(k)]).astype(np.float32)
+    builder = GeometryBuilder(labels, centroids, seed=0)
+    builder.add(0, data.matrix)
+    g = builder.finish("clusters")
+    words = topic_texts(labels, 1).topic_words
+    ids = [f"doc-{i}" for i in range(n)]
+    rep_texts = [[f"<script>alert({c})</script> text {r}" for r in reps] for c, reps in
+                 enumerate(g.representatives)] if texts else None  # fmt: skip
+    return RunArtifacts(
+        run_id="run-7",
+        collection_ids=("col_a",),
+        document_ids=ids,
+        row_collections=np.zeros(n, np.int32),
+        labels=labels,
+        sizes=np.bincount(labels, minlength=k).astype(np.int64),
+        centroids=centroids,
+        geometry=g,
+        cluster_labels=[" ".join(words[c][:3]) for c in range(k)],
+        keywords=[words[c][:6] for c in range(k)],
+        representative_texts=rep_texts,
+        summary={"algorithm": "kmeans", "quality_score": 0.61, "noise_fraction": 0.0},
+    )
+
+
+def test_the_page_holds_the_table_the_map_and_the_run() -> None:
+    a = artifacts(600, 5)
+    files = report_files(a, renderer="matplotlib")
+    page = files["report.html"].decode()
+    assert page.startswith("<!DOCTYPE html>") and "<script>" not in page  # escaped, no scripts
+    assert "&lt;script&gt;alert(0)&lt;/script&gt; text" in page
+    embedded = re.search(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert embedded is not None and base64.b64decode(embedded.group(1)) == files["map.png"]
+    rows = re.findall(r"<tr><td class=num>(\d+)</td><td>([^<]*)</td>", page)
+    assert sorted(int(c) for c, _ in rows) == list(range(5))
+    for c, label in rows:
+        assert label == a.cluster_labels[int(c)]
+    for needle in ("run-7", "col_a", "kmeans", "0.61", "quality score"):
+        assert needle in page, needle
+    assert "http://" not in page and "https://" not in page  # self-contained
+
+
+def test_without_texts_the_page_lists_ids_only() -> None:
+    page = report_files(artifacts(300, 3, texts=False), renderer="matplotlib")["report.html"]
+    assert b"doc-" in page and b"text " not in page
+
+
+@pytest.mark.parametrize("k", [5, 50, 500])
+def test_maps_stay_small_and_label_at_most_the_largest(k: int) -> None:
+    a = artifacts(max(2_000, 8 * k), k)
+    data = map_data(a)
+    png, renderer = render_map(data, "matplotlib")
+    assert renderer == "matplotlib" and len(png) < 300_000
+    image = Image.open(io.BytesIO(png))
+    assert image.size == (1100, 1100)
+    labelled = data.labelled()
+    assert len(labelled) == min(k, MAX_LABELS)
+    order = sorted(range(k), key=lambda c: (-int(a.sizes[c]), c))
+    assert labelled == order[: len(labelled)]
+    colours = palette(k, data.largest(MAX_COLOURS))
+    distinct = {c for c in colours if c != "#c8c8c8"}
+    assert len(distinct) == min(k, MAX_COLOURS)
+
+
+def test_datamapplot_is_used_when_installed_else_matplotlib() -> None:
+    data = MapData(
+        xy=np.random.default_rng(0).normal(size=(100, 2)).astype(np.float32),
+        point_clusters=np.repeat(np.arange(4), 25).astype(np.int32),
+        cluster_labels=["a", "b", "c", "d"],
+        cluster_sizes=np.full(4, 25, dtype=np.int64),
+        centroid_xy=np.zeros((4, 2), np.float32),
+        title="t",
+    )
+    try:
+        import datamapplot  # type: ignore[import-not-found]  # noqa: F401
+    except ImportError:
+        assert render_map(data)[1] == "matplotlib"
+        with pytest.raises(ImportError):
+            render_map(data, "datamapplot")
+    else:
+        png, renderer = render_map(data)
+        assert renderer == "datamapplot" and png.startswith(b"\x89PNG")
