@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
 
+import numpy as np
+import pytest
+
+from recluster.api.clustering import ClusteringConfig
 from recluster.engine.result import ClusteringResult, cluster_means, compact_labels
 
 
@@ -50,8 +54,23 @@ def test_numba_kernels_are_cached_so_warmup_can_prebuild_them() -> None:
     from fast_hdbscan import core_graph, precomputed  # type: ignore[import-untyped]
     from numba.core.caching import NullCache
 
-    from recluster.engine import warmup
-
     for kernel in (precomputed._core_distances_csr, core_graph.boruvka_mst):
         assert not isinstance(kernel._cache, NullCache), kernel
-    assert warmup.warmup()["hdbscan_epsilon"] >= 0
+
+
+def test_warmup_runs_the_numba_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The path warmup exists for: hdbscan with cluster_selection_epsilon > 0."""
+    from recluster.engine import warmup
+
+    configs: list[ClusteringConfig] = []
+    real = warmup.cluster
+
+    def spy(matrix: Any, config: ClusteringConfig) -> Any:
+        configs.append(config)
+        return real(matrix, config)
+
+    monkeypatch.setattr(warmup, "cluster", spy)
+    seconds = warmup.warmup()
+    assert list(seconds) == ["hdbscan_epsilon"]
+    [config] = configs
+    assert config.algorithm == "hdbscan" and (config.cluster_selection_epsilon or 0) > 0
