@@ -15,6 +15,7 @@ from recluster.core.triggering import (
     Decision,
     Observation,
     TriggerRef,
+    creation_refused,
     describe_schedule,
     invalid_spec,
     reconcile,
@@ -481,6 +482,25 @@ def test_invalid_spec_is_reported_once_and_never_fires() -> None:
     assert decision.create == [] and decision.status.observedGeneration == 3
     again = invalid_spec(ref, decision.status, "spec.trigger_type: Field required", T0)
     assert again.events == [] and again.status == decision.status
+
+
+def test_a_refused_job_holds_the_status_with_the_apiservers_words() -> None:
+    ref = TriggerRef("t", "default", "uid-1", 2, T0)
+    before = ClusterTriggerStatus(execution_count=4, next_scheduled_at=T0)
+    decision = creation_refused(ref, before, "t-abc", "exceeded quota: jobs=10", T0)
+    st = decision.status
+    assert decision.create == [] and st.execution_count == 4 and st.next_scheduled_at == T0
+    ready = st.conditions[0]  # type: ignore[index]
+    assert (ready.type, ready.status, ready.reason) == ("Ready", "False", "FailedCreate")
+    assert ready.message == "Job t-abc was refused: exceeded quota: jobs=10"
+    assert (st.namespace_id, st.internal_id, st.observedGeneration) == ("default", "uid-1", 2)
+    assert st.updated_at == T0 and before.conditions is None, "the input is not changed"
+    assert [(e.type, e.reason, e.message) for e in decision.events] == [
+        ("Warning", "FailedCreate", "Job t-abc was refused: exceeded quota: jobs=10")
+    ]
+    later = T0 + timedelta(seconds=30)
+    again = creation_refused(ref, st, "t-abc", "exceeded quota: jobs=10", later)
+    assert again.events == [] and again.status == st, "one Event for one refusal"
 
 
 def test_start_immediately_waits_for_a_missing_definition() -> None:
