@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from recluster.api.clustering import ExecutionConfig
-from recluster.api.trigger import ClusterTriggerSpec, ClusterTriggerStatus
+from recluster.api.trigger import ClusterTriggerSpec, ClusterTriggerStatus, HistoryEntry
 from recluster.core.jobs import JobObservation, execution_id, job_name
 from recluster.core.triggering import (
     Decision,
@@ -163,10 +163,21 @@ def test_success_and_failure_are_counted() -> None:
     st = sim.status
     assert st.consecutive_failures == 0 and st.execution_count == 2
     assert st.last_execution_status == "succeeded"
-    entry = st.history[0]  # type: ignore[index]
-    assert (entry.job_id, entry.status, entry.execution_time_ms) == (second, "succeeded", 1234)
-    assert (entry.num_clusters, entry.num_documents) == (3, 500)
-    assert st.history[1].status == "failed"  # type: ignore[index]
+    assert st.history == [
+        HistoryEntry(job_id=second, triggered_at=at(10, 10), scheduled_at=at(10, 10),
+                     finished_at=at(10, 10, 5), status="succeeded", reason="schedule",
+                     execution_time_ms=1234, num_clusters=3, num_documents=500),
+        # no execution_time_ms in the summary: from the Job's creation to its end
+        HistoryEntry(job_id=first, triggered_at=at(10, 5), scheduled_at=at(10, 5),
+                     finished_at=at(10, 5, 5), status="failed", reason="schedule",
+                     execution_time_ms=5000, error="collection 'col_abc123' not found"),
+    ]  # fmt: skip
+    assert [e.message for e in failed.events] == [
+        f"Job {first} failed: collection 'col_abc123' not found"
+    ]
+    assert [(e.type, e.message) for e in ok.events] == [
+        ("Normal", f"Job {second} succeeded: 3 clusters over 500 documents in 1234 ms")
+    ]
 
 
 def test_max_consecutive_failures_stops_until_the_spec_changes() -> None:
@@ -252,8 +263,14 @@ def test_forbid_skips_and_records_while_a_job_runs() -> None:
     assert decision.create == [] and reasons(decision) == ["SkippedConcurrent"]
     st = sim.status
     assert st.execution_count == 1 and st.next_scheduled_at == at(10, 15)
-    skipped = st.history[0]  # type: ignore[index]
-    assert skipped.status == "skipped" and running in (skipped.error or "")
+    assert st.history[0] == HistoryEntry(  # type: ignore[index]
+        job_id=None, triggered_at=at(10, 10), scheduled_at=at(10, 10), finished_at=at(10, 10),
+        status="skipped", reason="schedule",
+        error=f"Job {running} was still running (concurrency_policy Forbid)",
+    )  # fmt: skip
+    assert decision.events[0].message == (
+        f"skipped a schedule firing: Job {running} is still running"
+    )
     assert sim.jobs[running].phase == "running"
 
 
@@ -262,11 +279,20 @@ def test_replace_deletes_the_running_job_and_starts_anew() -> None:
     sim.step()
     old = sim.step(at(10, 5)).create[0].name
     decision = sim.step(at(10, 10))
-    assert [d.name for d in decision.delete] == [old]
-    assert len(decision.create) == 1
-    statuses = {e.job_id: e.status for e in sim.status.history or []}
-    assert statuses[old] == "cancelled" and statuses[decision.create[0].name] == "running"
-    assert sim.status.consecutive_failures == 0
+    assert [(d.name, d.reason) for d in decision.delete] == [(old, "replaced by a newer firing")]
+    [new] = decision.create
+    assert sim.status.history == [
+        HistoryEntry(job_id=new.name, triggered_at=at(10, 10), scheduled_at=at(10, 10),
+                     status="running", reason="schedule"),
+        HistoryEntry(job_id=old, triggered_at=at(10, 5), scheduled_at=at(10, 5),
+                     finished_at=at(10, 10), status="cancelled", reason="schedule",
+                     error="replaced by a newer firing"),
+    ]  # fmt: skip
+    assert sim.status.consecutive_failures == 0 and sim.status.execution_count == 2
+    assert [(e.reason, e.message) for e in decision.events] == [
+        ("Cancelled", f"Job {old}: replaced by a newer firing"),
+        ("Triggered", f"schedule firing: created Job {new.name}"),
+    ]
 
 
 def test_pause_shows_next_and_resume_does_not_replay() -> None:
