@@ -19,6 +19,7 @@ from gateway_support import (
     VERSION,
     Gateway,
     body,
+    eventually,
     fields,
 )
 
@@ -266,14 +267,10 @@ async def test_keys_are_kept_fresh_and_never_logged(
         dave = g.add_key("dave", [g.a])
         headers = {"Authorization": f"Bearer {dave}", "X-Namespace": g.a}
 
-        async def status() -> int:
-            return (await g.http.get(TRIGGERS, headers=headers)).status_code
+        async def status(expected: int) -> bool:
+            return (await g.http.get(TRIGGERS, headers=headers)).status_code == expected
 
-        for _ in range(100):
-            if await status() == 200:
-                break
-            await asyncio.sleep(0.02)
-        assert await status() == 200
+        await eventually(lambda: status(200), what="the new key to be accepted")
         # A Secret that is no key is skipped (and named in the log), the others still work.
         broken = kube.namespace_name("broken")
         g.cluster.create(
@@ -285,11 +282,7 @@ async def test_keys_are_kept_fresh_and_never_logged(
         )  # fmt: skip
         g.secrets.append(broken)
         g.remove_key("dave")
-        for _ in range(100):
-            if await status() == 401:
-                break
-            await asyncio.sleep(0.02)
-        assert await status() == 401
+        await eventually(lambda: status(401), what="the removed key to be refused")
         assert (await g.http.get(TRIGGERS, headers=g.headers())).status_code == 200
         assert broken in caplog.text
         logged = caplog.text + "".join(str(r.args) for r in caplog.records)

@@ -88,6 +88,12 @@ class Metrics:
             ["namespace", "trigger"],
             registry=self.registry,
         )
+        self.reconciles = Counter(
+            "recluster_reconciles_total",
+            "Reconciles of each trigger that ran to the end (decision applied, Events posted).",
+            ["namespace", "trigger"],
+            registry=self.registry,
+        )
         self.census = _TriggerCensus()
         self.registry.register(self.census)
 

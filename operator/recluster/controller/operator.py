@@ -118,8 +118,6 @@ class Controller:
         self._connect(self.jobs, self.caches.job_changed)
         self._connect(self.pods, self.caches.pod_changed)
         self._connect(self.definitions, self.caches.definition_changed)
-        self.reconciles = 0
-        """How many reconciles ran (tests assert that something had time to happen)."""
 
     def _connect(
         self, informer: Informer, changed: Callable[[JSON | None, JSON | None], list[Key]]
@@ -184,7 +182,6 @@ class Controller:
                 self.queue.done(key)
                 self.queue.add_failed(key)
                 continue
-            self.reconciles += 1
             self.queue.done(key)
             if self.caches.trigger(key) is None:
                 self.queue.discard(key)
