@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: dev test lint typecheck crds e2e values-docs kube clean
+.PHONY: dev test lint typecheck crds e2e values-docs kube clean mutation
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,19 @@ crds: $(STAMP)
 ## e2e: end-to-end tests on a kind cluster (needs Docker and kind)
 e2e: $(STAMP)
 	$(BIN)/pytest -m e2e tests/e2e
+
+## mutation: mutation testing of recluster/core and recluster/api against tests/core and
+## tests/api (docs/testing.md); MUTANTS="name ..." reruns some, MUTATION_CHILDREN sets the workers
+MUTATION ?= build/mutation
+MUTATION_CHILDREN ?= 1
+mutation: $(STAMP)
+	mkdir -p $(MUTATION)/src $(MUTATION)/charts/recluster
+	ln -sfn $(CURDIR)/operator/recluster $(MUTATION)/src/recluster
+	mkdir -p $(MUTATION)/tools $(MUTATION)/mutants/tools
+	for p in tests crds examples pyproject.toml tools/get_helm.py tools/values_table.py; do ln -sfn $(CURDIR)/$$p $(MUTATION)/$$p; done
+	ln -sfn $(CURDIR)/charts/recluster/crds $(MUTATION)/charts/recluster/crds
+	cd $(MUTATION) && $(CURDIR)/$(BIN)/mutmut run --max-children $(MUTATION_CHILDREN) $(MUTANTS)
+	$(BIN)/python tools/mutation_report.py
 
 ## values-docs: regenerate the values table of docs/install.md from values.schema.json
 values-docs: $(STAMP)
