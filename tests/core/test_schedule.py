@@ -457,28 +457,39 @@ AWARE = utc(2026, 1, 1)
 
 
 @pytest.mark.parametrize(
-    "call",
+    ("call", "argument"),
     [
-        lambda: next_cron_fire("* * * * *", "UTC", NAIVE),
-        lambda: cron_fires("* * * * *", "UTC", NAIVE, 1),
-        lambda: cron_fires_between("* * * * *", "UTC", NAIVE, AWARE, 1),
-        lambda: cron_fires_between("* * * * *", "UTC", AWARE, NAIVE, 1),
-        lambda: latest_cron_fire("* * * * *", "UTC", AWARE, NAIVE),
-        lambda: latest_cron_fire("* * * * *", "UTC", NAIVE, AWARE),
-        lambda: next_interval_fire(NAIVE, 60, AWARE),
-        lambda: next_interval_fire(AWARE, 60, NAIVE),
-        lambda: interval_fires(NAIVE, 60, AWARE, 1),
-        lambda: latest_interval_fire(AWARE, 60, AWARE, NAIVE),
+        (lambda: next_cron_fire("* * * * *", "UTC", NAIVE), "after"),
+        (lambda: cron_fires("* * * * *", "UTC", NAIVE, 1), "after"),
+        (lambda: cron_fires_between("* * * * *", "UTC", NAIVE, AWARE, 1), "after"),
+        (lambda: cron_fires_between("* * * * *", "UTC", AWARE, NAIVE, 1), "until"),
+        (lambda: latest_cron_fire("* * * * *", "UTC", AWARE, NAIVE), "until"),
+        (lambda: latest_cron_fire("* * * * *", "UTC", NAIVE, AWARE), "after"),
+        (lambda: next_interval_fire(NAIVE, 60, AWARE), "anchor"),
+        (lambda: next_interval_fire(AWARE, 60, NAIVE), "after"),
+        (lambda: interval_fires(NAIVE, 60, AWARE, 1), "anchor"),
+        (lambda: interval_fires(AWARE, 60, NAIVE, 1), "after"),
+        (lambda: latest_interval_fire(NAIVE, 60, AWARE, AWARE), "anchor"),
+        (lambda: latest_interval_fire(AWARE, 60, NAIVE, AWARE), "after"),
+        (lambda: latest_interval_fire(AWARE, 60, AWARE, NAIVE), "until"),
     ],
 )
-def test_naive_datetimes_are_rejected(call: Callable[[], object]) -> None:
-    with pytest.raises(ValueError, match="timezone-aware"):
+def test_naive_datetimes_are_rejected_naming_the_argument(
+    call: Callable[[], object], argument: str
+) -> None:
+    with pytest.raises(ValueError) as caught:
         call()
+    assert str(caught.value) == (
+        f"{argument} must be a timezone-aware datetime, got naive {NAIVE!r}"
+    )
 
 
 def test_bad_counts_and_intervals() -> None:
-    with pytest.raises(ValueError, match="count"):
+    with pytest.raises(ValueError, match=r"^count must be a non-negative integer, got -1$"):
         cron_fires("* * * * *", "UTC", AWARE, -1)
+    with pytest.raises(ValueError, match=r"^count must be a non-negative integer, got True$"):
+        interval_fires(AWARE, 60, AWARE, True)  # type: ignore[arg-type]
+    assert interval_fires(AWARE, 60, AWARE, 0) == []
     with pytest.raises(ValueError, match="limit"):
         cron_fires_between("* * * * *", "UTC", AWARE, AWARE, -1)
     assert cron_fires("* * * * *", "UTC", AWARE, 0) == []
