@@ -372,3 +372,52 @@ def test_store_secret_and_volumes_from_the_install() -> None:
     assert "hunter2" not in str(job), "the DSN password never appears in the Job"
     assert {"name": "store", "persistentVolumeClaim": {"claimName": "parquet"}} in pod["volumes"]
     assert {"name": "store", "mountPath": "/data"} in pod["containers"][0]["volumeMounts"]
+
+
+def test_the_phase_comes_from_the_conditions_or_the_counts() -> None:
+    complete = [
+        {"type": "Complete", "status": "True", "lastTransitionTime": "2026-11-29T02:02:00Z"}
+    ]
+    by_condition = observe_job(job_with(complete))
+    assert by_condition.phase == "succeeded"
+    assert by_condition.finished_at == datetime(2026, 11, 29, 2, 2, tzinfo=UTC)
+    # a succeeded count before the condition shows (an older Job controller)
+    by_count = observe_job(job_with([], {"succeeded": 1, "completionTime": "2026-11-29T02:03:00Z"}))
+    assert by_count.phase == "succeeded"
+    assert by_count.finished_at == datetime(2026, 11, 29, 2, 3, tzinfo=UTC)
+    not_true = [{"type": "Complete", "status": "False"}]
+    assert observe_job(job_with(not_true)).phase == "running"
+    failed = observe_job(job_with([{"type": "Failed", "status": "True"}]))
+    assert (failed.phase, failed.error) == ("failed", "Failed")  # no reason given
+    bare = observe_job({"metadata": {"name": "j"}})
+    assert (bare.phase, bare.execution, bare.created_at) == ("running", "", None)
+
+
+def test_the_recluster_container_is_found_among_others_and_the_newest_end_wins() -> None:
+    failed = [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]
+    statuses = [
+        {"name": "istio-proxy", "state": {"running": {}}},
+        {"name": "recluster", "state": {"terminated": {"message": '{"error": "ours"}'}}},
+    ]
+    assert observe_job(job_with(failed), [{"status": {"containerStatuses": statuses}}]).error == (
+        "ours"
+    )
+    undated = pod({"message": '{"error": "undated"}'})
+    dated = pod({"finishedAt": "2026-11-29T02:01:00Z", "message": '{"error": "dated"}'})
+    assert observe_job(job_with(failed), [dated, undated]).error == "dated"
+    three_lines = pod({"message": "Traceback\n  File x\nValueError: bad"})
+    assert observe_job(job_with(failed), [three_lines]).error == "ValueError: bad"
+
+
+def test_environment_from_the_template_and_the_install() -> None:
+    template = JobTemplate.model_validate({"env": [
+        {"name": "FROM_SECRET", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+    ]})  # fmt: skip
+    settings = JobSettings(image="i", store_uri="/s", env=[{"name": "INSTALL", "value": "1"}])
+    env = build_job(TRIGGER, template, request(), settings)["spec"]["template"]["spec"][
+        "containers"
+    ][0]["env"]
+    assert env[:2] == [
+        {"name": "FROM_SECRET", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+        {"name": "INSTALL", "value": "1"},
+    ]
