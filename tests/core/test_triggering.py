@@ -196,7 +196,9 @@ def test_max_consecutive_failures_stops_until_the_spec_changes() -> None:
     sim.edit(spec(max_consecutive_failures=2, schedule={"cron_expression": "*/10 * * * *"}))
     recovered = sim.step(at(11, 1))
     assert recovered.create == [], "a spec edit must not cause a spurious run"
-    assert "Recovered" in reasons(recovered)
+    assert [(e.type, e.message) for e in recovered.events if e.reason == "Recovered"] == [
+        ("Normal", "the spec changed: firing resumes")
+    ]
     st = sim.status
     assert st.status == "active" and st.consecutive_failures == 0
     assert st.next_scheduled_at == at(11, 10)
@@ -317,6 +319,7 @@ def test_disabled_shows_no_next_and_never_fires() -> None:
     assert sim.step(at(11, 0)).create == []
     ready = sim.status.conditions[0]  # type: ignore[index]
     assert (ready.type, ready.status, ready.reason) == ("Ready", "True", "Disabled")
+    assert ready.message == "spec.status is disabled: nothing fires or counts"
 
 
 def test_manual_execution_fires_once_per_annotation_value() -> None:
@@ -343,7 +346,39 @@ def test_manual_execution_works_when_paused_not_when_disabled() -> None:
     sim.annotation = "1"
     decision = sim.step(at(10, 1))
     assert decision.create == [] and reasons(decision) == ["ManualExecutionRefused"]
+    assert (decision.events[0].type, decision.events[0].message) == (
+        "Warning", "trigger is disabled",
+    )  # fmt: skip
     assert sim.status.last_manual_execution == "1"
+    assert sim.step(at(10, 2)).events == [], "the same value is refused once"
+
+
+def test_a_failed_spec_status_never_fires_and_says_so() -> None:
+    """status 'failed' written by a user (or kept by a tool) holds the trigger."""
+    sim = Sim(spec(status="failed"))
+    decision = sim.step()
+    st = sim.status
+    assert st.status == "failed" and st.next_scheduled_at is None and decision.create == []
+    ready = st.conditions[0]  # type: ignore[index]
+    assert (ready.status, ready.reason, ready.message) == (
+        "False", "Failed", "spec.status is failed: nothing fires",
+    )  # fmt: skip
+    assert [(e.type, e.reason) for e in decision.events] == [("Warning", "Failed")]
+    assert sim.step(at(11, 0)).create == []
+    # editing the spec does not recover a status the user set to failed
+    sim.edit(spec(status="failed", description="still failed"))
+    assert "Recovered" not in reasons(sim.step(at(11, 1)))
+
+
+def test_a_paused_trigger_at_its_failure_limit_is_failed_too() -> None:
+    sim = Sim(spec(max_consecutive_failures=1, status="paused"))
+    sim.step()
+    sim.annotation = "run-it"  # manual runs work while paused
+    sim.finish(sim.step(at(10, 1)).create[0].name, ok=False)
+    sim.step(at(10, 2))
+    assert sim.status.status == "failed" and sim.status.consecutive_failures == 1
+    ready = sim.status.conditions[0]  # type: ignore[index]
+    assert ready.reason == "MaxConsecutiveFailures"
 
 
 @pytest.mark.parametrize(
@@ -456,6 +491,11 @@ def test_event_counting_when_paused_and_disabled() -> None:
     disabled.step(document_count=500)
     assert disabled.status.event_counter == 0
     assert disabled.status.observed_document_count == 500, "re-enabling does not count the past"
+    # failed keeps counting (the edit that recovers it fires on what came meanwhile)
+    failed = Sim(spec("event", status="failed"))
+    failed.step(document_count=0)
+    decision = failed.step(document_count=500)
+    assert failed.status.event_counter == 500 and decision.create == []
 
 
 def test_deletions_count_for_documents_deleted() -> None:
