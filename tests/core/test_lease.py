@@ -39,6 +39,7 @@ def test_an_expired_lease_is_taken_over() -> None:
     assert decision.action == "update" and decision.leading
     assert decision.spec is not None
     assert decision.spec["holderIdentity"] == "a" and decision.spec["leaseTransitions"] == 4
+    assert decision.spec["acquireTime"] == "2026-11-28T12:00:00.000000Z", "acquired now"
 
 
 def test_the_holder_renews_without_a_transition() -> None:

@@ -501,6 +501,17 @@ def test_bad_counts_and_intervals() -> None:
 # --- interval triggers -----------------------------------------------------------------
 
 
+def test_interval_defaults_do_not_fire_at_the_anchor() -> None:
+    anchor = utc(2026, 1, 1, 12)
+    assert interval_fires(anchor, 60, anchor - timedelta(hours=1), 1) == [utc(2026, 1, 1, 12, 1)]
+    # the first slot (anchor + interval) is the latest one up to it
+    before = anchor - timedelta(hours=1)
+    assert latest_interval_fire(anchor, 60, before, utc(2026, 1, 1, 12, 1)) == utc(
+        2026, 1, 1, 12, 1
+    )
+    assert latest_interval_fire(anchor, 60, before, utc(2026, 1, 1, 12, 0, 59)) is None
+
+
 def test_interval_arithmetic_and_boundaries() -> None:
     anchor = utc(2026, 1, 1, 12)
     assert next_interval_fire(anchor, 300, utc(2026, 1, 1)) == utc(2026, 1, 1, 12, 5)
