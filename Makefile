@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: dev test lint typecheck crds e2e e2e-local e2e-kind values-docs kube image image-if-engine release-dry-run clean
+.PHONY: dev test lint typecheck crds e2e e2e-local e2e-kind values-docs kube image image-if-engine release-dry-run clean mutation
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,19 @@ e2e-local: $(STAMP) kube
 ## e2e-kind: end to end on a kind cluster (needs Docker and kind)
 e2e-kind: $(STAMP)
 	$(BIN)/pytest -m e2e -rs tests/e2e/test_kind.py
+
+## mutation: mutation testing of recluster/core and recluster/api against tests/core and
+## tests/api (docs/testing.md); MUTANTS="name ..." reruns some, MUTATION_CHILDREN sets the workers
+MUTATION ?= build/mutation
+MUTATION_CHILDREN ?= 1
+mutation: $(STAMP)
+	mkdir -p $(MUTATION)/src $(MUTATION)/charts/recluster
+	ln -sfn $(CURDIR)/operator/recluster $(MUTATION)/src/recluster
+	mkdir -p $(MUTATION)/tools $(MUTATION)/mutants/tools
+	for p in tests crds examples pyproject.toml tools/get_helm.py tools/values_table.py; do ln -sfn $(CURDIR)/$$p $(MUTATION)/$$p; done
+	ln -sfn $(CURDIR)/charts/recluster/crds $(MUTATION)/charts/recluster/crds
+	cd $(MUTATION) && $(CURDIR)/$(BIN)/mutmut run --max-children $(MUTATION_CHILDREN) $(MUTANTS)
+	$(BIN)/python tools/mutation_report.py
 
 ## values-docs: regenerate the values table of docs/install.md from values.schema.json
 values-docs: $(STAMP)

@@ -260,8 +260,11 @@ def test_pods_are_locked_down_and_probed(render: Render, combination: str, name:
         http = container[probe]["httpGet"]
         assert http["path"] == path
         assert ports[http["port"]] == 8080
-    assert container["resources"]["requests"]["memory"]
-    assert container["resources"]["limits"]["memory"]
+    defaults = {  # values.yaml
+        OPERATOR: {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
+        GATEWAY: {"requests": {"cpu": "50m", "memory": "192Mi"}, "limits": {"memory": "384Mi"}},
+    }
+    assert container["resources"] == defaults[name]
     anti = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
     assert anti[0]["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
 

@@ -8,12 +8,14 @@ from datetime import UTC, datetime
 from recluster.api.clustering import ExecutionConfig
 from recluster.api.jobtemplate import JobTemplate, ResourceRequirements
 from recluster.core.jobs import (
+    JobObservation,
     JobRequest,
     JobSettings,
     build_job,
     execution_id,
     job_name,
     observe_job,
+    parse_summary,
 )
 
 TRIGGER = {"name": "daily-2am", "namespace": "team-a", "uid": "1234-uid"}
@@ -92,6 +94,91 @@ def test_job_carries_labels_owner_config_and_template() -> None:
     )
     assert env["OMP_NUM_THREADS"] == "2"
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+LABELS = {
+    "app.kubernetes.io/name": "recluster",
+    "app.kubernetes.io/component": "clustering-job",
+    "app.kubernetes.io/managed-by": "recluster-operator",
+    "recluster.io/trigger": "daily-2am",
+    "recluster.io/execution": "dad0e9c6c0",
+}
+
+
+def test_the_whole_manifest_of_a_plain_firing() -> None:
+    """Every field, written out: what `kubectl get job -o yaml` shows for a bare trigger."""
+    assert request().name == "daily-2am-dad0e9c6c0"
+    assert build_job(TRIGGER, None, request(), SETTINGS) == {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": "daily-2am-dad0e9c6c0",
+            "namespace": "team-a",
+            "labels": LABELS,
+            "annotations": {
+                "recluster.io/reason": "schedule",
+                "recluster.io/scheduled-at": "2026-11-29T02:00:00Z",
+            },
+            "ownerReferences": [{
+                "apiVersion": "recluster.io/v1alpha1", "kind": "ClusterTrigger",
+                "name": "daily-2am", "uid": "1234-uid",
+                "controller": True, "blockOwnerDeletion": True,
+            }],
+        },
+        "spec": {
+            "backoffLimit": 1,
+            "template": {
+                "metadata": {"labels": LABELS},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "automountServiceAccountToken": False,
+                    "containers": [{
+                        "name": "recluster",
+                        "image": "ghcr.io/recluster/recluster:0.1.0",
+                        "args": ["run-job"],
+                        "env": [
+                            {"name": "RECLUSTER_EXECUTION_CONFIG", "value": (
+                                '{"collection_ids":["col_abc123"],'
+                                '"config":{"algorithm":"kmeans","n_clusters":5}}')},
+                            {"name": "RECLUSTER_STORE_URI", "value": "s3://bucket/store"},
+                            {"name": "RECLUSTER_NAMESPACE",
+                             "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                            {"name": "RECLUSTER_RUN_ID", "value": "daily-2am-dad0e9c6c0"},
+                        ],
+                        "terminationMessagePolicy": "FallbackToLogsOnError",
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "allowPrivilegeEscalation": False,
+                            "readOnlyRootFilesystem": True,
+                            "capabilities": {"drop": ["ALL"]},
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
+                        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                    }],
+                    "volumes": [{"name": "tmp", "emptyDir": {}}],
+                },
+            },
+        },
+    }  # fmt: skip
+
+
+def test_install_labels_and_pull_policy_and_no_scheduled_at_for_manual() -> None:
+    settings = JobSettings(
+        image="i", store_uri="/s", image_pull_policy="IfNotPresent",
+        service_account_name="install-sa", labels={"team": "search"},
+    )  # fmt: skip
+    manual = JobRequest("t-1", "1", None, "manual", CONFIG)
+    job = build_job(TRIGGER, None, manual, settings)
+    assert job["metadata"]["annotations"] == {"recluster.io/reason": "manual"}
+    assert job["metadata"]["labels"] == {**LABELS, "team": "search", "recluster.io/execution": "1"}
+    pod = job["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "install-sa"
+    assert pod["containers"][0]["imagePullPolicy"] == "IfNotPresent"
+    assert "activeDeadlineSeconds" not in job["spec"] and "affinity" not in pod
+    assert "resources" not in pod["containers"][0] and "nodeSelector" not in pod
+    template = JobTemplate.model_validate({"imagePullPolicy": "Always"})
+    job = build_job(TRIGGER, template, manual, settings)
+    assert job["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] == "Always"
 
 
 def test_defaults_come_from_the_install() -> None:
@@ -216,7 +303,55 @@ def test_an_outcome_waits_for_the_pods_report_only_while_a_pod_is_there() -> Non
 
 def test_running_job() -> None:
     seen = observe_job(job_with([], {"active": 1}))
-    assert seen.phase == "running" and seen.finished_at is None
+    assert seen == JobObservation(
+        name="daily-2am-abc",
+        execution="abc",
+        phase="running",
+        created_at=datetime(2026, 11, 29, 2, 0, 1, tzinfo=UTC),
+        scheduled_at=datetime(2026, 11, 29, 2, tzinfo=UTC),
+    )
+
+
+def test_the_newest_terminated_state_of_the_recluster_container_counts() -> None:
+    failed = [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+               "lastTransitionTime": "2026-11-29T02:05:00Z"}]  # fmt: skip
+
+    def pod_of(*statuses: dict) -> dict:
+        return {"status": {"containerStatuses": list(statuses)}}
+
+    first = pod_of({"name": "recluster", "state": {"terminated": {
+        "finishedAt": "2026-11-29T02:01:00Z", "message": '{"error": "first try"}'}}})  # fmt: skip
+    # a restarted container reports its previous end in lastState
+    second = pod_of({"name": "recluster", "state": {"waiting": {}}, "lastState": {"terminated": {
+        "finishedAt": "2026-11-29T02:04:00Z", "message": '{"error": "second try"}'}}})  # fmt: skip
+    sidecar = pod_of({"name": "istio-proxy", "state": {"terminated": {
+        "finishedAt": "2026-11-29T02:09:00Z", "message": '{"error": "not ours"}'}}})  # fmt: skip
+    seen = observe_job(job_with(failed), [second, first, sidecar])
+    assert seen.error == "second try" and seen.summary == {"error": "second try"}
+    assert seen.finished_at == datetime(2026, 11, 29, 2, 5, tzinfo=UTC)
+    assert observe_job(job_with(failed), [sidecar]).terminated_seen is False
+
+
+def test_a_summary_is_a_json_object_or_nothing() -> None:
+    assert parse_summary(None) is None and parse_summary("") is None
+    assert parse_summary("not json") is None and parse_summary("[1, 2]") is None
+    assert parse_summary('{"num_clusters": 3}') == {"num_clusters": 3}
+
+
+def test_failure_reasons_are_cut_to_the_termination_message_limit() -> None:
+    failed = [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]
+    long_error = pod({"message": json.dumps({"error": "e" * 5000})})
+    assert observe_job(job_with(failed), [long_error]).error == "e" * 4096
+    long_line = pod({"message": "first\n" + "x" * 5000})
+    assert observe_job(job_with(failed), [long_line]).error == "x" * 4096
+    blank = pod({"message": "   "})
+    assert observe_job(job_with(failed), [blank]).error == "BackoffLimitExceeded"
+    summary_without_error = pod({"message": json.dumps({"num_clusters": 3})})
+    assert observe_job(job_with(failed), [summary_without_error]).error == "BackoffLimitExceeded"
+    oom = pod({"reason": "OOMKilled", "exitCode": "137"})
+    assert observe_job(job_with(failed), [oom]).error == (
+        "OOMKilled: the clustering container ran out of memory (raise its memory limit)"
+    )
 
 
 def test_store_secret_and_volumes_from_the_install() -> None:
@@ -264,3 +399,52 @@ def test_a_job_mounts_only_its_namespaces_directory_of_the_store_volume() -> Non
 
     whole = build_job(TRIGGER, None, request(), SETTINGS)
     assert "RECLUSTER_STORE_SCOPE" not in str(whole), "object stores: partition by credentials"
+
+
+def test_the_phase_comes_from_the_conditions_or_the_counts() -> None:
+    complete = [
+        {"type": "Complete", "status": "True", "lastTransitionTime": "2026-11-29T02:02:00Z"}
+    ]
+    by_condition = observe_job(job_with(complete))
+    assert by_condition.phase == "succeeded"
+    assert by_condition.finished_at == datetime(2026, 11, 29, 2, 2, tzinfo=UTC)
+    # a succeeded count before the condition shows (an older Job controller)
+    by_count = observe_job(job_with([], {"succeeded": 1, "completionTime": "2026-11-29T02:03:00Z"}))
+    assert by_count.phase == "succeeded"
+    assert by_count.finished_at == datetime(2026, 11, 29, 2, 3, tzinfo=UTC)
+    not_true = [{"type": "Complete", "status": "False"}]
+    assert observe_job(job_with(not_true)).phase == "running"
+    failed = observe_job(job_with([{"type": "Failed", "status": "True"}]))
+    assert (failed.phase, failed.error) == ("failed", "Failed")  # no reason given
+    bare = observe_job({"metadata": {"name": "j"}})
+    assert (bare.phase, bare.execution, bare.created_at) == ("running", "", None)
+
+
+def test_the_recluster_container_is_found_among_others_and_the_newest_end_wins() -> None:
+    failed = [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]
+    statuses = [
+        {"name": "istio-proxy", "state": {"running": {}}},
+        {"name": "recluster", "state": {"terminated": {"message": '{"error": "ours"}'}}},
+    ]
+    assert observe_job(job_with(failed), [{"status": {"containerStatuses": statuses}}]).error == (
+        "ours"
+    )
+    undated = pod({"message": '{"error": "undated"}'})
+    dated = pod({"finishedAt": "2026-11-29T02:01:00Z", "message": '{"error": "dated"}'})
+    assert observe_job(job_with(failed), [dated, undated]).error == "dated"
+    three_lines = pod({"message": "Traceback\n  File x\nValueError: bad"})
+    assert observe_job(job_with(failed), [three_lines]).error == "ValueError: bad"
+
+
+def test_environment_from_the_template_and_the_install() -> None:
+    template = JobTemplate.model_validate({"env": [
+        {"name": "FROM_SECRET", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+    ]})  # fmt: skip
+    settings = JobSettings(image="i", store_uri="/s", env=[{"name": "INSTALL", "value": "1"}])
+    env = build_job(TRIGGER, template, request(), settings)["spec"]["template"]["spec"][
+        "containers"
+    ][0]["env"]
+    assert env[:2] == [
+        {"name": "FROM_SECRET", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+        {"name": "INSTALL", "value": "1"},
+    ]

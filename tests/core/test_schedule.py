@@ -1,19 +1,25 @@
-"""Tests of the pure schedule core: exact instants around DST, properties against croniter."""
+"""Tests of the pure schedule core: exact instants around DST, properties against oracles.
+
+The oracles read expressions by hand (Reading below), not with croniter, which the
+implementation itself uses: a croniter bug shared by both would pass unseen.
+"""
 
 from __future__ import annotations
 
 import functools
 import itertools
-import time
 import zoneinfo
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
+from typing import Any
 
 import pytest
 from croniter import croniter
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+import recluster.core.schedule as schedule_module
 from recluster.core.schedule import (
     ScheduleError,
     cron_fires,
@@ -314,13 +320,27 @@ def test_latest_cron_fire() -> None:
     )
 
 
-def test_latest_cron_fire_is_efficient_over_years() -> None:
-    started = time.perf_counter()
+def test_latest_cron_fire_walks_back_from_until(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its cost does not grow with until - after: a few wall times back from until.
+
+    Counted, not timed: a forward walk over these eight years would visit ~4.4M minutes.
+    """
+    walked: list[datetime] = []
+    real = schedule_module._walls
+
+    def counting(spec: Any, start: datetime, *, backwards: bool) -> Iterator[datetime]:
+        for wall in real(spec, start, backwards=backwards):
+            walked.append(wall)
+            assert len(walked) <= 10, f"walked {len(walked)} wall times from {start}"
+            yield wall
+
+    monkeypatch.setattr(schedule_module, "_walls", counting)
     found = latest_cron_fire("* * * * *", NY, utc(2020, 1, 1), utc(2028, 5, 5, 5, 5, 30))
     assert found == utc(2028, 5, 5, 5, 5)
+    assert walked, "the search went through the wall-time walk"
+    walked.clear()
     found = latest_cron_fire("0 0 29 2 *", BERLIN, utc(2025, 1, 1), utc(2031, 1, 1))
     assert found == utc(2028, 2, 28, 23)
-    assert time.perf_counter() - started < 1.0
 
 
 # --- validation ------------------------------------------------------------------------
@@ -378,14 +398,6 @@ def test_invalid_cron_expressions(expression: str, reason: str) -> None:
         next_cron_fire(expression, "UTC", utc(2026, 1, 1))
 
 
-def test_invalid_cron_message_is_exact() -> None:
-    with pytest.raises(ScheduleError) as caught:
-        validate_cron_expression("61 * * * *")
-    assert str(caught.value) == (
-        "invalid cron expression '61 * * * *': minute 61 is out of range 0-59"
-    )
-
-
 @pytest.mark.parametrize(
     "expression",
     [
@@ -440,41 +452,44 @@ def test_validate_timezone_rejects(name: str) -> None:
         next_cron_fire("* * * * *", name, utc(2026, 1, 1))
 
 
-def test_validate_timezone_message() -> None:
-    with pytest.raises(ScheduleError) as caught:
-        validate_timezone("Mars/Olympus")
-    assert str(caught.value) == (
-        "unknown time zone 'Mars/Olympus': use an IANA name such as 'UTC' or 'Europe/Berlin'"
-    )
-
-
 NAIVE = datetime(2026, 1, 1)
 AWARE = utc(2026, 1, 1)
 
 
 @pytest.mark.parametrize(
-    "call",
+    ("call", "argument"),
     [
-        lambda: next_cron_fire("* * * * *", "UTC", NAIVE),
-        lambda: cron_fires("* * * * *", "UTC", NAIVE, 1),
-        lambda: cron_fires_between("* * * * *", "UTC", NAIVE, AWARE, 1),
-        lambda: cron_fires_between("* * * * *", "UTC", AWARE, NAIVE, 1),
-        lambda: latest_cron_fire("* * * * *", "UTC", AWARE, NAIVE),
-        lambda: latest_cron_fire("* * * * *", "UTC", NAIVE, AWARE),
-        lambda: next_interval_fire(NAIVE, 60, AWARE),
-        lambda: next_interval_fire(AWARE, 60, NAIVE),
-        lambda: interval_fires(NAIVE, 60, AWARE, 1),
-        lambda: latest_interval_fire(AWARE, 60, AWARE, NAIVE),
+        (lambda: next_cron_fire("* * * * *", "UTC", NAIVE), "after"),
+        (lambda: cron_fires("* * * * *", "UTC", NAIVE, 1), "after"),
+        (lambda: cron_fires_between("* * * * *", "UTC", NAIVE, AWARE, 1), "after"),
+        (lambda: cron_fires_between("* * * * *", "UTC", AWARE, NAIVE, 1), "until"),
+        (lambda: latest_cron_fire("* * * * *", "UTC", AWARE, NAIVE), "until"),
+        (lambda: latest_cron_fire("* * * * *", "UTC", NAIVE, AWARE), "after"),
+        (lambda: next_interval_fire(NAIVE, 60, AWARE), "anchor"),
+        (lambda: next_interval_fire(AWARE, 60, NAIVE), "after"),
+        (lambda: interval_fires(NAIVE, 60, AWARE, 1), "anchor"),
+        (lambda: interval_fires(AWARE, 60, NAIVE, 1), "after"),
+        (lambda: latest_interval_fire(NAIVE, 60, AWARE, AWARE), "anchor"),
+        (lambda: latest_interval_fire(AWARE, 60, NAIVE, AWARE), "after"),
+        (lambda: latest_interval_fire(AWARE, 60, AWARE, NAIVE), "until"),
     ],
 )
-def test_naive_datetimes_are_rejected(call: Callable[[], object]) -> None:
-    with pytest.raises(ValueError, match="timezone-aware"):
+def test_naive_datetimes_are_rejected_naming_the_argument(
+    call: Callable[[], object], argument: str
+) -> None:
+    with pytest.raises(ValueError) as caught:
         call()
+    assert str(caught.value) == (
+        f"{argument} must be a timezone-aware datetime, got naive {NAIVE!r}"
+    )
 
 
 def test_bad_counts_and_intervals() -> None:
-    with pytest.raises(ValueError, match="count"):
+    with pytest.raises(ValueError, match=r"^count must be a non-negative integer, got -1$"):
         cron_fires("* * * * *", "UTC", AWARE, -1)
+    with pytest.raises(ValueError, match=r"^count must be a non-negative integer, got True$"):
+        interval_fires(AWARE, 60, AWARE, True)  # type: ignore[arg-type]
+    assert interval_fires(AWARE, 60, AWARE, 0) == []
     with pytest.raises(ValueError, match="limit"):
         cron_fires_between("* * * * *", "UTC", AWARE, AWARE, -1)
     assert cron_fires("* * * * *", "UTC", AWARE, 0) == []
@@ -484,6 +499,17 @@ def test_bad_counts_and_intervals() -> None:
 
 
 # --- interval triggers -----------------------------------------------------------------
+
+
+def test_interval_defaults_do_not_fire_at_the_anchor() -> None:
+    anchor = utc(2026, 1, 1, 12)
+    assert interval_fires(anchor, 60, anchor - timedelta(hours=1), 1) == [utc(2026, 1, 1, 12, 1)]
+    # the first slot (anchor + interval) is the latest one up to it
+    before = anchor - timedelta(hours=1)
+    assert latest_interval_fire(anchor, 60, before, utc(2026, 1, 1, 12, 1)) == utc(
+        2026, 1, 1, 12, 1
+    )
+    assert latest_interval_fire(anchor, 60, before, utc(2026, 1, 1, 12, 0, 59)) is None
 
 
 def test_interval_arithmetic_and_boundaries() -> None:
@@ -584,7 +610,7 @@ def transitions(zone_name: str) -> tuple[datetime, ...]:
 
 
 def field_values(low: int, high: int) -> st.SearchStrategy[str]:
-    """A small grammar of one field; every form is read the same by croniter and us."""
+    """A small grammar of one field; every form is read the same by the oracle and us."""
     value = st.integers(low, high)
     ranges = st.tuples(value, value).filter(lambda pair: pair[0] < pair[1])
     return st.one_of(
@@ -644,29 +670,99 @@ def stable(zone: zoneinfo.ZoneInfo, instant: datetime) -> bool:
     )
 
 
-def kubernetes_match(expression: str, wall: datetime) -> bool:
-    """Whether a wall time matches, with the day rule of Kubernetes' cron (robfig/cron).
+NAMES = {name: i for i, name in enumerate(("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"))}
+NAMES |= {
+    name: i + 1
+    for i, name in enumerate(
+        ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+    )
+}
+MACROS = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *"}
+BOUNDS = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
+
+
+def expand(field: str, low: int, high: int) -> frozenset[int] | None:
+    """The values one field allows, read here by hand (None: a bare `*` or `?`).
+
+    Independent of croniter, which the implementation uses: this is the oracle's parser.
+    """
+    if field in ("*", "?"):
+        return None
+    values: set[int] = set()
+    for item in field.split(","):
+        base, _, step = item.partition("/")
+        if base == "*":
+            first, last = low, high
+        else:
+            ends = [NAMES[e.upper()] if e.upper() in NAMES else int(e) for e in base.split("-")]
+            first, last = ends[0], (ends[-1] if len(ends) == 2 or not step else high)
+        values.update(range(first, last + 1, int(step or 1)))
+    return frozenset(0 if high == 6 and v == 7 else v for v in values)
+
+
+class Reading:
+    """An expression read as sets, with the day rule of Kubernetes' cron (robfig/cron).
 
     croniter.match follows Vixie cron, where a day field that starts with `*`
     (even `*/2`) counts as unrestricted; robfig/cron, which the CronJob
     controller uses and this project follows, treats only `*` and `?` so. With
     both day fields restricted a day matching either one fires.
     """
-    minutes, hours, days, months, weekdays = croniter(expression).expanded
 
-    def has(values: list[object], value: int) -> bool:
-        return values == ["*"] or value in values or (value == 0 and 7 in values)
+    def __init__(self, expression: str) -> None:
+        fields = MACROS.get(expression, expression).split()
+        assert len(fields) == 5, expression
+        self.minutes, self.hours, self.days, self.months, self.weekdays = (
+            expand(f, low, high) for f, (low, high) in zip(fields, BOUNDS, strict=True)
+        )
+        self.either_day = self.days is not None and self.weekdays is not None
 
-    raw = expression.split()
-    weekday = (wall.weekday() + 1) % 7
-    day, on_weekday = has(days, wall.day), has(weekdays, weekday)
-    if raw[2] in ("*", "?") or raw[4] in ("*", "?"):
-        day_ok = day and on_weekday
-    else:
-        day_ok = day or on_weekday
-    return (
-        has(minutes, wall.minute) and has(hours, wall.hour) and has(months, wall.month) and day_ok
-    )
+    @staticmethod
+    def has(values: frozenset[int] | None, value: int) -> bool:
+        return values is None or value in values
+
+    def day_matches(self, day: date) -> bool:
+        if not self.has(self.months, day.month):
+            return False
+        in_month = self.has(self.days, day.day)
+        on_weekday = self.has(self.weekdays, day.isoweekday() % 7)
+        return (in_month or on_weekday) if self.either_day else (in_month and on_weekday)
+
+    def matches(self, wall: datetime) -> bool:
+        return (
+            self.has(self.minutes, wall.minute)
+            and self.has(self.hours, wall.hour)
+            and self.day_matches(wall.date())
+        )
+
+    def walls_after(self, after: datetime) -> Iterator[datetime]:
+        """Matching naive wall times strictly after ``after``, ascending, day by day."""
+        minutes = sorted(self.minutes if self.minutes is not None else range(60))
+        hours = sorted(self.hours if self.hours is not None else range(24))
+        day = after.date()
+        while True:
+            if self.day_matches(day):
+                for hour in hours:
+                    for minute in minutes:
+                        wall = datetime.combine(day, dtime(hour, minute))
+                        if wall > after:
+                            yield wall
+            day += timedelta(days=1)
+
+
+def kubernetes_match(expression: str, wall: datetime) -> bool:
+    """Whether a wall time matches, read independently of croniter (see Reading)."""
+    return Reading(expression).matches(wall)
+
+
+def test_the_oracle_reads_fields_by_hand() -> None:
+    assert expand("*/15", 0, 59) == {0, 15, 30, 45}
+    assert expand("1-10/4", 0, 59) == {1, 5, 9}
+    assert expand("MON-FRI", 0, 6) == {1, 2, 3, 4, 5} and expand("0,7", 0, 6) == {0}
+    assert expand("jan,Jul", 1, 12) == {1, 7} and expand("?", 1, 31) is None
+    walls = Reading("30 2 29 2 *").walls_after(datetime(2025, 1, 1))
+    leap_days = [datetime(2028, 2, 29, 2, 30), datetime(2032, 2, 29, 2, 30)]
+    assert [next(walls), next(walls)] == leap_days
 
 
 def test_the_day_rule_is_kubernetes_not_vixie() -> None:
@@ -693,12 +789,12 @@ def test_property_fires_are_ordered_and_chain(case: tuple[str, str, datetime]) -
     # Every instant is a matching wall time, or the end of a gap for a fixed-hour job.
     zone = zoneinfo.ZoneInfo(zone_name)
     wildcard = expression.startswith("@hourly") or expression.split()[1].startswith("*")
-    normalised = "0 * * * *" if expression == "@hourly" else expression
+    reading = Reading(expression)
     walls = []
     for fire in fires:
         wall = fire.astimezone(zone).replace(tzinfo=None)
         walls.append(wall)
-        if not kubernetes_match(normalised, wall):
+        if not reading.matches(wall):
             assert not wildcard
             before = (fire - timedelta(seconds=1)).astimezone(zone).utcoffset()
             assert before != fire.astimezone(zone).utcoffset(), f"{fire} is not a gap end"
@@ -708,15 +804,15 @@ def test_property_fires_are_ordered_and_chain(case: tuple[str, str, datetime]) -
 
 @PROPERTY
 @given(EXPRESSIONS, afters("UTC"))
-def test_property_utc_matches_croniter(expression: str, after: datetime) -> None:
-    it = croniter(expression, after, ret_type=datetime)
-    expected = [it.get_next(datetime) for _ in range(10)]
+def test_property_utc_matches_the_enumeration(expression: str, after: datetime) -> None:
+    walls = Reading(expression).walls_after(after.replace(tzinfo=None))
+    expected = [wall.replace(tzinfo=UTC) for wall in itertools.islice(walls, 10)]
     assert cron_fires(expression, "UTC", after, 10) == expected
 
 
 @PROPERTY
 @given(cases())
-def test_property_matches_naive_croniter_away_from_transitions(
+def test_property_matches_the_naive_enumeration_away_from_transitions(
     case: tuple[str, str, datetime],
 ) -> None:
     expression, zone_name, after = case
@@ -724,11 +820,9 @@ def test_property_matches_naive_croniter_away_from_transitions(
     fires = cron_fires(expression, zone_name, after, 12)
     last = fires[-1]
     mine = [fire for fire in fires if stable(zone, fire)]
-    it = croniter(expression, after.astimezone(zone).replace(tzinfo=None), ret_type=datetime)
     horizon = last.astimezone(zone).replace(tzinfo=None) + timedelta(hours=4)
     theirs: list[datetime] = []
-    while True:
-        wall: datetime = it.get_next(datetime)
+    for wall in Reading(expression).walls_after(after.astimezone(zone).replace(tzinfo=None)):
         if wall > horizon:
             break
         instant = wall.replace(tzinfo=zone).astimezone(UTC)
@@ -788,33 +882,11 @@ def test_property_interval(
     assert latest_interval_fire(anchor, interval, fires[1], until) is None
 
 
-def wall_matcher(expression: str) -> Callable[[datetime], bool]:
-    """An independent reading of a 5-field expression (via croniter.expand) as sets."""
-    expanded, _ = croniter.expand(expression)
-
-    def allowed(index: int, value: int) -> bool:
-        return expanded[index] == ["*"] or value in expanded[index]
-
-    restricted_days = expanded[2] != ["*"] and expanded[4] != ["*"]
-
-    def matches(wall: datetime) -> bool:
-        day = allowed(2, wall.day)
-        weekday = allowed(4, wall.isoweekday() % 7)
-        return (
-            allowed(0, wall.minute)
-            and allowed(1, wall.hour)
-            and allowed(3, wall.month)
-            and ((day or weekday) if restricted_days else (day and weekday))
-        )
-
-    return matches
-
-
 def oracle(
     expression: str, zone: zoneinfo.ZoneInfo, after: datetime, until: datetime
 ) -> list[datetime]:
     """The documented DST rules applied minute by minute over real time."""
-    matches = wall_matcher(expression)
+    matches = Reading(expression).matches
     wildcard = expression == "@hourly" or expression.split()[1].startswith("*")
     fires: list[datetime] = []
     instant = after.replace(second=0, microsecond=0) + timedelta(minutes=1)

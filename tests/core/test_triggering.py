@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 
 from recluster.api.clustering import ExecutionConfig
-from recluster.api.trigger import ClusterTriggerSpec, ClusterTriggerStatus
+from recluster.api.trigger import ClusterTriggerSpec, ClusterTriggerStatus, HistoryEntry
 from recluster.core.jobs import JobObservation, execution_id, job_name
 from recluster.core.triggering import (
     Decision,
     Observation,
     TriggerRef,
+    creation_refused,
     describe_schedule,
     invalid_spec,
     reconcile,
@@ -162,10 +163,21 @@ def test_success_and_failure_are_counted() -> None:
     st = sim.status
     assert st.consecutive_failures == 0 and st.execution_count == 2
     assert st.last_execution_status == "succeeded"
-    entry = st.history[0]  # type: ignore[index]
-    assert (entry.job_id, entry.status, entry.execution_time_ms) == (second, "succeeded", 1234)
-    assert (entry.num_clusters, entry.num_documents) == (3, 500)
-    assert st.history[1].status == "failed"  # type: ignore[index]
+    assert st.history == [
+        HistoryEntry(job_id=second, triggered_at=at(10, 10), scheduled_at=at(10, 10),
+                     finished_at=at(10, 10, 5), status="succeeded", reason="schedule",
+                     execution_time_ms=1234, num_clusters=3, num_documents=500),
+        # no execution_time_ms in the summary: from the Job's creation to its end
+        HistoryEntry(job_id=first, triggered_at=at(10, 5), scheduled_at=at(10, 5),
+                     finished_at=at(10, 5, 5), status="failed", reason="schedule",
+                     execution_time_ms=5000, error="collection 'col_abc123' not found"),
+    ]  # fmt: skip
+    assert [e.message for e in failed.events] == [
+        f"Job {first} failed: collection 'col_abc123' not found"
+    ]
+    assert [(e.type, e.message) for e in ok.events] == [
+        ("Normal", f"Job {second} succeeded: 3 clusters over 500 documents in 1234 ms")
+    ]
 
 
 def test_max_consecutive_failures_stops_until_the_spec_changes() -> None:
@@ -184,7 +196,9 @@ def test_max_consecutive_failures_stops_until_the_spec_changes() -> None:
     sim.edit(spec(max_consecutive_failures=2, schedule={"cron_expression": "*/10 * * * *"}))
     recovered = sim.step(at(11, 1))
     assert recovered.create == [], "a spec edit must not cause a spurious run"
-    assert "Recovered" in reasons(recovered)
+    assert [(e.type, e.message) for e in recovered.events if e.reason == "Recovered"] == [
+        ("Normal", "the spec changed: firing resumes")
+    ]
     st = sim.status
     assert st.status == "active" and st.consecutive_failures == 0
     assert st.next_scheduled_at == at(11, 10)
@@ -251,8 +265,14 @@ def test_forbid_skips_and_records_while_a_job_runs() -> None:
     assert decision.create == [] and reasons(decision) == ["SkippedConcurrent"]
     st = sim.status
     assert st.execution_count == 1 and st.next_scheduled_at == at(10, 15)
-    skipped = st.history[0]  # type: ignore[index]
-    assert skipped.status == "skipped" and running in (skipped.error or "")
+    assert st.history[0] == HistoryEntry(  # type: ignore[index]
+        job_id=None, triggered_at=at(10, 10), scheduled_at=at(10, 10), finished_at=at(10, 10),
+        status="skipped", reason="schedule",
+        error=f"Job {running} was still running (concurrency_policy Forbid)",
+    )  # fmt: skip
+    assert decision.events[0].message == (
+        f"skipped a schedule firing: Job {running} is still running"
+    )
     assert sim.jobs[running].phase == "running"
 
 
@@ -261,11 +281,20 @@ def test_replace_deletes_the_running_job_and_starts_anew() -> None:
     sim.step()
     old = sim.step(at(10, 5)).create[0].name
     decision = sim.step(at(10, 10))
-    assert [d.name for d in decision.delete] == [old]
-    assert len(decision.create) == 1
-    statuses = {e.job_id: e.status for e in sim.status.history or []}
-    assert statuses[old] == "cancelled" and statuses[decision.create[0].name] == "running"
-    assert sim.status.consecutive_failures == 0
+    assert [(d.name, d.reason) for d in decision.delete] == [(old, "replaced by a newer firing")]
+    [new] = decision.create
+    assert sim.status.history == [
+        HistoryEntry(job_id=new.name, triggered_at=at(10, 10), scheduled_at=at(10, 10),
+                     status="running", reason="schedule"),
+        HistoryEntry(job_id=old, triggered_at=at(10, 5), scheduled_at=at(10, 5),
+                     finished_at=at(10, 10), status="cancelled", reason="schedule",
+                     error="replaced by a newer firing"),
+    ]  # fmt: skip
+    assert sim.status.consecutive_failures == 0 and sim.status.execution_count == 2
+    assert [(e.reason, e.message) for e in decision.events] == [
+        ("Cancelled", f"Job {old}: replaced by a newer firing"),
+        ("Triggered", f"schedule firing: created Job {new.name}"),
+    ]
 
 
 def test_pause_shows_next_and_resume_does_not_replay() -> None:
@@ -290,6 +319,7 @@ def test_disabled_shows_no_next_and_never_fires() -> None:
     assert sim.step(at(11, 0)).create == []
     ready = sim.status.conditions[0]  # type: ignore[index]
     assert (ready.type, ready.status, ready.reason) == ("Ready", "True", "Disabled")
+    assert ready.message == "spec.status is disabled: nothing fires or counts"
 
 
 def test_manual_execution_fires_once_per_annotation_value() -> None:
@@ -316,7 +346,39 @@ def test_manual_execution_works_when_paused_not_when_disabled() -> None:
     sim.annotation = "1"
     decision = sim.step(at(10, 1))
     assert decision.create == [] and reasons(decision) == ["ManualExecutionRefused"]
+    assert (decision.events[0].type, decision.events[0].message) == (
+        "Warning", "trigger is disabled",
+    )  # fmt: skip
     assert sim.status.last_manual_execution == "1"
+    assert sim.step(at(10, 2)).events == [], "the same value is refused once"
+
+
+def test_a_failed_spec_status_never_fires_and_says_so() -> None:
+    """status 'failed' written by a user (or kept by a tool) holds the trigger."""
+    sim = Sim(spec(status="failed"))
+    decision = sim.step()
+    st = sim.status
+    assert st.status == "failed" and st.next_scheduled_at is None and decision.create == []
+    ready = st.conditions[0]  # type: ignore[index]
+    assert (ready.status, ready.reason, ready.message) == (
+        "False", "Failed", "spec.status is failed: nothing fires",
+    )  # fmt: skip
+    assert [(e.type, e.reason) for e in decision.events] == [("Warning", "Failed")]
+    assert sim.step(at(11, 0)).create == []
+    # editing the spec does not recover a status the user set to failed
+    sim.edit(spec(status="failed", description="still failed"))
+    assert "Recovered" not in reasons(sim.step(at(11, 1)))
+
+
+def test_a_paused_trigger_at_its_failure_limit_is_failed_too() -> None:
+    sim = Sim(spec(max_consecutive_failures=1, status="paused"))
+    sim.step()
+    sim.annotation = "run-it"  # manual runs work while paused
+    sim.finish(sim.step(at(10, 1)).create[0].name, ok=False)
+    sim.step(at(10, 2))
+    assert sim.status.status == "failed" and sim.status.consecutive_failures == 1
+    ready = sim.status.conditions[0]  # type: ignore[index]
+    assert ready.reason == "MaxConsecutiveFailures"
 
 
 @pytest.mark.parametrize(
@@ -429,6 +491,11 @@ def test_event_counting_when_paused_and_disabled() -> None:
     disabled.step(document_count=500)
     assert disabled.status.event_counter == 0
     assert disabled.status.observed_document_count == 500, "re-enabling does not count the past"
+    # failed keeps counting (the edit that recovers it fires on what came meanwhile)
+    failed = Sim(spec("event", status="failed"))
+    failed.step(document_count=0)
+    decision = failed.step(document_count=500)
+    assert failed.status.event_counter == 500 and decision.create == []
 
 
 def test_deletions_count_for_documents_deleted() -> None:
@@ -481,6 +548,25 @@ def test_invalid_spec_is_reported_once_and_never_fires() -> None:
     assert decision.create == [] and decision.status.observedGeneration == 3
     again = invalid_spec(ref, decision.status, "spec.trigger_type: Field required", T0)
     assert again.events == [] and again.status == decision.status
+
+
+def test_a_refused_job_holds_the_status_with_the_apiservers_words() -> None:
+    ref = TriggerRef("t", "default", "uid-1", 2, T0)
+    before = ClusterTriggerStatus(execution_count=4, next_scheduled_at=T0)
+    decision = creation_refused(ref, before, "t-abc", "exceeded quota: jobs=10", T0)
+    st = decision.status
+    assert decision.create == [] and st.execution_count == 4 and st.next_scheduled_at == T0
+    ready = st.conditions[0]  # type: ignore[index]
+    assert (ready.type, ready.status, ready.reason) == ("Ready", "False", "FailedCreate")
+    assert ready.message == "Job t-abc was refused: exceeded quota: jobs=10"
+    assert (st.namespace_id, st.internal_id, st.observedGeneration) == ("default", "uid-1", 2)
+    assert st.updated_at == T0 and before.conditions is None, "the input is not changed"
+    assert [(e.type, e.reason, e.message) for e in decision.events] == [
+        ("Warning", "FailedCreate", "Job t-abc was refused: exceeded quota: jobs=10")
+    ]
+    later = T0 + timedelta(seconds=30)
+    again = creation_refused(ref, st, "t-abc", "exceeded quota: jobs=10", later)
+    assert again.events == [] and again.status == st, "one Event for one refusal"
 
 
 def test_start_immediately_waits_for_a_missing_definition() -> None:

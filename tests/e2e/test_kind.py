@@ -180,6 +180,13 @@ def cluster() -> Iterator[Cluster]:
             subprocess.run(["kind", "delete", "cluster", "--name", CLUSTER], check=False)
 
 
+COUNT_PREBUILT_KERNELS = """
+import glob, os
+seed = os.environ["RECLUSTER_NUMBA_CACHE_SEED"]
+print(len(glob.glob(os.path.join(seed, "**", "*.nbi"), recursive=True)))
+"""
+
+
 @pytest.fixture(scope="module")
 def installed(cluster: Cluster) -> Cluster:
     """The image loaded, the chart installed and ready, the sample collections loaded."""
@@ -289,8 +296,7 @@ def test_examples_execute_and_write_results(installed: Cluster) -> None:
         assert {"assignments.parquet", "clusters.parquet", "summary.json"} <= set(result["files"])
         assert result["summary"]["num_clusters"] >= 1, (name, result["summary"])
 
-    # Jobs ran as the operator built them, and the image's prebuilt numba
-    # kernels were used (HDBSCAN without them compiles for 20-60 s)
+    # Jobs ran as the operator built them
     jobs = installed.json("get", "jobs", "-n", NAMESPACE, "-l", "recluster.io/trigger")["items"]
     assert jobs
     for job in jobs:
@@ -300,9 +306,10 @@ def test_examples_execute_and_write_results(installed: Cluster) -> None:
         # the chart's defaults: a deadline, and the operator's node (the store is ReadWriteOnce)
         assert job["spec"]["activeDeadlineSeconds"] == 21600
         assert "podAffinity" in job["spec"]["template"]["spec"]["affinity"]
-    hdbscan = [
-        h
-        for h in triggers["every-6-hours"]["history"]
-        if h.get("status") == "succeeded" and h.get("execution_time_ms") is not None
-    ]
-    assert hdbscan and hdbscan[0]["execution_time_ms"] < 15_000, hdbscan[:1]
+    # the kernels are in the image (a timing claim about them is a benchmark:
+    # docs/benchmarks.md, never an assertion here)
+    kernels = installed.kubectl_(
+        "exec", "-n", NAMESPACE, f"deployment/{OPERATOR}", "-c", "operator", "--",
+        "python", "-c", COUNT_PREBUILT_KERNELS,
+    )  # fmt: skip
+    assert int(kernels.stdout.strip()) >= 1, kernels.stdout

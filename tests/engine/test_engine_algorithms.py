@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from sklearn.metrics import adjusted_rand_score  # type: ignore[import-untyped]
 
@@ -81,18 +82,39 @@ def test_density_methods_label_outliers_as_noise(
     check_invariants(result, rows)
 
 
-def test_hdbscan_leaf_selection_and_epsilon(blobs: Blobs) -> None:
-    rows, truth = blobs
-    leaf = cluster(
-        rows,
-        ClusteringConfig(algorithm="hdbscan", min_cluster_size=10, cluster_selection_method="leaf"),
+def two_pairs_of_blobs() -> Blobs:
+    """Four tight blobs in two pairs: 3 apart within a pair, 40 between the pairs."""
+    rng = np.random.default_rng(0)
+    centres = np.zeros((4, 8))
+    centres[:, 0] = [0, 3, 40, 43]
+    truth = np.arange(400) % 4
+    rows = centres[truth] + rng.normal(scale=0.4, size=(400, 8))
+    return np.ascontiguousarray(rows, dtype=np.float32), truth
+
+
+def blobs_per_cluster(result: ClusteringResult, truth: npt.NDArray[np.int64]) -> list[list[int]]:
+    """For each found cluster, the true blobs its rows come from (noise left out)."""
+    return sorted(
+        sorted({int(t) for t in truth[result.labels == c]}) for c in range(result.num_clusters)
     )
-    assert leaf.num_clusters >= 4  # leaves refine, never merge, the blobs
-    merged = cluster(
-        rows,
-        ClusteringConfig(algorithm="hdbscan", min_cluster_size=10, cluster_selection_epsilon=50.0),
-    )
-    assert merged.num_clusters < 4 or adjusted_rand_score(truth, merged.labels) < 1.0
+
+
+def test_hdbscan_leaf_selection_and_epsilon() -> None:
+    rows, truth = two_pairs_of_blobs()
+    hdbscan: dict[str, Any] = {"algorithm": "hdbscan", "min_cluster_size": 10}
+    # excess of mass keeps the pairs (the more persistent clusters) ...
+    eom = cluster(rows, ClusteringConfig.model_validate(hdbscan))
+    assert blobs_per_cluster(eom, truth) == [[0, 1], [2, 3]]
+    # ... leaf selection refines them into the four blobs, never mixing two
+    leaf_config = {**hdbscan, "cluster_selection_method": "leaf"}
+    leaf = cluster(rows, ClusteringConfig.model_validate(leaf_config))
+    assert blobs_per_cluster(leaf, truth) == [[0], [1], [2], [3]]
+    # an epsilon above the gap within a pair (3) and below the one between pairs (40)
+    # merges the leaves of each pair again
+    merged_config = {**leaf_config, "cluster_selection_epsilon": 10.0}
+    merged = cluster(rows, ClusteringConfig.model_validate(merged_config))
+    assert blobs_per_cluster(merged, truth) == [[0, 1], [2, 3]]
+    assert merged.noise_fraction == 0.0
 
 
 def test_hdbscan_high_dimensional_data_matches_truth() -> None:
@@ -137,21 +159,19 @@ def test_kmeans_seed_changes_sample_and_init_but_not_clear_structure(blobs: Blob
         assert adjusted_rand_score(truth, result.labels) == pytest.approx(1.0)
 
 
-def test_kmeans_with_subsampling_beats_or_matches_sklearn() -> None:
-    """Above the sample size, k-means fits on a sample then assigns every row."""
-    from sklearn.cluster import KMeans  # type: ignore[import-untyped]
+def test_kmeans_with_subsampling_finds_every_blob() -> None:
+    """Above the sample size, k-means fits on a sample then assigns every row.
 
+    Against scikit-learn's KMeans (speed and ARI, same run): benchmarks/bench_engine.py.
+    """
     rows, truth = make_blobs(n=30_000, k=30, d=16, std=1.0, box=6.0, seed=11)
-    ours, theirs = [], []
-    for seed in (0, 1, 2):  # both can land in a local optimum: compare on average
+    for seed in (0, 1, 2):
         result = cluster(
             rows, ClusteringConfig(algorithm="kmeans", n_clusters=30, random_state=seed)
         )
-        ours.append(adjusted_rand_score(truth, result.labels))
-        reference = KMeans(n_clusters=30, random_state=seed).fit_predict(rows)
-        theirs.append(adjusted_rand_score(truth, reference))
-    assert np.mean(ours) >= np.mean(theirs) - 0.01
-    check_invariants(result, rows)
+        assert result.num_clusters == 30 and (result.labels != NOISE).all()
+        assert adjusted_rand_score(truth, result.labels) > 0.99, seed
+        check_invariants(result, rows)
 
 
 def test_normalize_clusters_directions_but_centroids_stay_raw() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from sklearn.metrics import silhouette_score  # type: ignore[import-untyped]
 
@@ -44,14 +45,25 @@ def test_noise_is_excluded(blobs: Blobs) -> None:
     assert silhouette(noisy_rows, noisy_labels) == pytest.approx(silhouette(rows, labels))
 
 
-def test_sample_is_bounded_and_seeded() -> None:
+def test_sample_is_bounded_and_seeded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import recluster.engine.quality as quality
+
     rows, truth = make_blobs(n=4_000, k=4, d=6, std=2.0)
     labels = truth.astype(np.int32)
+    measured: list[int] = []
+
+    def counting(sample: npt.NDArray[np.float32], dense: npt.NDArray[np.intp]) -> float:
+        measured.append(sample.shape[0])
+        return silhouette_exact(sample, dense)
+
+    monkeypatch.setattr(quality, "silhouette_exact", counting)
     a = silhouette(rows, labels, max_rows=500, random_state=1)
     b = silhouette(rows, labels, max_rows=500, random_state=1)
     full = silhouette(rows, labels, max_rows=10_000)
+    assert measured == [500, 500, 4_000], "the O(n²) score ran on the bounded sample"
     assert a == b
     assert a is not None and full is not None and a == pytest.approx(full, abs=0.03)
+    assert silhouette(rows, labels, max_rows=500, random_state=2) != a  # the seed picks it
 
 
 def test_undefined_cases_return_none() -> None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
 
+import numpy as np
+import pytest
+
+from recluster.api.clustering import ClusteringConfig
 from recluster.engine.result import ClusteringResult, cluster_means, compact_labels
 
 
@@ -56,10 +60,28 @@ def test_numba_kernels_are_cached_so_warmup_can_prebuild_them() -> None:
     ours = (lloyd_kernels.nearest_and_sum_into, lloyd_kernels.nearest_distance_into)
     for kernel in (precomputed._core_distances_csr, core_graph.boruvka_mst, *ours):
         assert not isinstance(kernel._cache, NullCache), kernel
-    assert warmup.warmup()["hdbscan_epsilon"] >= 0
+    warmup.warmup()
     # What warmup compiled is what a large k-means uses: nothing new to compile in a Job.
     compiled = [list(kernel.signatures) for kernel in ours]
     assert all(len(signatures) == 1 for signatures in compiled)
     rows = np.random.default_rng(0).standard_normal((30_000, 200), dtype=np.float32)
     kmeans(rows, 20)
     assert [list(kernel.signatures) for kernel in ours] == compiled
+
+
+def test_warmup_runs_the_numba_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The path warmup exists for: hdbscan with cluster_selection_epsilon > 0."""
+    from recluster.engine import warmup
+
+    configs: list[ClusteringConfig] = []
+    real = warmup.cluster
+
+    def spy(matrix: Any, config: ClusteringConfig) -> Any:
+        configs.append(config)
+        return real(matrix, config)
+
+    monkeypatch.setattr(warmup, "cluster", spy)
+    seconds = warmup.warmup()
+    assert list(seconds) == ["hdbscan_epsilon", "kmeans_parallel"]
+    [config] = configs
+    assert config.algorithm == "hdbscan" and (config.cluster_selection_epsilon or 0) > 0

@@ -13,7 +13,8 @@ import asyncio
 import json
 import socket
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -248,6 +249,17 @@ def exchange(url: str, data: bytes, sock: socket.socket | None = None) -> bytes:
         while chunk := sock.recv(65536):
             answer += chunk
         return answer
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], timeout: float = 30.0, what: str = "a condition"
+) -> None:
+    """Await check() until it is true (async checks, e.g. an HTTP call to the gateway app)."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.05)
 
 
 def fields(response: httpx.Response) -> set[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +20,7 @@ from gateway_support import (
     VERSION,
     Gateway,
     body,
+    eventually,
     fields,
 )
 
@@ -186,13 +188,15 @@ async def test_the_seed_curl_example_is_refused_naming_the_fields(g: Gateway) ->
 async def test_create_refuses_what_the_seed_refuses(g: Gateway) -> None:
     cases: list[tuple[dict[str, Any], str, str]] = [
         ({**body(), "concurrency_policy": "Replace"}, "concurrency_policy", "unknown field"),
-        ({**body(), "trigger_type": "weekly"}, "trigger_type", ""),
+        ({**body(), "trigger_type": "weekly"}, "trigger_type",
+         "Input should be 'cron', 'interval', 'event' or 'conditional'"),
         (body(schedule_config={"cron_expression": "0 2 * *", "timezone": "UTC"}),
          "schedule_config.cron_expression", "invalid cron expression"),
         (body(schedule_config={"cron_expression": "0 2 * * *", "timezone": "Mars/Base"}),
          "schedule_config.timezone", "unknown time zone"),
         (body(trigger_type="interval", schedule_config={"interval_seconds": 0,
-              "start_immediately": True}), "schedule_config.interval_seconds", ""),
+              "start_immediately": True}), "schedule_config.interval_seconds",
+         "greater than or equal to 10"),
         ({k: v for k, v in body().items() if k != "execution_config"}, "execution_config",
          "one of cluster_id or execution_config is required"),
         (body(description="x" * 2049), "description", "2048"),
@@ -200,7 +204,7 @@ async def test_create_refuses_what_the_seed_refuses(g: Gateway) -> None:
          "execution_config.collection_ids", "100"),
         (body(execution_config={"collection_ids": ["a"], "config": {"algorithm": "kmeans",
               "n_clusters": 3, "eps": 0.5}}), "execution_config.config.eps", "not a parameter"),
-        (body(status="sleeping"), "status", ""),
+        (body(status="sleeping"), "status", "Input should be 'active', 'paused', 'disabled'"),
     ]  # fmt: skip
     for payload, field, message in cases:
         response = await g.http.post(TRIGGERS, json=payload, headers=g.headers())
@@ -309,14 +313,10 @@ async def test_keys_are_kept_fresh_and_never_logged(
         dave = g.add_key("dave", [g.a])
         headers = {"Authorization": f"Bearer {dave}", "X-Namespace": g.a}
 
-        async def status() -> int:
-            return (await g.http.get(TRIGGERS, headers=headers)).status_code
+        async def status(expected: int) -> bool:
+            return (await g.http.get(TRIGGERS, headers=headers)).status_code == expected
 
-        for _ in range(100):
-            if await status() == 200:
-                break
-            await asyncio.sleep(0.02)
-        assert await status() == 200
+        await eventually(lambda: status(200), what="the new key to be accepted")
         # A Secret that is no key is skipped (and named in the log), the others still work.
         broken = kube.namespace_name("broken")
         g.cluster.create(
@@ -328,11 +328,7 @@ async def test_keys_are_kept_fresh_and_never_logged(
         )  # fmt: skip
         g.secrets.append(broken)
         g.remove_key("dave")
-        for _ in range(100):
-            if await status() == 401:
-                break
-            await asyncio.sleep(0.02)
-        assert await status() == 401
+        await eventually(lambda: status(401), what="the removed key to be refused")
         assert (await g.http.get(TRIGGERS, headers=g.headers())).status_code == 200
         assert broken in caplog.text
         logged = caplog.text + "".join(str(r.args) for r in caplog.records)
@@ -603,8 +599,21 @@ async def test_executions_are_paged_and_filtered(g: Gateway) -> None:
     assert fields(await g.http.get(url, params={"limit": 101}, headers=g.headers())) == {"limit"}
 
 
+@pytest.mark.timeout(150)
 async def test_delete(g: Gateway) -> None:
-    name = (await g.create(body()))["trigger_id"]
+    created = await g.create(body())
+    name = created["trigger_id"]
+    # A Job of the trigger, as the operator makes them (suspended: no pod runs).
+    owner = g.stored(name)["metadata"]
+    job = g.cluster.create("batch", "v1", "jobs", {
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": f"{name}-1", "ownerReferences": [{
+            "apiVersion": f"{GROUP}/{VERSION}", "kind": "ClusterTrigger",
+            "name": name, "uid": owner["uid"], "controller": True,
+        }]},
+        "spec": {"suspend": True, "template": {"spec": {"restartPolicy": "Never",
+                 "containers": [{"name": "c", "image": "busybox"}]}}},
+    }, g.a)  # fmt: skip
     response = await g.http.delete(f"{TRIGGERS}/{name}", headers=g.headers())
     assert response.status_code == 204
     assert response.content == b""
@@ -621,9 +630,15 @@ async def test_delete(g: Gateway) -> None:
     assert g.stored(other)["metadata"].get("deletionTimestamp")
     assert (await g.http.get(f"{TRIGGERS}/{other}", headers=g.headers())).status_code == 404
     assert (await g.http.get(TRIGGERS, headers=g.headers())).json()["total"] == 0
-    # The gateway asked for background propagation (the Jobs go with the trigger).
     deletes = [r for r in g.gateway_requests() if r.verb == "delete"]
     assert len(deletes) == 2
+    # Background propagation: the garbage collector takes the Jobs with the trigger
+    # (Orphan would leave this one behind without its owner).
+    job_name = job["metadata"]["name"]
+    await g.cluster.wait_for(
+        lambda: g.cluster.get("batch", "v1", "jobs", job_name, g.a) is None,
+        timeout=90, what="the trigger's Job to be collected",
+    )  # fmt: skip
 
 
 async def test_concurrent_patches_lose_no_update(g: Gateway) -> None:
@@ -708,10 +723,23 @@ async def test_bodies_over_one_mebibyte_are_413(g: Gateway) -> None:
 
     response = await g.http.post(TRIGGERS, content=chunks(), headers=g.headers())
     assert response.status_code == 413
-    # Just under the limit is parsed (and refused for its content, not its size).
-    padded = body("x" * 100)
-    response = await g.http.post(TRIGGERS, json=padded, headers=g.headers())
-    assert response.status_code == 201
+    # The boundary: a valid body padded (JSON whitespace) to exactly 1 MiB is read
+    # and created; one byte more is refused, declared or streamed.
+    valid = json.dumps(body()).encode()
+    exactly = valid + b" " * ((1 << 20) - len(valid))
+    headers = {**g.headers(), "Content-Type": "application/json"}
+    response = await g.http.post(TRIGGERS, content=exactly, headers=headers)
+    assert len(exactly) == 1 << 20 and response.status_code == 201, response.text
+
+    async def streamed(data: bytes) -> Any:
+        for start in range(0, len(data), 65536):
+            yield data[start : start + 65536]
+
+    for over in (exactly + b" ", streamed(exactly + b" ")):
+        response = await g.http.post(TRIGGERS, content=over, headers=headers)
+        assert response.status_code == 413
+    response = await g.http.post(TRIGGERS, content=streamed(exactly), headers=headers)
+    assert response.status_code == 201, response.text
 
 
 async def test_the_gateway_needs_only_these_permissions(g: Gateway) -> None:

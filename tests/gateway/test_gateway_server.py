@@ -53,7 +53,7 @@ def test_serve_gateway_over_http(kube: LocalKube) -> None:
         )
         assert declared.status_code == 413
         assert http.get("/docs").status_code == 200
-        assert http.get("/openapi.json").json()["info"]["title"]
+        assert http.get("/openapi.json").json()["info"]["title"] == "Recluster Cluster Trigger API"
     # __exit__ stopped uvicorn: nothing listens any more.
     with pytest.raises(httpx.ConnectError):
         httpx.get(served.url + "/healthz", timeout=2)

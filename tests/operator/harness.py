@@ -112,7 +112,9 @@ class Harness:
         self.ray = ray or RaySettings()
         """Watch only the harness's namespace (the chart's watchNamespaces), not the cluster."""
         self.cluster = kube.cluster
-        self.metrics = metrics
+        self.metrics = metrics or Metrics()
+        """Always ours: reconciled() reads its recluster_reconciles_total."""
+        self.nudges = 0
         self.store_uri = store_uri
         self.event_poll_seconds = event_poll_seconds
         self.clock = Clock(start or datetime(2026, 11, 28, 10, 0, 30, tzinfo=UTC))
@@ -232,9 +234,37 @@ class Harness:
     async def until(self, check: Callable[[], T], timeout: float = 30.0, what: str = "") -> T:
         return await self.cluster.wait_for(check, timeout, what=what or "a condition")
 
-    async def settle(self, seconds: float = 0.3) -> None:
-        """Give the operator time to act (used before asserting that nothing happened)."""
-        await asyncio.sleep(seconds)
+    def counted(self, metric: str, name: str) -> float:
+        """The operator's counter `metric` for a trigger (0 before its first increment)."""
+        labels = {"namespace": self.namespace, "trigger": name}
+        return self.metrics.registry.get_sample_value(metric, labels) or 0.0
+
+    def reconciles(self, name: str) -> float:
+        """Reconciles of a trigger that ran to the end (recluster_reconciles_total)."""
+        return self.counted("recluster_reconciles_total", name)
+
+    def reconcile_errors(self, name: str) -> float:
+        """Reconciles of a trigger that failed and will be retried."""
+        return self.counted("recluster_reconcile_errors_total", name)
+
+    async def reconciled(self, name: str) -> None:
+        """Wait for a whole reconcile of `name` that began after this call.
+
+        The positive event before asserting that nothing happened: that reconcile
+        read the clock as the test has set it and saw every earlier change, and
+        whatever it decided (Jobs, status, Events) is written when this returns.
+        An annotation nudges the trigger (one with nothing scheduled is otherwise
+        not looked at again); reconciles of a trigger never overlap, so after a
+        first one ends, the next one to end began after this call.
+        """
+        for _ in range(2):
+            before = self.reconciles(name)
+            self.nudges += 1
+            self.annotate(name, "test.recluster.io/nudge", str(self.nudges))
+            await self.until(
+                lambda seen=before: self.reconciles(name) > seen,
+                what=f"the operator to reconcile {name}",
+            )
 
     # -- writing -----------------------------------------------------------------------
 

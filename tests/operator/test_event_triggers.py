@@ -87,7 +87,7 @@ async def test_documents_written_fire_at_the_threshold_and_not_before(
         await h.until(lambda: h.status(name).get("observed_document_count") == 500)
         await asyncio.to_thread(append, store_uri, h.namespace, 60, 1000, 2)
         await h.until(lambda: h.status(name).get("event_counter") == 60)
-        await h.settle(0.5)
+        await h.reconciled(name)
         assert h.jobs(name) == [], "60 of 100 documents: not yet"
         await asyncio.to_thread(append, store_uri, h.namespace, 40, 2000, 3)
         [job] = await h.until(lambda: h.jobs(name), what="the firing at 100 documents")
@@ -161,7 +161,7 @@ async def test_pushed_events_fire_and_survive_an_operator_restart(kube: LocalKub
         assert st["event_counter"] == 0
 
 
-async def test_concurrent_pushes_are_grouped_and_none_is_lost(kube: LocalKube) -> None:
+async def test_concurrent_pushes_lose_none(kube: LocalKube) -> None:
     async with Harness(kube) as h, Pusher(h) as pusher:
         await h.create(event_trigger("busy", threshold=100_000))
         await asyncio.gather(*(pusher.push(1, f"k{i}") for i in range(200)))
@@ -169,8 +169,8 @@ async def test_concurrent_pushes_are_grouped_and_none_is_lost(kube: LocalKube) -
             lambda: h.status("busy").get("event_counter") == 200 and h.status("busy")
         )
         assert len(st["recent_event_keys"]) == 200
-        writes = pusher.app.state.events.writes
-        assert writes < 100, f"{writes} status writes for 200 events: not grouped"
+        # how few writes carry them (grouping) is a benchmark: benchmarks/bench_events.py
+        # counts the status patches per event in the apiserver's audit log
 
 
 def write_baseline_run(uri: str, namespace: str) -> None:
@@ -225,13 +225,14 @@ async def test_conditional_fires_on_drift_and_not_on_a_stable_collection(
             lambda: h.status("drift").get("last_condition_check_at") and h.status("drift")
         )
         measured = st["last_drift_measurement"]
-        await h.settle(0.3)
+        await h.reconciled("drift")
         jobs = h.jobs("drift")
         if drifted:
             assert measured > 0.3
             assert len(jobs) == 1
             assert jobs[0]["metadata"]["annotations"]["recluster.io/reason"] == "condition"
-            assert await h.until(lambda: h.events("ConditionMet"))
+            [met] = await h.until(lambda: h.events("ConditionMet"))
+            assert met["message"].startswith(f"cosine_drift = {measured:.4g} > 0.3"), met
         else:
             assert measured < 0.1
             assert jobs == []

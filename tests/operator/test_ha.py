@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from harness import IMAGE, Clock, trigger
@@ -14,6 +13,7 @@ from harness import IMAGE, Clock, trigger
 import audit_registry
 from kube_support import OPERATOR_ACCOUNT, RELEASE_NAMESPACE, LocalKube
 from recluster.controller.leader import LeaderElection
+from recluster.controller.metrics import Metrics
 from recluster.controller.runtime import run_operator
 from recluster.controller.settings import Settings
 from recluster.core.lease import LeaseTiming
@@ -26,12 +26,23 @@ TIMING = LeaseTiming(duration=1.0, renew=0.2, retry=0.1)
 class Replica:
     """One operator process: its own thread and event loop."""
 
-    def __init__(self, kube: LocalKube, lease: str, clock: Clock, identity: str) -> None:
+    def __init__(
+        self,
+        kube: LocalKube,
+        lease: str,
+        clock: Clock,
+        identity: str,
+        waits_frozen: bool = False,
+    ) -> None:
         self.identity = identity
         self.info = kube.connection(OPERATOR_ACCOUNT)
         # the chart lets the operator hold Leases in its own (release) namespace only
         self.election = LeaderElection(RELEASE_NAMESPACE, lease, identity, TIMING)
+        if waits_frozen:  # its Lease clock stands still until it leads
+            frozen = datetime.now(UTC)
+            self.election.clock = lambda: datetime.now(UTC) if self.election.leading else frozen
         self.settings = Settings(image=IMAGE, max_sleep=0.05, retry_delay=0.05, clock=clock)
+        self.metrics = Metrics()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stop: asyncio.Event | None = None
         self.main: asyncio.Task[None] | None = None
@@ -46,8 +57,9 @@ class Replica:
             client = KubeClient(self.info, f"recluster-operator/{self.identity}", keep_alive=False)
             try:
                 await run_operator(
-                    self.settings, client, stop_flag=self.stop, election=self.election
-                )
+                    self.settings, client, stop_flag=self.stop, election=self.election,
+                    metrics=self.metrics,
+                )  # fmt: skip
             finally:
                 await client.close()
 
@@ -70,8 +82,16 @@ class Replica:
         await asyncio.to_thread(self.thread.join, 20)
         assert not self.thread.is_alive()
 
+    def reconciles(self, namespace: str, name: str) -> float:
+        labels = {"namespace": namespace, "trigger": name}
+        return self.metrics.registry.get_sample_value("recluster_reconciles_total", labels) or 0
 
-async def until(check, timeout: float = 10.0):  # type: ignore[no-untyped-def]
+
+def lease_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+async def until(check, timeout: float = 30.0):  # type: ignore[no-untyped-def]
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:
@@ -121,10 +141,24 @@ async def test_one_leader_acts_and_the_standby_takes_over(kube: LocalKube) -> No
                 if r.resource == "jobs" and r.verb == "create" and r.namespace == namespace
             }
 
+        def lease_spec() -> dict:
+            body = cluster.get("coordination.k8s.io", "v1", "leases", lease, RELEASE_NAMESPACE)
+            return dict((body or {}).get("spec") or {})
+
+        def lease_reads(identity: str) -> int:
+            kube.sync_audit()
+            agent = f"recluster-operator/{identity}"
+            return sum(
+                1 for r in kube.audit.entries(audit_start)
+                if r.resource == "leases" and r.name == lease and r.user_agent.startswith(agent)
+            )  # fmt: skip
+
         a = Replica(kube, lease, clock, "a")
         await until(lambda: a.election.leading)
-        b = Replica(kube, lease, clock, "b")
-        await asyncio.sleep(0.5)
+        # b's Lease clock stands still while it waits: a's Lease never looks expired to
+        # it, so only a's release can let it in (no timing in the takeover below)
+        b = Replica(kube, lease, clock, "b", waits_frozen=True)
+        await until(lambda: lease_reads("b") >= 3)  # b tried, and was refused, three times
         assert a.election.leading and not b.election.leading
 
         cluster.apply(trigger("t"), namespace)
@@ -134,29 +168,33 @@ async def test_one_leader_acts_and_the_standby_takes_over(kube: LocalKube) -> No
         assert creators() == {"recluster-operator/a"}
         await complete_all()
 
-        started = time.monotonic()
         await a.shutdown()  # graceful: releases the Lease
         await until(lambda: b.election.leading)
-        graceful = time.monotonic() - started
-        assert graceful < TIMING.retry + 1.0, f"takeover took {graceful:.2f}s"
+        assert lease_spec()["holderIdentity"] == "b"
 
         clock.set(at(10))
         await until(lambda: len(jobs()) == 2)
-        await asyncio.sleep(0.3)
+        seen = b.reconciles(namespace, "t")  # two more whole reconciles: no second Job
+        await until(lambda: b.reconciles(namespace, "t") >= seen + 2)
         assert len(jobs()) == 2
         assert creators() == {"recluster-operator/a", "recluster-operator/b"}
         await complete_all()
 
         await b.crash()  # killed: the Lease stays until it expires
-        started = time.monotonic()
+        left = lease_spec()
+        assert left["holderIdentity"] == "b"
         c = Replica(kube, lease, clock, "c")
-        await until(lambda: c.election.leading, timeout=10)
-        crashed = time.monotonic() - started
-        assert crashed < TIMING.duration + TIMING.retry + 1.0, f"takeover took {crashed:.2f}s"
+        await until(lambda: c.election.leading)
+        taken = lease_spec()
+        assert taken["holderIdentity"] == "c"
+        # c took it only once b's last renewal had expired (the times the replicas wrote)
+        expiry = lease_time(left["renewTime"]) + timedelta(seconds=left["leaseDurationSeconds"])
+        assert lease_time(taken["acquireTime"]) >= expiry, (left, taken)
 
         clock.set(at(15))
         await until(lambda: len(jobs()) == 3)
-        await asyncio.sleep(0.3)
+        seen = c.reconciles(namespace, "t")
+        await until(lambda: c.reconciles(namespace, "t") >= seen + 2)
         scheduled = sorted(
             j["metadata"]["annotations"]["recluster.io/scheduled-at"] for j in jobs()
         )

@@ -52,7 +52,7 @@ async def test_metrics_after_executions(kube: LocalKube) -> None:
             await h.until(lambda: h.status("t").get("consecutive_failures") == 1)
             h.clock.set(at(15, 0))
             await h.until(lambda: len(h.jobs("t")) >= 2 and h.status("t")["execution_count"] == 3)
-            await h.settle()  # metrics are recorded right after the status write lands
+            await h.reconciled("t")  # metrics are recorded after the status write lands
             samples = await scrape(port)
             namespace = h.namespace
     finally:
@@ -80,11 +80,12 @@ async def test_metrics_after_executions(kube: LocalKube) -> None:
 
 async def test_health_endpoint_answers_on_standby_too() -> None:
     leading = False
-    runner = await serve_health("http://127.0.0.1:18765/healthz", lambda: leading)
+    runner = await serve_health("http://127.0.0.1:0/healthz", lambda: leading)
     try:
+        host, port = runner.addresses[0][:2]  # port 0: an ephemeral one
         async with (
             aiohttp.ClientSession() as session,
-            session.get("http://127.0.0.1:18765/healthz") as response,
+            session.get(f"http://{host}:{port}/healthz") as response,
         ):
             assert response.status == 200
             assert await response.json() == {"status": "ok", "leading": False}

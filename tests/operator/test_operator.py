@@ -66,7 +66,9 @@ async def test_create_fires_a_job_with_the_expected_spec(kube: LocalKube) -> Non
         assert status["next_scheduled_at"] == "2026-11-28T10:10:00Z"
         assert status["namespace_id"] == h.namespace
         assert status["internal_id"] == created["metadata"]["uid"]
-        assert await h.until(lambda: h.events("Triggered"))
+        [event] = await h.until(lambda: h.events("Triggered"))
+        assert event["type"] == "Normal"
+        assert event["message"] == f"schedule firing: created Job {meta['name']}"
 
 
 async def test_outcomes_update_counters_history_and_events(kube: LocalKube) -> None:
@@ -90,7 +92,15 @@ async def test_outcomes_update_counters_history_and_events(kube: LocalKube) -> N
         assert (newest["num_clusters"], newest["num_documents"]) == (3, 500)
         assert newest["execution_time_ms"] == 1234 and newest["status"] == "succeeded"
         assert st["history"][1]["error"] == "collection 'col_abc123' not found"
-        assert await h.until(lambda: h.events("Succeeded") and h.events("Failed"))
+        [succeeded] = await h.until(lambda: h.events("Succeeded"))
+        assert succeeded["message"] == (
+            f"Job {second['metadata']['name']} succeeded: 3 clusters over 500 documents in 1234 ms"
+        )
+        [failed] = await h.until(lambda: h.events("Failed"))
+        assert (failed["type"], failed["message"]) == (
+            "Warning",
+            f"Job {first['metadata']['name']} failed: collection 'col_abc123' not found",
+        )
 
 
 async def test_job_failure_reason_comes_from_the_job_when_the_pod_says_nothing(
@@ -122,16 +132,19 @@ async def test_max_failures_then_a_spec_edit_recovers(kube: LocalKube) -> None:
         ready = st["conditions"][0]
         assert (ready["status"], ready["reason"]) == ("False", "MaxConsecutiveFailures")
         h.clock.set(at(10, 15))
-        await h.settle()
+        await h.reconciled("t")
         assert len(h.jobs("t")) <= 2  # the failed Job may be pruned; none is created
         assert h.status("t")["execution_count"] == 2
         h.patch_spec("t", {"schedule_config": {"cron_expression": "*/10 * * * *"}})
         st = await h.until(lambda: h.status("t").get("status") == "active" and h.status("t"))
         assert st["consecutive_failures"] == 0
         assert st["next_scheduled_at"] == "2026-11-28T10:20:00Z"
-        await h.settle()
+        await h.reconciled("t")
         assert h.status("t")["execution_count"] == 2, "no spurious run after the edit"
-        assert await h.until(lambda: h.events("Recovered"))
+        [recovered] = await h.until(lambda: h.events("Recovered"))
+        assert recovered["message"] == "the spec changed: firing resumes"
+        stopped = {e["message"] for e in h.events("MaxConsecutiveFailures")}
+        assert "2 consecutive failures: the trigger stops firing until its spec changes" in stopped
 
 
 async def test_restart_between_job_creation_and_status_adopts_the_job(kube: LocalKube) -> None:
@@ -150,7 +163,8 @@ async def test_restart_between_job_creation_and_status_adopts_the_job(kube: Loca
         h.clock.set(at(10, 5, 2))
         await h.start_operator(crashing)
         [job] = await h.until(lambda: h.jobs("t"), what="the Job of the first operator")
-        await h.settle()
+        # the status write was tried and refused (a retried reconcile), not merely late
+        await h.until(lambda: h.reconcile_errors("t") >= 1, what="the refused status write")
         assert h.status("t").get("execution_count", 0) == 0, "the status write never happened"
         await h.stop_operator()
         await h.start_operator()
@@ -178,7 +192,7 @@ async def test_downtime_across_three_slots(
         h.clock.set(at(10, 15, 20))  # 10:05, 10:10 and 10:15 pass while the operator is down
         await h.start_operator()
         await h.until(lambda: h.status("t").get("next_scheduled_at") == "2026-11-28T10:20:00Z")
-        await h.settle()
+        await h.reconciled("t")
         jobs = h.jobs("t")
         if expect_job:
             [job] = jobs
@@ -188,7 +202,18 @@ async def test_downtime_across_three_slots(
             assert job["metadata"]["annotations"]["recluster.io/reason"] == "catch_up"
         else:
             assert jobs == []
-        assert await h.until(lambda: h.events("MissedSchedule"))
+        [missed] = await h.until(lambda: h.events("MissedSchedule"))
+        assert missed["type"] == "Warning"
+        if expect_job:  # caught up: the latest of the three runs once
+            assert missed["message"] == (
+                "missed 3 firings while not running; running the latest "
+                "(due at 2026-11-28T10:15:00Z) once"
+            )
+        else:  # 20 s late with a 10 s deadline: none runs
+            assert missed["message"] == (
+                "missed 3 firing(s), the latest due at 2026-11-28T10:15:00Z: 20s late, "
+                "beyond starting_deadline_seconds=10; not run"
+            )
 
 
 @pytest.mark.parametrize("policy", ["Forbid", "Replace"])
@@ -203,7 +228,10 @@ async def test_concurrency_policy_while_a_job_runs(kube: LocalKube, policy: str)
         if policy == "Forbid":
             assert [j["metadata"]["name"] for j in h.jobs("t")] == [first["metadata"]["name"]]
             assert st["execution_count"] == 1 and st["history"][0]["status"] == "skipped"
-            assert await h.until(lambda: h.events("SkippedConcurrent"))
+            [skipped] = await h.until(lambda: h.events("SkippedConcurrent"))
+            assert skipped["message"] == (
+                f"skipped a schedule firing: Job {first['metadata']['name']} is still running"
+            )
         else:
             jobs = await h.until(
                 lambda: (
@@ -229,7 +257,7 @@ async def test_pause_resume_and_disable(kube: LocalKube) -> None:
         assert h.jobs("t") == []
         h.patch_spec("t", {"status": "active"})
         await h.until(lambda: h.status("t").get("status") == "active")
-        await h.settle()
+        await h.reconciled("t")
         assert h.jobs("t") == [], "resume does not replay the paused period"
         h.clock.set(at(10, 25))
         await h.until(lambda: h.jobs("t"))
@@ -237,7 +265,7 @@ async def test_pause_resume_and_disable(kube: LocalKube) -> None:
         st = await h.until(lambda: h.status("t").get("status") == "disabled" and h.status("t"))
         assert "next_scheduled_at" not in st
         h.clock.set(at(11, 0))
-        await h.settle()
+        await h.reconciled("t")
         assert len(h.jobs("t")) == 1
 
 
@@ -250,7 +278,7 @@ async def test_manual_execution_via_annotation(kube: LocalKube) -> None:
         assert job["metadata"]["annotations"]["recluster.io/reason"] == "manual"
         st = await h.until(lambda: h.status("t").get("execution_count") == 1 and h.status("t"))
         assert st["last_manual_execution"] == "2026-11-28T10:01:00Z"
-        await h.settle()
+        await h.reconciled("t")
         assert len(h.jobs("t")) == 1, "the same value fires once"
         await h.finish_job(job, ok=True, summary=SUMMARY)
         await h.until(lambda: h.status("t").get("last_execution_status") == "succeeded")
@@ -266,8 +294,9 @@ async def test_cluster_definition_inheritance_and_absence(kube: LocalKube) -> No
         ready = st["conditions"][0]
         assert (ready["status"], ready["reason"]) == ("False", "ClusterDefinitionNotFound")
         assert "cluster_xyz789" in ready["message"]
-        assert await h.until(lambda: h.events("ClusterDefinitionNotFound"))
-        await h.settle()
+        [missing] = await h.until(lambda: h.events("ClusterDefinitionNotFound"))
+        assert (missing["type"], missing["message"]) == ("Warning", ready["message"])
+        await h.reconciled("t")
         assert h.jobs("t") == []
         h.apply(
             {
@@ -305,9 +334,10 @@ async def test_invalid_schedule_never_fires_and_says_why(kube: LocalKube) -> Non
         ready = st["conditions"][0]
         assert (ready["status"], ready["reason"]) == ("False", "InvalidSchedule")
         assert "unknown time zone 'Mars/Olympus'" in ready["message"]
-        assert await h.until(lambda: h.events("InvalidSchedule"))
+        [invalid] = await h.until(lambda: h.events("InvalidSchedule"))
+        assert (invalid["type"], invalid["message"]) == ("Warning", ready["message"])
         h.clock.set(at(12, 0))
-        await h.settle()
+        await h.reconciled("t")
         assert h.jobs("t") == []
 
 

@@ -11,7 +11,7 @@ import aiohttp.web
 async def serve_health(endpoint: str, leading: Callable[[], bool]) -> aiohttp.web.AppRunner:
     """Serve `GET <path>` (e.g. http://0.0.0.0:8080/healthz): 200 with the leadership state."""
     url = urlparse(endpoint)
-    if url.scheme != "http" or not url.port:
+    if url.scheme != "http" or url.port is None:  # port 0: any free one (runner.addresses)
         raise ValueError(f"health endpoint must look like http://0.0.0.0:8080/healthz: {endpoint}")
 
     async def health(_: aiohttp.web.Request) -> aiohttp.web.Response:

@@ -7,6 +7,7 @@ statuses and results, never ids or error texts.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from datetime import datetime
@@ -100,6 +101,12 @@ class Metrics:
             ["namespace", "trigger"],
             registry=self.registry,
         )
+        self.reconciles = Counter(
+            "recluster_reconciles_total",
+            "Reconciles of each trigger that ran to the end (decision applied, Events posted).",
+            ["namespace", "trigger"],
+            registry=self.registry,
+        )
         self.census = _TriggerCensus()
         self.registry.register(self.census)
 
@@ -116,8 +123,13 @@ class Metrics:
             server.server_close()
 
     def forget(self, namespace: str, name: str) -> None:
+        """A deleted trigger: its census entry and its per-trigger series go (100,000 triggers
+        come and go; their reconcile counters alone would hold 6 MB per 10,000)."""
         with self.census.lock:
             self.census.triggers.pop((namespace, name), None)
+        for counter in (self.reconciles, self.reconcile_errors, self.events):
+            with contextlib.suppress(KeyError):
+                counter.remove(namespace, name)
 
     def observe(
         self,
