@@ -13,7 +13,6 @@ import yaml
 
 from .manifests import load_documents, parse_documents
 from .plugin import CLUSTER_COMMANDS, Target, kube_options
-from .store.factory import DEFAULT_STORE_URI
 from .validation import validate_documents
 
 
@@ -609,8 +608,8 @@ def gateway(host: str, port: int, keys_namespace: str | None, store_uri: str | N
     "--store",
     "store_uri",
     envvar="RECLUSTER_STORE_URI",
-    default=DEFAULT_STORE_URI,
-    show_default=True,
+    default=None,
+    show_default=".recluster/dev/store",
     help="Where the runs' results are (docs/store.md); RECLUSTER_STORE_URI also sets it.",
 )
 @click.option(
@@ -626,7 +625,7 @@ def report(
     target: Target,
     trigger: str,
     run_id: str | None,
-    store_uri: str,
+    store_uri: str | None,
     output: Path | None,
     open_browser: bool,
 ) -> None:
@@ -642,6 +641,7 @@ def report(
     from .kube.sync import KubeApi
     from .report.locate import NoReport, pick_run, report_location
     from .store import StoreError, open_store
+    from .store.factory import DEFAULT_STORE_URI
 
     try:
         namespace = target.resolved_namespace()
@@ -654,7 +654,7 @@ def report(
         finally:
             api.close()
         run = pick_run(obj, run_id)
-        with open_store(store_uri) as store:
+        with open_store(store_uri or DEFAULT_STORE_URI) as store:
             location = report_location(store, namespace, run, output)
     except KubeError as exc:
         reason = (

@@ -18,7 +18,9 @@ def run(code: str) -> str:
 def test_the_operator_imports_neither_the_models_nor_numpy() -> None:
     out = run("""
         import sys
+        import recluster.cli  # what `recluster operator` loads before it runs the operator
         import recluster.controller.operator
+        import recluster.controller.runtime
         print(sorted(m for m in ("kubernetes.client.models", "kubernetes.dynamic", "numpy",
                                  "pyarrow") if m in sys.modules))
     """)

@@ -208,7 +208,7 @@ class TriggerReconciler:
         self.metrics.observe(ref, spec, status, decision, now)
         for event in decision.events:
             await self._event(obj, event.type, event.reason, event.message, now)
-        self.metrics.reconciles.labels(ref.namespace, ref.name).inc()
+        self.metrics.reconciles.inc(ref.namespace, ref.name)
         delays = [d for d in (decision.requeue_after, extra) if d is not None]
         return Outcome(max(0.0, min(delays) - early) if delays else None)
 
