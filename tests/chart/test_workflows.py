@@ -63,12 +63,13 @@ def test_release_on_version_tags_pushes_a_signed_multi_arch_image_and_the_chart(
     assert "cosign sign --yes" in runs[-1]
 
 
-def test_ci_installs_podman_builds_the_image_and_dry_runs_the_release() -> None:
+def test_ci_installs_podman_builds_the_image_dry_runs_the_release_and_runs_e2e() -> None:
     script = (ROOT / ".ci" / "run").read_text()
     for package in ("podman", "runc", "debootstrap"):
         assert f"containers+=({package}" in script
     commands = [line.strip() for line in script.splitlines() if line.startswith("make ")]
-    assert commands == ["make test", "make release-dry-run"]
+    # and the end-to-end test on this machine's control plane, every pod in a container
+    assert commands == ["make test", "make release-dry-run", "make e2e"]
     makefile = (ROOT / "Makefile").read_text()
     # the image (tests/image) is built before the suite wherever an engine exists
     assert "test: $(STAMP) lint typecheck kube image-if-engine\n" in makefile
