@@ -174,7 +174,7 @@ async def test_completed_and_failed_executions_each_deliver_one_signed_payload(
             lambda: [d["state"] for d in deliveries(h, "t")] == ["Delivered", "Delivered"]
         )
         h.clock.set(at(10, 12))
-        await h.settle()
+        await h.reconciled("t")
         assert len(receiver.requests) == 2, "each event is delivered once"
         secret_text = SECRET.decode()
         assert secret_text not in json.dumps(h.trigger("t"))
@@ -217,7 +217,7 @@ async def test_a_failing_receiver_gets_the_event_again_until_it_recovers(
         verify(second)
         assert first.body == second.body, "the same event, byte for byte"
         assert first.headers["X-Recluster-Event-Id"] == second.headers["X-Recluster-Event-Id"]
-        await h.settle()
+        await h.reconciled("t")
         assert len(receiver.requests) == 2, "delivered once"
 
 
@@ -277,7 +277,7 @@ async def test_no_delivery_is_repeated_after_an_operator_restart(
         # the new operator reconciles the trigger: it fires the next slot
         h.clock.set(at(10, 10))
         await h.until(lambda: len(h.jobs("t")) == 2, what="the restarted operator's Job")
-        await h.settle()
+        await h.reconciled("t")
         assert len(receiver.requests) == 1
         assert [d["state"] for d in deliveries(h, "t")] == ["Delivered"]
 
@@ -299,7 +299,7 @@ async def test_a_pending_delivery_survives_an_operator_restart(
         await h.start_operator()
         h.clock.set(datetime.fromisoformat(pending["next_attempt_at"].replace("Z", "+00:00")))
         await h.until(lambda: [d["state"] for d in deliveries(h, "t")] == ["Delivered"])
-        await h.settle()
+        await h.reconciled("t")
         assert len(receiver.requests) == 2
         assert receiver.requests[0].body == receiver.requests[1].body
 
@@ -338,7 +338,7 @@ async def test_the_install_webhooks_get_every_triggers_chosen_outcomes(
                 lambda: [d for d in deliveries(h, "t") if d["state"] == "Delivered"] or None
             )
             assert record["source"] == "install"
-            await h.settle()
+            await h.reconciled("t")
             assert len(receiver.requests) == 1, "the completed run was not chosen"
     finally:
         kube.cluster.delete("", "v1", "secrets", secret, RELEASE_NAMESPACE)

@@ -143,7 +143,7 @@ async def test_rayjobs_are_validated_by_kuberays_crd_and_drive_the_outcomes(
         kuberay_writes(h, name, jobDeploymentStatus="Initializing")
         kuberay_writes(h, name, jobDeploymentStatus="Running", jobStatus="RUNNING",
                        startTime="2026-11-28T10:00:40Z")  # fmt: skip
-        await h.settle()
+        await h.reconciled("bigdata")
         assert h.status("bigdata")["last_execution_status"] == "running"
         commit_run(store_uri, h.namespace, name)
         kuberay_writes(h, name, jobDeploymentStatus="Complete", jobStatus="SUCCEEDED",
