@@ -51,6 +51,8 @@ from typing import Any
 
 import numpy as np
 
+from recluster import THREAD_POOL_ENVIRONMENT
+
 STARTED = time.perf_counter()
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -231,7 +233,10 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
     proc = subprocess.Popen(
         [sys.executable, __file__, "--child", json.dumps(spec)],
         stdout=subprocess.PIPE,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        # The Job's environment: OpenBLAS's workers sleep after a call (recluster's
+        # THREAD_POOL_ENVIRONMENT, set when a Job imports recluster); the child imports numpy
+        # first, so it gets it from here. The reference runs under the same.
+        env={**THREAD_POOL_ENVIRONMENT, **os.environ, "PYTHONWARNINGS": "ignore"},
     )
     assert proc.stdout is not None
     output = proc.stdout.read()

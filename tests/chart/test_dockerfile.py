@@ -18,6 +18,8 @@ import pytest
 import yaml
 from chart_support import CHART, ROOT
 
+from recluster import THREAD_POOL_ENVIRONMENT
+
 DOCKERFILE = ROOT / "Dockerfile"
 ENTRYPOINT = ROOT / "tools" / "docker-entrypoint.sh"
 
@@ -117,9 +119,10 @@ def test_numba_kernels_are_prebuilt_and_seeded_into_tmp() -> None:
         op == "RUN" and "python -m recluster.engine.warmup" in args for op, args in instructions
     )
     final_env = " ".join(args for op, args in _final_stage() if op == "ENV")
+    thread_pools = [f"{name}={value}" for name, value in THREAD_POOL_ENVIRONMENT.items()]
     for setting in (
         "NUMBA_CPU_NAME=generic",  # the same at build and run time
-        "OMP_WAIT_POLICY=PASSIVE",
+        *thread_pools,  # as `import recluster` sets them, for anything started before it
         "NUMBA_CACHE_DIR=/tmp/numba-cache",
         "RECLUSTER_NUMBA_CACHE_SEED=/opt/recluster/numba-cache",
         "HOME=/tmp",

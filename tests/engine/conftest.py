@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import numpy.typing as npt
 import pytest
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 Blobs = tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]
 

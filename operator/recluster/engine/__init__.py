@@ -1,16 +1,9 @@
 """Clustering engine: preprocessing and algorithms on a float32 matrix.
 
-faiss, scikit-learn and numba each bring an OpenMP runtime. With the default
-(active) wait policy, threads of one spin for a while after each parallel
-region and starve the next library on a 2-core Job: measured 2× slower BLAS
-right after a faiss search. PASSIVE makes idle threads sleep. It only works if
-set before the runtimes load, so it is set here, before anything imports them;
-the image should also set it in its environment.
+The native thread pools it loads (OpenBLAS, and the OpenMP runtimes of faiss,
+scikit-learn and numba) are told to sleep when idle by the package's
+`recluster.THREAD_POOL_ENVIRONMENT`, set when `recluster` is imported.
 """
-
-import os
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .algorithms import (
     DataValidationError,
