@@ -153,3 +153,53 @@ def test_the_scheduler_holds_a_job_pod_to_the_operators_node(
     finally:
         for namespace in (jobs, operators):
             kube.delete_namespace(namespace)
+
+
+def test_the_scheduler_keeps_the_operator_and_gateway_on_the_stores_node(
+    render: Render, kube: LocalKube
+) -> None:
+    """The affinity the chart gives the operator and the gateway with the default
+    ReadWriteOnce claim (test_chart_gateway_store.py), read by the real kube-scheduler: a pod
+    that needs the store's node but is neither waits while no operator or gateway pod runs;
+    the first of those goes anywhere (it matches its own term), and the others follow it."""
+    rendered = render(COMBINATIONS["gateway"])
+    namespace = kube.namespace_name("affinity-store")
+    kube.new_namespace(namespace)
+
+    def pod(name: str, deployment: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+        template = rendered.one("Deployment", deployment)["spec"]["template"]
+        own = template["metadata"]["labels"] if labels is None else labels
+        return {
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": own},
+            "spec": {
+                "restartPolicy": "Never", "automountServiceAccountToken": False,
+                "containers": [{"name": "c", "image": "recluster:test"}],
+                "affinity": template["spec"]["affinity"],
+            },
+        }  # fmt: skip
+
+    try:
+        pods = ("", "v1", "pods")
+        kube.cluster.create(*pods, pod("stranger", "rel-recluster-gateway", {}), namespace)
+        _, message = kube.cluster.wait_for_sync(
+            lambda: (
+                _scheduling(kube, "stranger", namespace)[1]
+                and _scheduling(kube, "stranger", namespace)
+            ),
+            what="the scheduler's verdict on a pod that is neither",
+        )
+        assert "pod affinity" in message, message
+        kube.cluster.create(*pods, pod("gateway", "rel-recluster-gateway"), namespace)
+        node = kube.cluster.wait_for_sync(
+            lambda: _scheduling(kube, "gateway", namespace)[0], timeout=60, what="gateway's node"
+        )
+        kube.cluster.create(*pods, pod("operator", "rel-recluster-operator"), namespace)
+        for name in ("operator", "stranger"):
+            placed = kube.cluster.wait_for_sync(
+                lambda name=name: _scheduling(kube, name, namespace)[0],  # type: ignore[misc]
+                timeout=60,
+                what=f"{name}'s node",
+            )
+            assert placed == node, name
+    finally:
+        kube.delete_namespace(namespace)

@@ -19,7 +19,10 @@ read-only root and limits (docs/localkube.md). What it does:
 3. load sample collections with a one-shot Job of the image, apply examples/
    with schedules shortened to seconds, keep appending documents;
 4. wait until the cron, interval and event triggers show execution_count >= 1
-   with a succeeded execution, and find each run's results in the store.
+   with a succeeded execution, and find each run's results in the store;
+5. fetch each run's artifacts and report through the gateway's HTTP API
+   (gateway.enabled: its pod mounts the chart's claim read-only and shares the
+   host's network, so the test calls it on loopback with an API key Secret).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from e2e_support import (
     CHART,
@@ -41,6 +45,7 @@ from e2e_support import (
     NAMESPACE,
     OPERATOR,
     RELEASE,
+    STORE,
     STORE_CLAIM,
     WAIT_SECONDS,
     example_bodies,
@@ -52,6 +57,7 @@ from helm_support import Helm
 from kube_support import NODE, LocalKube, user_of
 from podman_support import RECLUSTER_IMAGE, podman_missing, recluster_image_missing
 from recluster.devsystem.system import collections_of
+from recluster.gateway import make_api_key_secret
 from recluster.localkube.binaries import BinariesUnavailable, ensure_binaries
 from recluster.localkube.podman import PodmanRuntime
 from recluster.localkube.processes import free_port
@@ -61,6 +67,7 @@ IMAGE_REPOSITORY, IMAGE_TAG = RECLUSTER_IMAGE.rsplit(":", 1)
 IMAGE_USER = 10001
 """The image's user (Dockerfile USER): the store volume must be writable by it."""
 JOBS = ("batch", "v1", "jobs")
+GATEWAY = f"{RELEASE}-gateway"
 
 
 @dataclass
@@ -68,6 +75,10 @@ class Installed:
     kube: LocalKube
     store: Path
     timings: dict[str, float]
+    gateway: str
+    """The gateway's base URL (its pod shares this machine's network)."""
+    api_key: str
+    """A key of the gateway for NAMESPACE."""
 
     def jobs(self, labels: str | None = None) -> list[dict[str, Any]]:
         return self.kube.cluster.objects(*JOBS, NAMESPACE, labels)
@@ -146,6 +157,11 @@ def installed(helm: Helm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                      "hostPath": {"path": str(store), "type": "Directory"},
                      "claimRef": {"namespace": NAMESPACE, "name": STORE_CLAIM}},
         })  # fmt: skip
+        # the gateway's API key: a Secret in the release namespace (docs/gateway.md)
+        kube.new_namespace(NAMESPACE)
+        api_key, secret = make_api_key_secret("e2e", [NAMESPACE])
+        kube.cluster.create("", "v1", "secrets", secret, NAMESPACE)
+        gateway_port = free_port()
         step = time.monotonic()
         helm.run(
             "upgrade", "--install", RELEASE, CHART, "--kubeconfig", kube.plane.admin_kubeconfig,
@@ -157,10 +173,12 @@ def installed(helm: Helm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             # 2 CPUs: five triggers' Jobs at the default 500m would queue
             "--set", "job.resources.requests.cpu=100m",
             "--set", "job.resources.requests.memory=256Mi",
+            "--set", "gateway.enabled=true", "--set", "gateway.replicas=1",
+            "--set", f"gateway.port={gateway_port}",
             "--wait", "--timeout", "10m",
         )  # fmt: skip
         timings["helm install --wait"] = time.monotonic() - step
-        local = Installed(kube, store, timings)
+        local = Installed(kube, store, timings, f"http://127.0.0.1:{gateway_port}", api_key)
         step = time.monotonic()
         bodies = example_bodies()
         job = helper_job("load-samples", RECLUSTER_IMAGE, LOAD_SAMPLES, *collections_of(bodies))
@@ -197,7 +215,10 @@ def test_the_operator_runs_in_its_container_with_the_charts_service_account(
     assert any(h.startswith(operator["metadata"]["name"]) for h in holders), holders
 
 
-def test_examples_execute_in_containers_and_write_results(installed: Installed) -> None:
+@pytest.fixture(scope="module")
+def executed(installed: Installed) -> dict[str, dict[str, Any]]:
+    """examples/ applied, documents fed, until every trigger of MUST_EXECUTE has succeeded
+    once: the triggers' status."""
     cluster = installed.kube.cluster
     bodies = example_bodies()
     step = time.monotonic()
@@ -222,7 +243,15 @@ def test_examples_execute_in_containers_and_write_results(installed: Installed) 
             + installed.diagnostics()
         )
     installed.timings["examples: every trigger executed"] = time.monotonic() - step
+    return triggers
 
+
+def test_examples_execute_in_containers_and_write_results(
+    installed: Installed, executed: dict[str, dict[str, Any]]
+) -> None:
+    cluster = installed.kube.cluster
+    triggers = executed
+    succeeded = succeeded_jobs(triggers)
     for name in MUST_EXECUTE:
         ready = [c for c in triggers[name].get("conditions", []) if c["type"] == "Ready"]
         assert ready and ready[0]["status"] == "True", (name, ready)
@@ -252,3 +281,45 @@ def test_examples_execute_in_containers_and_write_results(installed: Installed) 
         state = pod["status"]["containerStatuses"][0]
         assert state["containerID"].startswith("podman://")
         assert state["state"]["terminated"]["reason"] == "Completed"
+
+
+def test_the_gateway_serves_runs_artifacts_and_report_from_the_mounted_store(
+    installed: Installed, executed: dict[str, dict[str, Any]]
+) -> None:
+    """Through the gateway's HTTP API, as a REST client with an API key: each succeeded
+    run's artifacts (the files byte for byte as the Job wrote them to the volume) and its
+    report. The gateway's pod has the chart's claim read-only, on the operator's node."""
+    cluster = installed.kube.cluster
+    (pod,) = cluster.objects("", "v1", "pods", NAMESPACE, "app.kubernetes.io/component=gateway")
+    assert pod["status"]["phase"] == "Running", installed.diagnostics()
+    mounts = pod["spec"]["containers"][0]["volumeMounts"]
+    assert {"name": "store", "mountPath": STORE, "readOnly": True} in mounts
+    operator = cluster.objects("", "v1", "pods", NAMESPACE, "app.kubernetes.io/component=operator")
+    assert pod["spec"]["nodeName"] == operator[0]["spec"]["nodeName"]
+
+    headers = {"Authorization": f"Bearer {installed.api_key}", "X-Namespace": NAMESPACE}
+    succeeded = succeeded_jobs(executed)
+    with httpx.Client(base_url=installed.gateway, headers=headers, timeout=30) as client:
+        for name, job_id in succeeded.items():
+            base = f"/v1/clusters/triggers/{name}/runs"
+            runs = client.get(base)
+            assert runs.status_code == 200, (name, runs.text)
+            listed = {r["run_id"]: r for r in runs.json()["results"]}
+            assert listed[job_id]["artifacts_url"] == f"{base}/{job_id}/artifacts"
+
+            artifacts = client.get(f"{base}/{job_id}/artifacts")
+            assert artifacts.status_code == 200, (name, artifacts.text)
+            body = artifacts.json()
+            assert body["run_id"] == job_id and body["num_clusters"] >= 1, body
+            files = {f["name"]: f for f in body["files"]}
+            assert "centroids.parquet" in files, files
+            on_disk = installed.store / NAMESPACE / "runs" / job_id / "artifacts"
+            for file in files.values():
+                served = client.get(file["url"])
+                assert served.status_code == 200, (file, served.text)
+                assert served.content == (on_disk / file["name"]).read_bytes(), file["name"]
+
+            report = client.get(f"{base}/latest/report")
+            assert report.status_code == 200, (name, report.text)
+            assert report.headers["content-type"].startswith("text/html")
+            assert b"<html" in report.content[:2000].lower()

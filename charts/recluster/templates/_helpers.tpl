@@ -117,7 +117,15 @@ of one node share a volume, never pods of two nodes (a Multi-Attach error).
 {{- define "recluster.checkValues" -}}
 {{- $modes := .Values.store.parquet.persistence.accessModes }}
 {{- if and (include "recluster.storeClaimCreated" .) (has "ReadWriteOncePod" $modes) }}
-{{- fail "store.parquet.persistence.accessModes ReadWriteOncePod admits one pod, but the operator and every Job mount the store: use ReadWriteOnce (Jobs then run on the operator's node), ReadWriteMany, or store.type s3 or postgresql" }}
+{{- fail "store.parquet.persistence.accessModes ReadWriteOncePod admits one pod, but the operator and every Job mount the store (and the gateway, when enabled): use ReadWriteOnce (Jobs then run on the operator's node), ReadWriteMany, or store.type s3 or postgresql" }}
+{{- end }}
+{{- if include "recluster.storePodsOnOneNode" . }}
+{{- range $key, $value := .Values.gateway.nodeSelector }}
+{{- $operatorValue := get $.Values.operator.nodeSelector $key }}
+{{- if and $operatorValue (ne (toString $operatorValue) (toString $value)) }}
+{{- fail (printf "gateway.nodeSelector %s=%s and operator.nodeSelector %s=%s with gateway.enabled and a ReadWriteOnce store claim (store.parquet.persistence.accessModes %s): the gateway mounts the store read-only, so its pods must run on the operator's node, which no node can be for both. Give both the same nodeSelector, or use a store every node can mount: store.parquet.persistence.accessModes [ReadWriteMany], store.type=s3 or store.type=postgresql" $key (toString $value) $key (toString $operatorValue) (toJson $modes)) }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- if and (include "recluster.storeOnOneNode" .) (gt (int .Values.operator.replicas) 1) }}
 {{- fail (printf "operator.replicas=%d with a ReadWriteOnce store claim (store.parquet.persistence.accessModes %s): the claim attaches to one node at a time, so replicas and Jobs on other nodes would hang in ContainerCreating on a Multi-Attach error. Keep operator.replicas=1, or use a store every node can mount: store.parquet.persistence.accessModes [ReadWriteMany] (with a storage class that offers it), store.type=s3 or store.type=postgresql" (int .Values.operator.replicas) (toJson $modes)) }}
@@ -194,8 +202,8 @@ persistentVolumeClaim:
 {{- end }}
 
 {{/*
-RECLUSTER_STORE_URI of the operator (and, unless it comes from a Secret, of
-every Job), plus RECLUSTER_STORE_URI_SECRET when it does.
+RECLUSTER_STORE_URI of the operator and the gateway (and, unless it comes from
+a Secret, of every Job: the operator passes RECLUSTER_STORE_URI_SECRET then).
 */}}
 {{- define "recluster.storeUriEnv" -}}
 {{- $store := .Values.store }}
@@ -203,13 +211,76 @@ every Job), plus RECLUSTER_STORE_URI_SECRET when it does.
 {{- if eq $store.type "postgresql" }}
 {{- $ref := $store.postgresql.uriSecret }}
 {{- $env = append $env (dict "name" "RECLUSTER_STORE_URI" "valueFrom" (dict "secretKeyRef" (dict "name" $ref.name "key" $ref.key))) }}
-{{- $env = append $env (dict "name" "RECLUSTER_STORE_URI_SECRET" "value" (printf "%s/%s" $ref.name $ref.key)) }}
 {{- else if eq $store.type "s3" }}
 {{- $env = append $env (dict "name" "RECLUSTER_STORE_URI" "value" $store.s3.uri) }}
 {{- else }}
 {{- $env = append $env (dict "name" "RECLUSTER_STORE_URI" "value" $store.parquet.path) }}
 {{- end }}
 {{- toYaml (dict "items" $env) }}
+{{- end }}
+
+{{/*
+The install-level store of a long-running pod of the release namespace, as
+{env, volumes, volumeMounts}: the one home of what the operator and the gateway
+both get. The install's credentials (the S3 keys, the PostgreSQL owner's DSN
+from the Secrets of the release namespace) and the whole Parquet volume: the
+operator writes and polls every namespace; the gateway reads runs of the
+caller's namespace only (gateway/runs.py), so it mounts the volume read-only.
+Argument: dict "root" (the chart context) "readOnly" (bool).
+*/}}
+{{- define "recluster.storePodAccess" -}}
+{{- $root := .root }}
+{{- $env := concat (include "recluster.storeUriEnv" $root | fromYaml).items (include "recluster.storeAccessEnv" $root | fromYaml).items }}
+{{- $mounts := list }}
+{{- range (include "recluster.storeVolumeMounts" $root | fromYaml).items }}
+{{- $mounts = append $mounts (ternary (merge (dict "readOnly" true) .) . $.readOnly) }}
+{{- end }}
+{{- $volumes := (include "recluster.storeVolumes" $root | fromYaml).items }}
+{{- toYaml (dict "env" $env "volumes" $volumes "volumeMounts" $mounts) }}
+{{- end }}
+
+{{/*
+"true" when the operator and the gateway must share a node: both mount the
+created single-node claim. Then every pod of either holds the volume on its
+node, and a pod of the other scheduled elsewhere would never start (the
+operator is recreated on upgrade; a gateway pod is replaced on a drain).
+*/}}
+{{- define "recluster.storePodsOnOneNode" -}}
+{{- if and .Values.gateway.enabled (include "recluster.storeOnOneNode" .) }}true{{ end }}
+{{- end }}
+
+{{/*
+A Deployment's affinity. With the store's pods on one node
+(recluster.storePodsOnOneNode): the user's affinity plus a required pod
+affinity to the operator's and gateway's pods of this release. Kubernetes lets
+the first such pod go anywhere (a pod matching its own term, with no other
+pod matching it), and every later one, operator or gateway, goes where the
+volume already is. Otherwise the user's affinity, else replicas prefer
+different nodes. Argument: dict "root" "component" "affinity" (the values').
+*/}}
+{{- define "recluster.deploymentAffinity" -}}
+{{- $root := .root }}
+{{- if include "recluster.storePodsOnOneNode" $root }}
+{{- $affinity := deepCopy (.affinity | default dict) }}
+{{- $podAffinity := get $affinity "podAffinity" | default dict }}
+{{- $required := get $podAffinity "requiredDuringSchedulingIgnoredDuringExecution" | default list }}
+{{- $selector := dict "matchLabels" (dict "app.kubernetes.io/name" (include "recluster.name" $root) "app.kubernetes.io/instance" $root.Release.Name) "matchExpressions" (list (dict "key" "app.kubernetes.io/component" "operator" "In" "values" (list "operator" "gateway"))) }}
+{{- $term := dict "topologyKey" "kubernetes.io/hostname" "labelSelector" $selector }}
+{{- $_ := set $podAffinity "requiredDuringSchedulingIgnoredDuringExecution" (append $required $term) }}
+{{- $_ := set $affinity "podAffinity" $podAffinity }}
+{{- toYaml $affinity }}
+{{- else if .affinity }}
+{{- toYaml .affinity }}
+{{- else }}
+podAntiAffinity:
+  preferredDuringSchedulingIgnoredDuringExecution:
+    - weight: 100
+      podAffinityTerm:
+        topologyKey: kubernetes.io/hostname
+        labelSelector:
+          matchLabels:
+            {{- include "recluster.selectorLabels" . | nindent 12 }}
+{{- end }}
 {{- end }}
 
 {{- define "recluster.operatorArgs" -}}
