@@ -72,6 +72,9 @@ class Dataset:
     real: bool = False
     separable: bool = False
     """Topic pairs 0.65 apart instead of 0.35: HDBSCAN then finds every topic."""
+    tiles: int = 1
+    """> 1: `tiles` jittered copies of a rows/tiles dataset, written block by block
+    (10M × 384 is 15.4 GB: the parent must not hold it while a child does)."""
 
     def load(self) -> tuple[np.ndarray, np.ndarray]:
         if self.real:
@@ -81,10 +84,33 @@ class Dataset:
         from recluster.engine.synthetic import hard_embeddings
 
         spacing = {"topic_distance": 1.0, "pair_distance": 0.65} if self.separable else {}
-        made = hard_embeddings(
-            self.rows, self.dims, self.topics, seed=self.rows + self.dims, **spacing
-        )
+        rows = self.rows // self.tiles
+        made = hard_embeddings(rows, self.dims, self.topics, seed=rows + self.dims, **spacing)
         return made.matrix, made.labels
+
+    def write(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
+        """Write the matrix to ``path`` (.npy); returns it memory-mapped, and the truth.
+
+        Tiles: each copy of the base rows gets Gaussian jitter (σ = 0.01 a
+        coordinate, about a fifth of a row's own spread per coordinate at
+        D=384) and is normalised again, so no two rows are equal.
+        """
+        matrix, truth = self.load()
+        if self.tiles == 1:
+            np.save(path, matrix)
+            return np.load(path, mmap_mode="r"), truth
+        out = np.lib.format.open_memmap(path, "w+", np.float32, (self.rows, self.dims))
+        rng = np.random.default_rng(self.rows)
+        base = matrix.shape[0]
+        for tile in range(self.tiles):
+            for start in range(0, base, 100_000):
+                block = matrix[start : start + 100_000]
+                block = block + rng.normal(0.0, 0.01, block.shape).astype(np.float32)
+                block /= np.linalg.norm(block, axis=1, keepdims=True)
+                out[tile * base + start : tile * base + start + block.shape[0]] = block
+        out.flush()
+        del out
+        return np.load(path, mmap_mode="r"), np.tile(truth, self.tiles)
 
 
 @dataclass(frozen=True)
@@ -99,7 +125,10 @@ class Case:
         return f"{self.algorithm} {key}={self.parameter}"
 
 
-def cases(quick: bool) -> list[Case]:
+def cases(quick: bool, big: int = 0) -> list[Case]:
+    if big:
+        tiles = max(1, big // 1_000_000)
+        return [Case(Dataset("hard (tiled)", big, 384, tiles=tiles), "kmeans", 20)]
     real = Dataset("debian-minilm", 5_732, 384, real=True)
     if quick:
         hard = [Dataset("hard", 6_000, 384), Dataset("hard", 4_000, 64)]
@@ -166,7 +195,10 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         from sklearn.cluster import KMeans  # type: ignore[import-untyped]
 
         started = time.perf_counter()
-        labels = KMeans(n_clusters=spec["parameter"], random_state=0).fit_predict(matrix)
+        # copy_x=False: centres the rows in place instead of copying them (the same
+        # result; 10M × 384 would not fit twice in memory).
+        kmeans = KMeans(n_clusters=spec["parameter"], random_state=0, copy_x=False)
+        labels = kmeans.fit_predict(matrix)
     finished = time.perf_counter()
     np.save(spec["labels_path"], np.asarray(labels, dtype=np.int32))
     out["fit_s"] = finished - started
@@ -263,8 +295,7 @@ def measure(case: Case, workdir: Path) -> list[dict[str, Any]]:
         normalized_mutual_info_score,
     )
 
-    matrix, truth = case.dataset.load()
-    np.save(workdir / "data.npy", matrix)
+    matrix, truth = case.dataset.write(workdir / "data.npy")
     rows: list[dict[str, Any]] = []
     labels: dict[str, np.ndarray] = {}
     for implementation in ("recluster", "reference"):
@@ -372,12 +403,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", help="comma-separated algorithms (hdbscan, kmeans)")
     parser.add_argument("--embed-python", default=EMBED_PYTHON)
     parser.add_argument("--write-docs", action="store_true", help=f"update {DOCS.name}")
+    parser.add_argument(
+        "--big",
+        type=int,
+        default=0,
+        help="only k-means K=20 on this many rows × 384 (jittered copies of 1M rows, e.g. 10000000;"
+        " needs 17 GB free: each process holds the matrix in turn); its own docs section",
+    )
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
         return
     ensure_corpus(args.embed_python)
     wanted = args.only.split(",") if args.only else list(ALGORITHMS)
+    if args.big:
+        wanted = ["kmeans"]
     for algorithm in wanted:
         if algorithm not in ALGORITHMS:
             raise SystemExit(f"--only: unknown algorithm {algorithm!r} (one of {ALGORITHMS})")
@@ -386,19 +426,19 @@ def main(argv: list[str] | None = None) -> None:
             continue
         load = os.getloadavg()[0]
         rows: list[dict[str, Any]] = []
-        with tempfile.TemporaryDirectory() as tmp:
-            for case in cases(args.quick):
+        with tempfile.TemporaryDirectory(dir="/var/tmp" if args.big else None) as tmp:
+            for case in cases(args.quick, args.big):
                 if case.algorithm == algorithm:
                     rows.extend(measure(case, Path(tmp)))
         text = (
             f"{table(rows)}\n\n(load average {load:.1f} at the start,"
             f" {os.getloadavg()[0]:.1f} at the end; command"
             f" `benchmarks/bench_quality.py{' --quick' if args.quick else ''}"
-            f" --only {algorithm}`)"
+            f" --only {algorithm}{f' --big {args.big}' if args.big else ''}`)"
         )
         print(text)
         if args.write_docs:
-            write_docs(algorithm, text)
+            write_docs(f"{algorithm}-big" if args.big else algorithm, text)
 
 
 if __name__ == "__main__":
