@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: dev test lint typecheck crds e2e e2e-local e2e-kind values-docs kube image image-if-engine release-dry-run clean mutation
+.PHONY: dev test warmup lint typecheck crds e2e e2e-local e2e-kind values-docs kube image image-if-engine release-dry-run clean mutation
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,13 @@ dev: $(STAMP) kube
 	$(BIN)/recluster dev
 
 ## test: set everything up and run lint, type checks and the test suite (`make e2e`: end to end)
-test: $(STAMP) lint typecheck kube image-if-engine
+test: $(STAMP) lint typecheck kube image-if-engine warmup
 	$(BIN)/pytest -m "not e2e"
+
+## warmup: compile the engine's numba kernels into numba's cache (as the image build does), so
+## that no test pays the compilation inside its timeout on a fresh clone; cached: about 2 s
+warmup: $(STAMP)
+	$(BIN)/python -m recluster.engine.warmup
 
 ## image: build the image with podman (or Docker where it runs): localhost/recluster:dev
 ## (tools/image/build.py; where no registry answers, its base comes from Debian's packages)

@@ -71,6 +71,8 @@ def test_ci_installs_podman_builds_the_image_dry_runs_the_release_and_runs_e2e()
     # and the end-to-end test on this machine's control plane, every pod in a container
     assert commands == ["make test", "make release-dry-run", "make e2e"]
     makefile = (ROOT / "Makefile").read_text()
-    # the image (tests/image) is built before the suite wherever an engine exists
-    assert "test: $(STAMP) lint typecheck kube image-if-engine\n" in makefile
+    # the image (tests/image) is built before the suite wherever an engine exists, and
+    # the numba kernels compiled before it, outside any test's timeout
+    assert "test: $(STAMP) lint typecheck kube image-if-engine warmup\n" in makefile
+    assert "warmup: $(STAMP)\n\t$(BIN)/python -m recluster.engine.warmup\n" in makefile
     assert "release-dry-run: $(STAMP) image-if-engine\n" in makefile

@@ -20,7 +20,14 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import audit_registry
-from kube_support import OPERATOR_ACCOUNT, RELEASE_NAMESPACE, AuditEntry, LocalKube, user_of
+from kube_support import (
+    OPERATOR_ACCOUNT,
+    RELEASE_NAMESPACE,
+    WAIT_SECONDS,
+    AuditEntry,
+    LocalKube,
+    user_of,
+)
 from recluster.api.notifications import Webhook
 from recluster.controller.metrics import Metrics
 from recluster.controller.runtime import run_operator
@@ -231,7 +238,9 @@ class Harness:
         user = user_of(self.account)
         return [e for e in self.kube.audit.entries(self.audit_start) if e.user == user]
 
-    async def until(self, check: Callable[[], T], timeout: float = 30.0, what: str = "") -> T:
+    async def until(
+        self, check: Callable[[], T], timeout: float = WAIT_SECONDS, what: str = ""
+    ) -> T:
         return await self.cluster.wait_for(check, timeout, what=what or "a condition")
 
     def counted(self, metric: str, name: str) -> float:

@@ -198,7 +198,11 @@ async def test_a_failing_receiver_gets_the_event_again_until_it_recovers(
         )
         labels = {"namespace": h.namespace, "trigger": "t"}
         failed_attempts = "recluster_webhook_failed_attempts_total"
-        assert metrics.registry.get_sample_value(failed_attempts, labels) == 1
+        # The reconcile that wrote the attempt into status counts it just after the write.
+        await h.until(
+            lambda: metrics.registry.get_sample_value(failed_attempts, labels) == 1,
+            what="the failed attempt counted",
+        )
         assert pending["state"] == "Pending" and pending["last_error"] == "HTTP 500"
         assert "receiver says no" not in json.dumps(h.status("t")), "bodies are not stored"
         retry_at = pending["next_attempt_at"]
@@ -211,7 +215,10 @@ async def test_a_failing_receiver_gets_the_event_again_until_it_recovers(
         )
         assert record["attempts"] == 2 and "last_error" not in record
         ended = "recluster_webhook_deliveries_total"
-        assert metrics.registry.get_sample_value(ended, {**labels, "state": "Delivered"}) == 1
+        await h.until(
+            lambda: metrics.registry.get_sample_value(ended, {**labels, "state": "Delivered"}) == 1,
+            what="the delivery counted",
+        )
         assert metrics.registry.get_sample_value(failed_attempts, labels) == 1
         first, second = receiver.requests
         verify(second)
