@@ -384,15 +384,16 @@ def test_nearest_centroid_of_known_rows() -> None:
     index, sim = nearest_centroid(np.array([[0, 3]], dtype=np.float32), CENTROIDS)
     assert (index.tolist(), sim.tolist(), sim.dtype) == ([1], [1.0], np.float32)
     # a zero row is similar to nothing (0); with no centroids every row matches nothing (-1)
-    index, sim = nearest_centroid(np.array([[0, 0], [4, 3]], np.float32), CENTROIDS)
-    assert (index.tolist(), sim.tolist()) == ([0, 0], [0.0, float(np.float32(0.8))])
+    rows = np.array([[0, 0], [4, 3], [0.5, 0]], np.float64)  # read as float32
+    index, sim = nearest_centroid(rows, CENTROIDS)
+    assert (index.tolist(), sim.tolist()) == ([0, 0, 0], [0.0, float(np.float32(0.8)), 1.0])
     index, sim = nearest_centroid(np.ones((3, 2), np.float32), np.empty((0, 2), np.float32))
     assert (index.tolist(), sim.tolist(), sim.dtype) == ([-1] * 3, [-1.0] * 3, np.float32)
 
 
 def test_centroids_are_scaled_to_unit_length_and_a_zero_one_stays_zero() -> None:
-    got = unit_centroids(np.array([[3, 4], [0, 0], [0, -2]], dtype=np.float32))
-    assert got.dtype == np.float32
+    got = unit_centroids(np.array([[3, 4], [0, 0], [0, -2]], dtype=np.float64))
+    assert got.dtype == np.float32  # whatever the centroids' dtype, as the rows
     assert got.tolist() == [[0.6000000238418579, 0.800000011920929], [0.0, 0.0], [0.0, -1.0]]
 
 
