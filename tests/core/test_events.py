@@ -62,3 +62,16 @@ def test_polled_deltas() -> None:
     assert polled_events("documents_added", 500, 480) == 0
     assert polled_events("documents_deleted", 500, 480) == 20
     assert polled_events("documents_updated", 500, 530) == 0
+
+
+def test_the_status_given_is_left_as_it_was() -> None:
+    """A pure function: the caller may change the status it gets back, never the one it gave."""
+    given = ClusterTriggerStatus.model_validate(
+        {"conditions": [{"type": "Ready", "status": "True"}], "recent_event_keys": ["a"]}
+    )
+    before = given.model_dump()
+    result = apply_pushed(spec(), given, [event("b")])
+    assert result.status.conditions is not None
+    result.status.conditions[0].status = "False"  # the gateway goes on to edit what it got
+    result.status.conditions.append(result.status.conditions[0])
+    assert given.model_dump() == before

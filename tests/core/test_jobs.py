@@ -379,26 +379,48 @@ def test_a_job_mounts_only_its_namespaces_directory_of_the_store_volume() -> Non
         image="i",
         store_uri="/var/lib/recluster/store",
         volumes=[{"name": "store", "persistentVolumeClaim": {"claimName": "parquet"}}],
-        volume_mounts=[{"name": "store", "mountPath": "/var/lib/recluster/store"},
+        # a subPath of the install's is replaced: Kubernetes refuses subPath with subPathExpr
+        volume_mounts=[{"name": "store", "mountPath": "/var/lib/recluster/store",
+                        "subPath": "shared"},
                        {"name": "extra", "mountPath": "/extra"}],
         store_volume="store",
+        env=[{"name": "INSTALL", "value": "1"}],
     )  # fmt: skip
-    template = JobTemplate.model_validate({"env": [{"name": "TEAM", "value": "tenant-b"}]})
+    template = JobTemplate.model_validate(
+        {"env": [{"name": "TEAM", "value": "tenant-b"}, {"name": "MODE", "value": "fast"}]}
+    )
     job = build_job(TRIGGER, template, request(), settings)
     container = job["spec"]["template"]["spec"]["containers"][0]
-    assert {"name": "store", "mountPath": "/var/lib/recluster/store",
-            "subPathExpr": "$(RECLUSTER_NAMESPACE)"} in container["volumeMounts"]  # fmt: skip
-    assert {"name": "extra", "mountPath": "/extra"} in container["volumeMounts"]
+    assert container["volumeMounts"] == [
+        {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "store", "mountPath": "/var/lib/recluster/store",
+         "subPathExpr": "$(RECLUSTER_NAMESPACE)"},
+        {"name": "extra", "mountPath": "/extra"},
+    ]  # fmt: skip
     names = [e["name"] for e in container["env"]]
     # subPathExpr expands from the last RECLUSTER_NAMESPACE of the env: the downward API's
     last = [e for e in container["env"] if e["name"] == "RECLUSTER_NAMESPACE"][-1]
     assert last["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
-    assert names.index("RECLUSTER_STORE_SCOPE") > names.index("TEAM")
+    # the trigger's variables, the install's, then the operator's own
+    assert names == ["TEAM", "MODE", "INSTALL", "RECLUSTER_EXECUTION_CONFIG",
+                     "RECLUSTER_STORE_URI", "RECLUSTER_STORE_SCOPE", "RECLUSTER_NAMESPACE",
+                     "RECLUSTER_RUN_ID"]  # fmt: skip
     scope = container["env"][names.index("RECLUSTER_STORE_SCOPE")]
     assert scope == {"name": "RECLUSTER_STORE_SCOPE", "value": "namespace"}
 
     whole = build_job(TRIGGER, None, request(), SETTINGS)
     assert "RECLUSTER_STORE_SCOPE" not in str(whole), "object stores: partition by credentials"
+
+
+def test_only_the_store_volume_scopes_the_store_to_the_namespace() -> None:
+    """An install's own subPathExpr mount (say, logs per pod) is not the store's directory."""
+    logs = {"name": "logs", "mountPath": "/logs", "subPathExpr": "$(POD_NAME)"}
+    settings = JobSettings(image="i", store_uri="s3://bucket/store", volume_mounts=[logs])
+    container = build_job(TRIGGER, None, request(), settings)["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    assert logs in container["volumeMounts"]
+    assert "RECLUSTER_STORE_SCOPE" not in [e["name"] for e in container["env"]]
 
 
 def test_the_phase_comes_from_the_conditions_or_the_counts() -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from recluster.core.lease import LeaseTiming, released, step
 
@@ -100,3 +104,23 @@ def test_the_lease_duration_written_by_the_holder_decides_expiry() -> None:
 def test_released_frees_the_lease_for_one_second_and_keeps_the_rest() -> None:
     spec = lease("b", NOW)["spec"]
     assert released(spec) == {**spec, "holderIdentity": None, "leaseDurationSeconds": 1}
+
+
+@pytest.fixture
+def local_zone_ahead_of_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The machine's local time zone at UTC+5:30 for the test (POSIX TZ, no tz database)."""
+    monkeypatch.setenv("TZ", "IST-5:30")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("local_zone_ahead_of_utc")
+def test_times_are_written_in_utc_whatever_the_local_zone() -> None:
+    in_kolkata = NOW.astimezone()  # 17:30 local: the same instant, another offset
+    assert in_kolkata.utcoffset() == timedelta(hours=5, minutes=30)
+    for now in (NOW, in_kolkata):
+        spec = step(None, "a", now, TIMING).spec
+        assert spec is not None
+        assert (spec["acquireTime"], spec["renewTime"]) == ("2026-11-28T12:00:00.000000Z",) * 2

@@ -49,24 +49,49 @@ def test_a_policy_allows_exactly_what_it_lists() -> None:
         "secrets": ["hf"], "configMaps": ["tuning"],
     })  # fmt: skip
     assert violations(CHOICES, policy) == ["job_template.tolerations[1] key '' is not allowed"]
-    assert violations(template(image="registry.example/team-b/x:1"), policy)
-    assert violations(template(nodeSelector={"pool": "gpu"}), policy)
+    assert violations(template(image="registry.example/team-b/x:1"), policy) == [
+        "job_template.image 'registry.example/team-b/x:1' is not allowed "
+        "(allowed: registry.example/team-a/*)"
+    ]
+    assert violations(template(nodeSelector={"pool": "gpu"}), policy) == [
+        "job_template.nodeSelector pool=gpu is not allowed"
+    ]
+    two = JobPolicy(service_accounts=("clusterer", "team-*"))
+    assert violations(template(serviceAccountName="default"), two) == [
+        "job_template.serviceAccountName 'default' is not allowed (allowed: clusterer, team-*)"
+    ]
     assert violations(CHOICES, PERMISSIVE) == []
 
 
 def test_prefix_patterns() -> None:
     assert allowed("a/b:1", ["a/*"]) and allowed("x", ["*"]) and allowed("x", ["x"])
     assert not allowed("ab", ["a"]) and not allowed("b/a", ["a/*"]) and not allowed("x", [])
+    assert not allowed("a-b", ["a/*"]), "the prefix is everything before the *, slash too"
+
+
+def test_every_env_reference_is_checked_after_plain_values() -> None:
+    env = [
+        {"name": "PLAIN", "value": "1"},
+        {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "token"}}},
+    ]
+    assert violations(template(env=env), JobPolicy()) == [
+        "job_template.env[1].valueFrom.secretKeyRef: Secret 'hf' is not allowed"
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
     ("data", "message"),
     [
         ({"image": ["x"]}, "unknown job policy fields: image"),
-        ({"images": "x"}, "images must be a list of strings"),
-        ({"nodeSelectors": {"pool": "batch"}}, "nodeSelectors must map label keys to lists"),
+        ({"secret": [], "image": ["x"]}, "unknown job policy fields: image, secret"),
+        ({"images": "x"}, "job policy images must be a list of strings"),
+        (
+            {"nodeSelectors": {"pool": "batch"}},
+            "job policy nodeSelectors must map label keys to lists of values",
+        ),
     ],
 )
 def test_bad_policies_are_refused_naming_the_field(data: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError) as refused:
         JobPolicy.from_json(data)
+    assert str(refused.value) == message

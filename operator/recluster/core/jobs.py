@@ -301,7 +301,7 @@ def _iso(moment: datetime) -> str:
 def parse_time(value: Any) -> datetime | None:
     if not value:
         return None
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return datetime.fromisoformat(str(value))  # reads the "Z" of RFC 3339 since 3.11
 
 
 def _condition(job: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:

@@ -37,7 +37,7 @@ def _micro(moment: datetime) -> str:
 def _parse(value: Any) -> datetime | None:
     if not value:
         return None
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return datetime.fromisoformat(str(value))  # reads the "Z" of RFC 3339 since 3.11
 
 
 def holder_spec(
