@@ -19,6 +19,7 @@ import tempfile
 import time
 
 from recluster.api.clustering import ExecutionConfig
+from recluster.engine.maplayout import DEFAULT_LAYOUT, LAYOUT_METHODS
 from recluster.engine.synthetic import hard_embeddings, topic_texts
 from recluster.jobrunner.runner import JobInput, Runner
 from recluster.store import open_store
@@ -29,7 +30,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--clusters", type=int, default=50)
-    parser.add_argument("--layout", default="clusters", choices=("clusters", "pca", "umap"))
+    parser.add_argument("--layout", default=DEFAULT_LAYOUT, choices=LAYOUT_METHODS)
     parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
     data = hard_embeddings(args.rows, args.dim, args.clusters, seed=0)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from .maplayout import LayoutMethod, layout_2d, unit_rows
+from .maplayout import DEFAULT_LAYOUT, LayoutMethod, layout_2d, unit_rows
 
 REPRESENTATIVES = 5
 LAYOUT_MAX_ROWS = 10_000
@@ -143,7 +143,7 @@ class GeometryBuilder:
             self.layout_matrix[first:last] = rows[self.layout_rows[first:last] - start]
         self.seen = stop
 
-    def finish(self, method: LayoutMethod = "clusters") -> Geometry:
+    def finish(self, method: LayoutMethod = DEFAULT_LAYOUT) -> Geometry:
         n = self.labels.shape[0]
         if self.seen != n:
             raise ValueError(f"only {self.seen} of {n} rows were added")

@@ -21,6 +21,7 @@ median of its members' positions (pca, umap); NaN when no member is on the map.
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Literal
 
 import numpy as np
@@ -31,7 +32,15 @@ log = logging.getLogger(__name__)
 
 LayoutMethod = Literal["clusters", "pca", "umap"]
 LAYOUT_METHODS: tuple[LayoutMethod, ...] = ("clusters", "pca", "umap")
+DEFAULT_LAYOUT: LayoutMethod = "umap"
 PACKING_ROUNDS = 300
+UMAP_NEIGHBOURS = 15
+UMAP_MIN_ROWS = 16
+"""Fewer rows than this get PCA: a neighbour graph of a handful of points says nothing."""
+UMAP_MAX_ROWS = 200_000
+"""More rows than this get PCA (issue 15): UMAP's time grows with the rows."""
+UMAP_EPOCHS = 200
+"""umap-learn's own choice above 10,000 rows (500 below): the epochs are most of a fit's time."""
 GAP = 0.08
 """Space between two discs, in units of the median disc radius."""
 
@@ -156,19 +165,41 @@ def clusters_layout(
 
 
 def umap_layout(unit: Float32s, seed: int) -> Float32s:
+    """UMAP of the rows' first 50 principal components, on neighbours found by faiss.
+
+    The k-NN graph comes from `engine.neighbours` (exact up to 32k rows, IVF
+    checked above) instead of pynndescent: pynndescent's kernels take the
+    metric as a numba function argument, which numba's disk cache cannot key
+    across processes, so they compiled again in every Job (~10 s of CPU).
+    umap-learn's own kernels load from the cache (`engine.umapcache`).
+    """
     import umap  # type: ignore[import-untyped]
 
+    from .neighbours import knn_search
+    from .umapcache import enable_umap_caching
+
+    enable_umap_caching()
     n = unit.shape[0]
-    reduced = pca(unit, min(50, unit.shape[1]), seed)
+    k = min(UMAP_NEIGHBOURS, n - 1)
+    with threadpool_limits(1):  # small products: one BLAS thread (engine/__init__.py)
+        reduced = np.ascontiguousarray(pca(unit, min(50, unit.shape[1]), seed))
+        distances, neighbours, _ = knn_search(reduced, k, k - 1, random_state=seed)
     reducer = umap.UMAP(
         n_components=2,
-        n_neighbors=min(15, n - 1),
+        n_neighbors=k,
         min_dist=0.1,
         random_state=seed,
         n_jobs=1,
         low_memory=True,
+        n_epochs=UMAP_EPOCHS,
+        precomputed_knn=(neighbours, distances, None),
     )
-    return np.asarray(reducer.fit_transform(reduced), dtype=np.float32)
+    with warnings.catch_warnings():
+        # "no search index: transform will be unavailable": the map never transforms
+        warnings.filterwarnings("ignore", message="precomputed_knn", category=UserWarning)
+        warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
+        xy = reducer.fit_transform(reduced)
+    return np.asarray(xy, dtype=np.float32)
 
 
 def layout_2d(
@@ -179,7 +210,12 @@ def layout_2d(
     method: LayoutMethod,
     seed: int,
 ) -> tuple[Float32s, Float32s, str]:
-    """Positions of the rows and of the centroids, and the method used (see the module doc)."""
+    """Positions of the rows and of the centroids, and the method used (see the module doc).
+
+    `umap` falls back to `pca` (logged, and the returned method says so) when
+    the sample is outside [UMAP_MIN_ROWS, UMAP_MAX_ROWS], when umap-learn
+    cannot be imported, or when the fit raises.
+    """
     n, k = matrix.shape[0], unit_centroids.shape[0]
     unit = unit_rows(matrix)
     if n < 3 or k == 0:
@@ -189,8 +225,21 @@ def layout_2d(
         with threadpool_limits(1):
             xy, centres = clusters_layout(unit, row_labels, unit_centroids, sizes, seed)
         return xy, centres, method
-    xy = umap_layout(unit, seed) if method == "umap" else pca(unit, 2, seed)
+    used: str = method
+    if method == "umap":
+        if not UMAP_MIN_ROWS <= n <= UMAP_MAX_ROWS:
+            log.info("map: %d rows, outside UMAP's %d..%d; PCA instead", n, UMAP_MIN_ROWS,
+                     UMAP_MAX_ROWS)  # fmt: skip
+            used = "pca"
+        else:
+            try:
+                xy = umap_layout(unit, seed)
+            except Exception as error:  # the map must never fail the run
+                log.warning("map: UMAP failed (%s: %s); PCA instead", type(error).__name__, error)
+                used = "pca"
+    if used == "pca":
+        xy = pca(unit, 2, seed)
     centres = np.full((k, 2), np.nan, dtype=np.float32)
     for c in np.unique(row_labels[row_labels >= 0]).tolist():
         centres[c] = np.median(xy[row_labels == c], axis=0)
-    return xy, centres, method
+    return xy, centres, used
