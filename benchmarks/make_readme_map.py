@@ -8,7 +8,7 @@ the package names stand in. The run is a real one: the job runner clusters the
 collection (k-means, 16 clusters: the sample's 16 Debian sections) in a
 scratch Parquet store and writes its artifacts and report, whose map is copied.
 
-Usage: python benchmarks/make_readme_map.py [--out docs/images/cluster-map.png] [--layout clusters]
+Usage: python benchmarks/make_readme_map.py [--out docs/images/cluster-map.png] [--layout umap]
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ be pulled (the attempt is bounded: a machine with no registry fails in under a s
 one whose firewall drops packets after PULL_TIMEOUT_S); otherwise a base assembled from
 Debian's packages by tools/image/base.py (cached). ``PYTHON_IMAGE=<image>`` forces one.
 
-Tags: ``localhost/recluster:dev`` and ``localhost/recluster:<version of pyproject.toml>``.
+Tags: ``localhost/recluster:dev`` and ``localhost/recluster:<version of pyproject.toml>``;
+with ``--tag <other>``, that tag only (so a trial build moves no shared tag).
 With podman as root, images live in the machine's shared storage
 (/var/lib/containers/storage), so every checkout and test on the machine sees them.
 
@@ -189,10 +190,13 @@ def main(argv: list[str] | None = None) -> None:
     if engine == "podman":
         configure_podman()
     version = project_version()
-    print(f"engine: {engine}; image {args.tag} and {IMAGE}:{version}", flush=True)
+    # A tag of one's own (a branch's trial image) stands alone: it must not move the
+    # version tag that `make image` and other checkouts on the machine share.
+    tags = [args.tag, f"{IMAGE}:{version}"] if args.tag == DEV_TAG else [args.tag]
+    print(f"engine: {engine}; image {' and '.join(tags)}", flush=True)
     base = choose_base(engine)
     previous = image_id(engine, args.tag)
-    build(engine, base, [args.tag, f"{IMAGE}:{version}"], version)
+    build(engine, base, tags, version)
     remove_if_untagged(engine, previous, image_id(engine, args.tag))
     size = image_size(engine, args.tag)
     print(
