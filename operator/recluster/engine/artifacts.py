@@ -28,8 +28,9 @@ import numpy.typing as npt
 from .maplayout import DEFAULT_LAYOUT, LayoutMethod, layout_2d, unit_rows
 
 REPRESENTATIVES = 5
-LAYOUT_MAX_ROWS = 10_000
-"""Rows on the map: enough to show every cluster's shape (docs/engine.md, "Artifacts")."""
+LAYOUT_MAX_ROWS = 5_000
+"""Rows on the map: enough to show every cluster's shape; UMAP on them costs about 2 s of CPU
+(docs/engine.md, "Artifacts")."""
 LAYOUT_PER_CLUSTER = 5
 _CHUNK_ROWS = 16_384
 

@@ -1,7 +1,9 @@
-"""2-D positions for the cluster map: `clusters` (default), `pca` or `umap`.
+"""2-D positions for the cluster map: `umap` (default), `clusters` or `pca`.
 
 Pure numpy/scikit-learn, no I/O; called by `engine.artifacts.GeometryBuilder`.
 
+- **umap** (default): UMAP on the rows' first 50 principal components, on a
+  k-NN graph from faiss; PCA when it cannot run (see `layout_2d`).
 - **clusters**: a schematic map, cheap at any size. Each cluster is a disc
   whose area is proportional to its size, placed where its centroid falls in
   the centroids' own 2-D PCA, then pushed apart until no two discs overlap
@@ -9,13 +11,12 @@ Pure numpy/scikit-learn, no I/O; called by `engine.artifacts.GeometryBuilder`.
   its disc, a member sits along the cluster's own two principal directions,
   scaled so that 95 % of the sampled members fall inside. Noise rows ring the
   disc of their nearest centroid. Distances *between* discs are approximate;
-  UMAP preserves neighbourhoods better but costs more than the clustering
-  (docs/engine.md, "Artifacts").
+  UMAP preserves neighbourhoods better (docs/engine.md, "Artifacts").
 - **pca**: the rows' two leading principal components (cosine geometry).
-- **umap**: UMAP on the rows' first 50 principal components.
 
 Invariant: a centroid's position is its disc's centre (clusters), or the
-median of its members' positions (pca, umap); NaN when no member is on the map.
+position of one of its members, their medoid (pca, umap; see `medoid`); NaN
+when no member is on the map.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ LAYOUT_METHODS: tuple[LayoutMethod, ...] = ("clusters", "pca", "umap")
 DEFAULT_LAYOUT: LayoutMethod = "umap"
 PACKING_ROUNDS = 300
 UMAP_NEIGHBOURS = 15
+MEDOID_SAMPLE = 400
+"""Points of a cluster a medoid is chosen from (400² distances: a few ms)."""
 UMAP_MIN_ROWS = 16
 """Fewer rows than this get PCA: a neighbour graph of a handful of points says nothing."""
 UMAP_MAX_ROWS = 200_000
@@ -240,6 +243,22 @@ def layout_2d(
     if used == "pca":
         xy = pca(unit, 2, seed)
     centres = np.full((k, 2), np.nan, dtype=np.float32)
+    rng = np.random.default_rng(seed)
     for c in np.unique(row_labels[row_labels >= 0]).tolist():
-        centres[c] = np.median(xy[row_labels == c], axis=0)
+        centres[c] = medoid(xy[row_labels == c], rng)
     return xy, centres, used
+
+
+def medoid(points: Float32s, rng: np.random.Generator) -> Float32s:
+    """The point with the smallest summed distance to the others (of a seeded sample).
+
+    A cluster's place on a UMAP map: unlike the mean or the median, it is one
+    of its points, in its largest island when UMAP split it (a label at the
+    median of two islands would point at the empty space between them).
+    """
+    if points.shape[0] > MEDOID_SAMPLE:
+        points = points[rng.choice(points.shape[0], MEDOID_SAMPLE, replace=False)]
+    p = points.astype(np.float64)
+    total = np.sqrt(((p[:, None, :] - p[None, :, :]) ** 2).sum(axis=2)).sum(axis=1)
+    best: Float32s = points[int(np.argmin(total))].astype(np.float32)
+    return best
