@@ -181,6 +181,12 @@ def image_size(engine: str, image: str) -> int:
     return int(inspected.stdout.strip())
 
 
+def tags_for(tag: str, version: str) -> list[str]:
+    """The dev tag brings the version tag along; a tag of one's own (a branch's trial
+    image) stands alone: it must not move the tags other checkouts on the machine share."""
+    return [tag, f"{IMAGE}:{version}"] if tag == DEV_TAG else [tag]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--tag", default=DEV_TAG, help=f"default {DEV_TAG}")
@@ -190,9 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     if engine == "podman":
         configure_podman()
     version = project_version()
-    # A tag of one's own (a branch's trial image) stands alone: it must not move the
-    # version tag that `make image` and other checkouts on the machine share.
-    tags = [args.tag, f"{IMAGE}:{version}"] if args.tag == DEV_TAG else [args.tag]
+    tags = tags_for(args.tag, version)
     print(f"engine: {engine}; image {' and '.join(tags)}", flush=True)
     base = choose_base(engine)
     previous = image_id(engine, args.tag)
