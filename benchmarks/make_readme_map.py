@@ -8,7 +8,7 @@ the package names stand in. The run is a real one: the job runner clusters the
 collection (k-means, 16 clusters: the sample's 16 Debian sections) in a
 scratch Parquet store and writes its artifacts and report, whose map is copied.
 
-Usage: python benchmarks/make_readme_map.py [--out docs/images/cluster-map.png] [--layout clusters]
+Usage: python benchmarks/make_readme_map.py [--out docs/images/cluster-map.png] [--layout umap]
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from recluster.api.clustering import ExecutionConfig
+from recluster.engine.maplayout import DEFAULT_LAYOUT, LAYOUT_METHODS
 from recluster.jobrunner.runner import JobInput, Runner
 from recluster.store import open_store
 
@@ -47,7 +48,7 @@ def descriptions(names: list[str]) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--out", type=Path, default=ROOT / "docs/images/cluster-map.png")
-    parser.add_argument("--layout", default="clusters", choices=("clusters", "pca", "umap"))
+    parser.add_argument("--layout", default=DEFAULT_LAYOUT, choices=LAYOUT_METHODS)
     parser.add_argument("--report", type=Path, default=None, help="Also keep the HTML report here.")
     args = parser.parse_args()
     sample = np.load(SAMPLE, allow_pickle=False)

@@ -82,6 +82,12 @@ def test_warmup_runs_the_numba_path(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(warmup, "cluster", spy)
     seconds = warmup.warmup()
-    assert list(seconds) == ["hdbscan_epsilon", "kmeans_parallel"]
+    assert list(seconds) == ["hdbscan_epsilon", "kmeans_parallel", "map_umap"]
     [config] = configs
     assert config.algorithm == "hdbscan" and (config.cluster_selection_epsilon or 0) > 0
+    # the map's UMAP epoch kernel: switched to the disk cache, then compiled (so saved)
+    import umap.layouts  # type: ignore[import-untyped]
+    from numba.core.caching import FunctionCache
+
+    epoch = umap.layouts._nb_optimize_layout_euclidean_single_epoch
+    assert isinstance(epoch._cache, FunctionCache) and epoch.signatures

@@ -81,3 +81,9 @@ def test_recluster_engine_must_name_a_command(monkeypatch: pytest.MonkeyPatch) -
         build_tool.choose_engine()
     monkeypatch.setenv("RECLUSTER_ENGINE", "sh")
     assert build_tool.choose_engine() == "sh"
+
+
+def test_a_tag_of_ones_own_moves_no_shared_tag() -> None:
+    dev = build_tool.tags_for(build_tool.DEV_TAG, "1.2.3")
+    assert dev == [build_tool.DEV_TAG, "localhost/recluster:1.2.3"]
+    assert build_tool.tags_for("localhost/recluster:umap", "1.2.3") == ["localhost/recluster:umap"]

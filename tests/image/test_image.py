@@ -9,6 +9,7 @@ contents (no compilers, no build leftovers).
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import socket
@@ -21,6 +22,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from image_support import ROOT, Image
 
@@ -126,7 +128,10 @@ def _files(directory: Path) -> dict[str, int]:
 def test_run_job_clusters_a_mounted_store_without_compiling_numba(
     image: Image, tmp_path: Path
 ) -> None:
-    """The operator's Job for k-means, then for HDBSCAN, on a Parquet store volume."""
+    """The operator's Job for k-means, then for HDBSCAN, on a Parquet store volume.
+
+    Each Job also draws the map (UMAP, the default layout): its kernels load too.
+    """
     store_dir = tmp_path / "store"
     store = open_store(str(store_dir))
     store.append("default", "col_abc123", [f"d{i}" for i in range(600)], _blobs(600))
@@ -139,6 +144,11 @@ def test_run_job_clusters_a_mounted_store_without_compiling_numba(
     assert done.returncode == 0, done.stdout + done.stderr
     assert summary["status"] == "succeeded" and summary["run_id"] == "r-km"
     assert summary["num_clusters"] == 4 and summary["num_documents"] == 600
+    # the map's UMAP: umap-learn's kernels (not declared cache=True upstream) loaded, none compiled
+    loads = [line for line in done.stdout.splitlines() if "[cache] data loaded from" in line]
+    assert any("layouts._optimize_layout_euclidean_single_epoch" in line for line in loads), loads
+    assert any("umap_.smooth_knn_dist" in line for line in loads), loads
+    assert "[cache] data saved to" not in done.stdout and "[cache] index saved" not in done.stdout
 
     # cluster_selection_epsilon > 0: the one path still on numba (engine/warmup.py)
     hdbscan = {
@@ -167,6 +177,10 @@ def test_run_job_clusters_a_mounted_store_without_compiling_numba(
     assert seeded and _files(tmp / "numba-cache") == seeded
 
     results = open_store(str(store_dir))
+    for run_id in ("r-km", "r-hdb"):
+        map_table = results.read_artifact("default", run_id, "map.parquet")
+        layout = pq.read_schema(io.BytesIO(map_table)).metadata[b"recluster.layout_method"]
+        assert layout == b"umap", run_id
     assert results.read_run("default", "r-km").num_clusters == 4
     assert results.read_run("default", "r-hdb").num_clusters == 4
     assert results.latest_run("default", ["col_abc123"]) == "r-hdb"

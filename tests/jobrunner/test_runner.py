@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
@@ -246,6 +248,20 @@ def test_streaming_runs_have_the_same_artifacts(store_dir: Path, tmp_path: Path)
         distances = np.asarray(table.column("distance").to_pylist(), dtype=float)
         assert np.isfinite(distances).all() and (distances >= 0).all()
     assert tables["whole"].column("document_id").equals(tables["streamed"].column("document_id"))
+
+
+@pytest.mark.parametrize("layout", ["umap", "clusters", "pca"])
+def test_the_map_layout_is_umap_unless_the_environment_picks_another(
+    store_dir: Path, tmp_path: Path, layout: str
+) -> None:
+    env = {} if layout == "umap" else {"RECLUSTER_MAP_LAYOUT": layout}
+    code, summary, output = run(store_dir, tmp_path, **env)
+    assert code == 0, output
+    assert summary["num_clusters"] == 4  # the layout's name is no secret to scrub
+    with open_store(str(store_dir)) as store:
+        content = store.read_artifact("default", "run-1", "map.parquet")
+    metadata = pq.read_schema(io.BytesIO(content)).metadata or {}
+    assert metadata[b"recluster.layout_method"] == layout.encode()
 
 
 def test_a_bad_map_layout_is_refused_by_name(store_dir: Path, tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ be pulled (the attempt is bounded: a machine with no registry fails in under a s
 one whose firewall drops packets after PULL_TIMEOUT_S); otherwise a base assembled from
 Debian's packages by tools/image/base.py (cached). ``PYTHON_IMAGE=<image>`` forces one.
 
-Tags: ``localhost/recluster:dev`` and ``localhost/recluster:<version of pyproject.toml>``.
+Tags: ``localhost/recluster:dev`` and ``localhost/recluster:<version of pyproject.toml>``;
+with ``--tag <other>``, that tag only (so a trial build moves no shared tag).
 With podman as root, images live in the machine's shared storage
 (/var/lib/containers/storage), so every checkout and test on the machine sees them.
 
@@ -180,6 +181,12 @@ def image_size(engine: str, image: str) -> int:
     return int(inspected.stdout.strip())
 
 
+def tags_for(tag: str, version: str) -> list[str]:
+    """The dev tag brings the version tag along; a tag of one's own (a branch's trial
+    image) stands alone: it must not move the tags other checkouts on the machine share."""
+    return [tag, f"{IMAGE}:{version}"] if tag == DEV_TAG else [tag]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--tag", default=DEV_TAG, help=f"default {DEV_TAG}")
@@ -189,10 +196,11 @@ def main(argv: list[str] | None = None) -> None:
     if engine == "podman":
         configure_podman()
     version = project_version()
-    print(f"engine: {engine}; image {args.tag} and {IMAGE}:{version}", flush=True)
+    tags = tags_for(args.tag, version)
+    print(f"engine: {engine}; image {' and '.join(tags)}", flush=True)
     base = choose_base(engine)
     previous = image_id(engine, args.tag)
-    build(engine, base, [args.tag, f"{IMAGE}:{version}"], version)
+    build(engine, base, tags, version)
     remove_if_untagged(engine, previous, image_id(engine, args.tag))
     size = image_size(engine, args.tag)
     print(

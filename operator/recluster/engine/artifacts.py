@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from .maplayout import LayoutMethod, layout_2d, unit_rows
+from .maplayout import DEFAULT_LAYOUT, LayoutMethod, layout_2d, unit_rows
 
 REPRESENTATIVES = 5
-LAYOUT_MAX_ROWS = 10_000
-"""Rows on the map: enough to show every cluster's shape (docs/engine.md, "Artifacts")."""
+LAYOUT_MAX_ROWS = 5_000
+"""Rows on the map: enough to show every cluster's shape; UMAP on them costs about 2 s of CPU
+(docs/engine.md, "Artifacts")."""
 LAYOUT_PER_CLUSTER = 5
 _CHUNK_ROWS = 16_384
 
@@ -143,7 +144,7 @@ class GeometryBuilder:
             self.layout_matrix[first:last] = rows[self.layout_rows[first:last] - start]
         self.seen = stop
 
-    def finish(self, method: LayoutMethod = "clusters") -> Geometry:
+    def finish(self, method: LayoutMethod = DEFAULT_LAYOUT) -> Geometry:
         n = self.labels.shape[0]
         if self.seen != n:
             raise ValueError(f"only {self.seen} of {n} rows were added")

@@ -1,7 +1,9 @@
-"""2-D positions for the cluster map: `clusters` (default), `pca` or `umap`.
+"""2-D positions for the cluster map: `umap` (default), `clusters` or `pca`.
 
 Pure numpy/scikit-learn, no I/O; called by `engine.artifacts.GeometryBuilder`.
 
+- **umap** (default): UMAP on the rows' first 50 principal components, on a
+  k-NN graph from faiss; PCA when it cannot run (see `layout_2d`).
 - **clusters**: a schematic map, cheap at any size. Each cluster is a disc
   whose area is proportional to its size, placed where its centroid falls in
   the centroids' own 2-D PCA, then pushed apart until no two discs overlap
@@ -9,18 +11,18 @@ Pure numpy/scikit-learn, no I/O; called by `engine.artifacts.GeometryBuilder`.
   its disc, a member sits along the cluster's own two principal directions,
   scaled so that 95 % of the sampled members fall inside. Noise rows ring the
   disc of their nearest centroid. Distances *between* discs are approximate;
-  UMAP preserves neighbourhoods better but costs more than the clustering
-  (docs/engine.md, "Artifacts").
+  UMAP preserves neighbourhoods better (docs/engine.md, "Artifacts").
 - **pca**: the rows' two leading principal components (cosine geometry).
-- **umap**: UMAP on the rows' first 50 principal components.
 
 Invariant: a centroid's position is its disc's centre (clusters), or the
-median of its members' positions (pca, umap); NaN when no member is on the map.
+position of one of its members, their medoid (pca, umap; see `medoid`); NaN
+when no member is on the map.
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Literal
 
 import numpy as np
@@ -31,7 +33,17 @@ log = logging.getLogger(__name__)
 
 LayoutMethod = Literal["clusters", "pca", "umap"]
 LAYOUT_METHODS: tuple[LayoutMethod, ...] = ("clusters", "pca", "umap")
+DEFAULT_LAYOUT: LayoutMethod = "umap"
 PACKING_ROUNDS = 300
+UMAP_NEIGHBOURS = 15
+MEDOID_SAMPLE = 400
+"""Points of a cluster a medoid is chosen from (400² distances: a few ms)."""
+UMAP_MIN_ROWS = 16
+"""Fewer rows than this get PCA: a neighbour graph of a handful of points says nothing."""
+UMAP_MAX_ROWS = 200_000
+"""More rows than this get PCA (issue 15): UMAP's time grows with the rows."""
+UMAP_EPOCHS = 200
+"""umap-learn's own choice above 10,000 rows (500 below): the epochs are most of a fit's time."""
 GAP = 0.08
 """Space between two discs, in units of the median disc radius."""
 
@@ -156,19 +168,41 @@ def clusters_layout(
 
 
 def umap_layout(unit: Float32s, seed: int) -> Float32s:
+    """UMAP of the rows' first 50 principal components, on neighbours found by faiss.
+
+    The k-NN graph comes from `engine.neighbours` (exact up to 32k rows, IVF
+    checked above) instead of pynndescent: pynndescent's kernels take the
+    metric as a numba function argument, which numba's disk cache cannot key
+    across processes, so they compiled again in every Job (~10 s of CPU).
+    umap-learn's own kernels load from the cache (`engine.umapcache`).
+    """
     import umap  # type: ignore[import-untyped]
 
+    from .neighbours import knn_search
+    from .umapcache import enable_umap_caching
+
+    enable_umap_caching()
     n = unit.shape[0]
-    reduced = pca(unit, min(50, unit.shape[1]), seed)
+    k = min(UMAP_NEIGHBOURS, n - 1)
+    with threadpool_limits(1):  # small products: one BLAS thread (engine/__init__.py)
+        reduced = np.ascontiguousarray(pca(unit, min(50, unit.shape[1]), seed))
+        distances, neighbours, _ = knn_search(reduced, k, k - 1, random_state=seed)
     reducer = umap.UMAP(
         n_components=2,
-        n_neighbors=min(15, n - 1),
+        n_neighbors=k,
         min_dist=0.1,
         random_state=seed,
         n_jobs=1,
         low_memory=True,
+        n_epochs=UMAP_EPOCHS,
+        precomputed_knn=(neighbours, distances, None),
     )
-    return np.asarray(reducer.fit_transform(reduced), dtype=np.float32)
+    with warnings.catch_warnings():
+        # "no search index: transform will be unavailable": the map never transforms
+        warnings.filterwarnings("ignore", message="precomputed_knn", category=UserWarning)
+        warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
+        xy = reducer.fit_transform(reduced)
+    return np.asarray(xy, dtype=np.float32)
 
 
 def layout_2d(
@@ -179,7 +213,12 @@ def layout_2d(
     method: LayoutMethod,
     seed: int,
 ) -> tuple[Float32s, Float32s, str]:
-    """Positions of the rows and of the centroids, and the method used (see the module doc)."""
+    """Positions of the rows and of the centroids, and the method used (see the module doc).
+
+    `umap` falls back to `pca` (logged, and the returned method says so) when
+    the sample is outside [UMAP_MIN_ROWS, UMAP_MAX_ROWS], when umap-learn
+    cannot be imported, or when the fit raises.
+    """
     n, k = matrix.shape[0], unit_centroids.shape[0]
     unit = unit_rows(matrix)
     if n < 3 or k == 0:
@@ -189,8 +228,37 @@ def layout_2d(
         with threadpool_limits(1):
             xy, centres = clusters_layout(unit, row_labels, unit_centroids, sizes, seed)
         return xy, centres, method
-    xy = umap_layout(unit, seed) if method == "umap" else pca(unit, 2, seed)
+    used: str = method
+    if method == "umap":
+        if not UMAP_MIN_ROWS <= n <= UMAP_MAX_ROWS:
+            log.info("map: %d rows, outside UMAP's %d..%d; PCA instead", n, UMAP_MIN_ROWS,
+                     UMAP_MAX_ROWS)  # fmt: skip
+            used = "pca"
+        else:
+            try:
+                xy = umap_layout(unit, seed)
+            except Exception as error:  # the map must never fail the run
+                log.warning("map: UMAP failed (%s: %s); PCA instead", type(error).__name__, error)
+                used = "pca"
+    if used == "pca":
+        xy = pca(unit, 2, seed)
     centres = np.full((k, 2), np.nan, dtype=np.float32)
+    rng = np.random.default_rng(seed)
     for c in np.unique(row_labels[row_labels >= 0]).tolist():
-        centres[c] = np.median(xy[row_labels == c], axis=0)
-    return xy, centres, method
+        centres[c] = medoid(xy[row_labels == c], rng)
+    return xy, centres, used
+
+
+def medoid(points: Float32s, rng: np.random.Generator) -> Float32s:
+    """The point with the smallest summed distance to the others (of a seeded sample).
+
+    A cluster's place on a UMAP map: unlike the mean or the median, it is one
+    of its points, in its largest island when UMAP split it (a label at the
+    median of two islands would point at the empty space between them).
+    """
+    if points.shape[0] > MEDOID_SAMPLE:
+        points = points[rng.choice(points.shape[0], MEDOID_SAMPLE, replace=False)]
+    p = points.astype(np.float64)
+    total = np.sqrt(((p[:, None, :] - p[None, :, :]) ** 2).sum(axis=2)).sum(axis=1)
+    best: Float32s = points[int(np.argmin(total))].astype(np.float32)
+    return best

@@ -4,17 +4,19 @@ Each Job is a fresh process; without a cache, numba kernels compile on first
 use (20+ s on two cores, more than the clustering itself). Since issue 13
 hdbscan runs on compiled (Cython/C) code from scikit-learn, scipy and faiss;
 only ``cluster_selection_epsilon`` > 0 still uses fast_hdbscan's numba tree
-code, and large k-means its parallel passes (`engine/lloyd_kernels.py`):
-this warms both.
+code, large k-means its parallel passes (`engine/lloyd_kernels.py`), and
+the map its UMAP layout (umap-learn's kernels, made cacheable by
+`engine.umapcache`): this warms all three.
 Run this once at image build time, with the same NUMBA_CACHE_DIR (and
 NUMBA_CPU_NAME, see docs/engine.md) as the Jobs will use::
 
     NUMBA_CACHE_DIR=/opt/numba-cache python -m recluster.engine.warmup
 
 Jobs then load machine code from the cache (about 0.7 s instead of 20+ s).
-UMAP is not covered: most of umap-learn's kernels are not declared
-``cache=True``, so a Job that asks for UMAP reduction pays ~12 s of JIT
-compilation whatever is done at build time (see docs/engine.md).
+The `reduction` step's UMAP (engine/preprocess) is not covered: it lets
+umap-learn find its own neighbours with pynndescent, whose kernels take the
+metric as a numba function argument and so compile again in every process
+(~10 s; see docs/engine.md).
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from recluster.api.clustering import ClusteringConfig
 
 from .algorithms import cluster
 from .kmeans import assign, lloyd_pass
-from .synthetic import blobs
+from .maplayout import umap_layout, unit_rows
+from .synthetic import blobs, hard_embeddings
 
 
 def warmup() -> dict[str, float]:
@@ -43,6 +46,12 @@ def warmup() -> dict[str, float]:
     lloyd_pass(matrix, matrix[:5], workers=2)  # the kernels' one specialisation each
     assign(matrix, matrix[:5], workers=2)
     seconds["kmeans_parallel"] = time.perf_counter() - started
+    started = time.perf_counter()
+    # A connected k-NN graph, then one in separate components: UMAP's spectral
+    # initialisation of the latter calls umap-learn's euclidean kernel from Python.
+    umap_layout(unit_rows(hard_embeddings(1_000, 48, 6, seed=0).matrix), seed=0)
+    umap_layout(unit_rows(blobs(1_500, 48, 6, seed=0).matrix), seed=0)
+    seconds["map_umap"] = time.perf_counter() - started
     return seconds
 
 

@@ -28,7 +28,7 @@ from ..engine.labels import (
     class_tfidf_keywords,
     default_label,
 )
-from ..engine.maplayout import LayoutMethod
+from ..engine.maplayout import DEFAULT_LAYOUT, LayoutMethod
 from ..store import artifacts as layouts
 from ..store.base import CollectionStore
 
@@ -76,7 +76,7 @@ class RunArtifactsBuilder:
         sizes: npt.NDArray[np.int64],
         centroids: npt.NDArray[np.float32],
         seed: int,
-        layout: LayoutMethod = "clusters",
+        layout: LayoutMethod = DEFAULT_LAYOUT,
         labeller: Labeller | None = None,
     ) -> None:
         self.run_id = run_id

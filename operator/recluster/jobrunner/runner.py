@@ -27,7 +27,7 @@ from ..drift_check import sample_collections
 from ..engine.algorithms import DataValidationError, cluster, random_state_of, validate_for_data
 from ..engine.kmeans import kmeans_streaming
 from ..engine.labels import Labeller
-from ..engine.maplayout import LAYOUT_METHODS, LayoutMethod
+from ..engine.maplayout import DEFAULT_LAYOUT, LAYOUT_METHODS, LayoutMethod
 from ..engine.result import ClusteringResult
 from ..store.base import CollectionStore
 from ..store.errors import CollectionNotFound, StoreAccessDenied, StoreUnavailable
@@ -37,12 +37,11 @@ from .labelling import labeller_from_env
 from .limits import memory_limit_bytes
 
 LAYOUT_ENV = "RECLUSTER_MAP_LAYOUT"
-DEFAULT_LAYOUT: LayoutMethod = "clusters"
 """UMAP costs more than the clustering on 100k × 384 (docs/engine.md, "Artifacts")."""
 
 
 def layout_method(env: Mapping[str, str] | None = None) -> LayoutMethod:
-    """The 2-D map's method: RECLUSTER_MAP_LAYOUT (clusters, pca or umap), default clusters."""
+    """The 2-D map's method: RECLUSTER_MAP_LAYOUT (clusters, pca or umap), default umap."""
     value = (os.environ if env is None else env).get(LAYOUT_ENV, "").strip() or DEFAULT_LAYOUT
     for method in LAYOUT_METHODS:
         if value == method:

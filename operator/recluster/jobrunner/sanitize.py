@@ -35,8 +35,11 @@ PUBLIC_ENV = frozenset({
     "NUMBA_CACHE_DIR", "RECLUSTER_NUMBA_CACHE_SEED", "OMP_NUM_THREADS", *THREAD_POOL_ENVIRONMENT,
     "RECLUSTER_NAMESPACE", "RECLUSTER_RUN_ID", "RECLUSTER_EXECUTION_CONFIG",
     "RECLUSTER_TERMINATION_LOG", "RECLUSTER_STORE_SCOPE", "SSL_CERT_FILE", "SSL_CERT_DIR",
+    "RECLUSTER_MAP_LAYOUT",
 })  # fmt: skip
-"""Set by the image, the kubelet or the operator itself (a trigger cannot set RECLUSTER_*)."""
+"""Set by the image, the kubelet or the operator itself (a trigger cannot set RECLUSTER_*);
+RECLUSTER_MAP_LAYOUT is one of three words (a secret `clusters` turned `num_clusters` into
+`num_***` in the summary)."""
 PUBLIC_PREFIXES = ("KUBERNETES_",)
 URI_ENV = frozenset({"RECLUSTER_STORE_URI"})
 """Public unless they carry credentials (rule 2 recognises them): then secret whole."""

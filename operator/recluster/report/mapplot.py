@@ -32,6 +32,8 @@ MAX_COLOURS = 40
 NOISE_COLOUR = "#d9d9d9"
 UNLABELLED_COLOUR = "#c8c8c8"
 FONT = "DejaVu Sans"
+HALO_MIN = 0.015
+HALO_MAX = 0.12
 Renderer = Literal["auto", "datamapplot", "matplotlib"]
 
 
@@ -105,7 +107,7 @@ def render_matplotlib(data: MapData, size_px: int = 1100) -> bytes:
     labelled = data.labelled()
     colours = palette(k, data.largest(MAX_COLOURS))
     n = data.xy.shape[0]
-    point_size = float(np.clip(12_000.0 / max(n, 1), 1.5, 14.0))
+    point_size = float(np.clip(12_000.0 / max(n, 1), 2.5, 14.0))
     noise = data.point_clusters < 0
     if noise.any():
         ax.scatter(
@@ -148,15 +150,23 @@ def render_matplotlib(data: MapData, size_px: int = 1100) -> bytes:
 
 
 def _halo(ax: Any, data: MapData, colours: list[str]) -> Callable[[int], None]:
-    """Draws a light disc under a labelled cluster (90 % of its points): where its label points."""
+    """Draws a light disc under a labelled cluster: where its label points.
+
+    The disc holds the nearer half of the cluster's points around its place,
+    within [HALO_MIN, HALO_MAX] of the map's span: a cluster UMAP split in two
+    islands gets a disc on the one its label sits on, not one spanning both;
+    a tight island a disc one can see.
+    """
     from matplotlib.patches import Circle
+
+    span = float(np.ptp(data.xy, axis=0).max()) if data.xy.shape[0] else 1.0
 
     def draw(c: int) -> None:
         points = data.xy[data.point_clusters == c]
         if points.shape[0] == 0:
             return
         reach = np.linalg.norm(points - data.centroid_xy[c], axis=1)
-        radius = float(np.quantile(reach, 0.9))
+        radius = float(np.clip(np.quantile(reach, 0.5), HALO_MIN * span, HALO_MAX * span))
         colour = colours[c] if colours[c] != UNLABELLED_COLOUR else "#888888"
         ax.add_patch(Circle(tuple(data.centroid_xy[c]), radius, color=colour, alpha=0.15, lw=0))
 
@@ -192,13 +202,26 @@ def _place_labels(
             color="#222222",
             path_effects=[effects.withStroke(linewidth=3, foreground="white")],
         )
-        box = text.get_window_extent(renderer).expanded(1.05, 1.1)
+        box = _inside(fig, ax, text, renderer).expanded(1.05, 1.1)
         if any(box.overlaps(other) for other in placed):
             text.remove()
             continue
         placed.append(box)
         halo(c)
     return len(placed)
+
+
+def _inside(fig: Any, ax: Any, text: Any, renderer: Any) -> Any:
+    """Moves a label that would stick out of the image back in; its new extent."""
+    box = text.get_window_extent(renderer)
+    width, height = fig.bbox.width, fig.bbox.height
+    dx = max(0.0, -box.x0) - max(0.0, box.x1 - width)
+    dy = max(0.0, -box.y0) - max(0.0, box.y1 - 0.9 * height)  # not over the title
+    if dx or dy:
+        x, y = ax.transData.transform(text.get_position())
+        text.set_position(ax.transData.inverted().transform((x + dx, y + dy)))
+        box = text.get_window_extent(renderer)
+    return box
 
 
 def _wrap(label: str, width: int = 22) -> str:
