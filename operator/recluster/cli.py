@@ -503,6 +503,7 @@ def _run_clustering(
 
     # nothing printed or reported may carry a secret of the environment (sanitize.py)
     scrub = Scrubber(os.environ)
+    raw_stdout = sys.stdout  # the runner's own JSON goes here, scrubbed leaf by leaf (rule 4)
     sys.stdout = ScrubbedStream(sys.stdout, scrub)
     sys.stderr = ScrubbedStream(sys.stderr, scrub)
 
@@ -517,8 +518,8 @@ def _run_clustering(
         collections = ", ".join(job.execution_config.collection_ids)
         algorithm = job.execution_config.config.algorithm
         log(f"run {job.run_id}: {algorithm} on {collections} in namespace {job.namespace}")
-        summary = run(job, open_store, log)
-        click.echo(json.dumps(summary))
+        summary = scrub.data(run(job, open_store, log))
+        click.echo(json.dumps(summary), file=raw_stdout)
     except (JobFailure, OSError, ValueError) as exc:
         error = scrub(str(exc))
         click.echo(f"error: {error}", err=True)
@@ -526,10 +527,11 @@ def _run_clustering(
         error = unexpected(exc)
         traceback.print_exc()
         click.echo(f"error: {error}", err=True)
+    # error and summary are scrubbed already: scrubbing their JSON again would reach its keys
     if error and echo_failure:  # the log's last line: what a RayJob's status.message ends with
-        click.echo(scrub(termination_message(None, error)))
+        click.echo(termination_message(None, error), file=raw_stdout)
     try:
-        termination_log.write_text(scrub(termination_message(summary, error)))
+        termination_log.write_text(termination_message(summary, error))
     except OSError as exc:
         click.echo(f"warning: cannot write {termination_log}: {exc.strerror}", err=True)
     sys.exit(1 if error else 0)

@@ -14,11 +14,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from recluster.cli import main
 from recluster.jobrunner.sanitize import Scrubber, unexpected
+from recluster.store.factory import open_store
 
 SECRET = "hunter2-d5f1c0ffee"
 OTHER = "s3cr3t-sesame-42"
@@ -92,3 +94,28 @@ def test_an_unexpected_exception_reports_its_type_only(
     assert error == unexpected(RuntimeError()) and SECRET not in error
     assert "RuntimeError: could not parse ***" in result.output
     assert SECRET not in result.output
+
+
+def test_words_and_numbers_of_the_environment_never_break_the_runners_json(
+    tmp_path: Path,
+) -> None:
+    """Rule 4: `clusters` or `status` in some variable must not turn num_clusters into num_***."""
+    store = tmp_path / "store"
+    with open_store(str(store)) as opened:
+        rows = np.random.default_rng(0).normal(size=(60, 8)).astype(np.float32)
+        rows[30:] += 12  # two clusters
+        opened.append("team-a", "col", [f"d{i}" for i in range(60)], rows)
+    config = json.dumps({"collection_ids": ["col"],
+                         "config": {"algorithm": "kmeans", "n_clusters": 2}})  # fmt: skip
+    code, output, message = run_job(
+        tmp_path, RECLUSTER_STORE_URI=str(store), RECLUSTER_EXECUTION_CONFIG=config,
+        RECLUSTER_MAP_LAYOUT="pca", TEAM_WORD="clusters", STAGE="status", TOKEN=SECRET,
+    )  # fmt: skip
+    assert code == 0, output
+    summary = json.loads(message)
+    assert summary["status"] == "succeeded" and summary["num_clusters"] == 2
+    printed = json.loads(next(line for line in output.splitlines() if line.startswith("{")))
+    assert printed == summary
+    assert Scrubber({"TOKEN": SECRET, "WORD": "clusters"}).data(
+        {"num_clusters": 2, "error": f"token {SECRET} and clusters", "ids": [SECRET, 123456]}
+    ) == {"num_clusters": 2, "error": "token *** and ***", "ids": ["***", 123456]}

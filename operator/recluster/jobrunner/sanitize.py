@@ -13,6 +13,11 @@ Event; the log is what `kubectl logs` shows. Rules:
    failure reasons), secret whole when it does.
 2. Credentials inside a URI or a libpq conninfo are redacted
    (`store._common.redact`), whatever variable they came from.
+4. The runner's own JSON (its summary and termination message) is scrubbed
+   leaf by leaf (`Scrubber.data`): its strings as text, its keys and numbers
+   never. They are the runner's fixed names and its counts, and a word or
+   number of the environment equal to one of them (`clusters`, `status`,
+   a six-digit count) must not turn `num_clusters` into `num_***`.
 3. An exception the runner did not expect is reported as its type and a
    fixed sentence: its message (which may quote an input) goes to the log,
    scrubbed, never to the status.
@@ -23,7 +28,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Mapping
-from typing import TextIO
+from typing import Any, TextIO
 
 from .. import THREAD_POOL_ENVIRONMENT
 from ..store._common import redact
@@ -65,6 +70,16 @@ class Scrubber:
             if value in text:
                 text = text.replace(value, "***")
         return _URI.sub(lambda m: redact(m.group(0)), text)
+
+    def data(self, value: Any) -> Any:
+        """Parsed JSON with every string scrubbed, keys and numbers kept (rule 4)."""
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, Mapping):
+            return {key: self.data(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.data(item) for item in value]
+        return value
 
 
 class ScrubbedStream(io.TextIOBase):
