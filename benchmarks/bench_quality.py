@@ -128,8 +128,9 @@ class Case:
 
     @property
     def label(self) -> str:
-        if self.options:
-            return " ".join([self.algorithm, *(f"{k}={v}" for k, v in self.options)])
+        if self.section == "others":
+            given = [f"{k}={v}" for k, v in self.options] or ["(defaults)"]
+            return " ".join([self.algorithm, *given])
         key = "min_cluster_size" if self.algorithm == "hdbscan" else "K"
         return f"{self.algorithm} {key}={self.parameter}"
 
