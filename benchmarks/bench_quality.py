@@ -25,11 +25,21 @@ other start-up are included; *fit s* is the call alone. *speed-up* is the
 reference's job s over Recluster's on the same rows, both measured in this
 run. Peak RSS is the child's own (``VmHWM``), data included.
 
+The ``others`` section covers every other algorithm the engine routes
+(agglomerative, dbscan, optics, spectral, gaussian_mixture, mean_shift)
+against scikit-learn's estimator with the same parameters (its defaults
+otherwise) on ``hard`` data from 1,000 rows up (`OTHER_SIZES`), one line per
+case with Recluster's stage times: the silhouette (quality) stage must not
+cost more than the clustering (issue 13). Recluster's *fit s* there includes
+any scikit-learn import made inside ``cluster()``; the reference's does not.
+
 k-means cases of at least 100,000 rows also measure the Lloyd stage against
 the machine's sgemm peak in the same process (`lloyd_figures`).
 
     .venv/bin/python benchmarks/bench_quality.py --write-docs
     .venv/bin/python benchmarks/bench_quality.py --only kmeans --write-docs  # one section
+    .venv/bin/python benchmarks/bench_quality.py --only others --write-docs  # ~12 min at load 9
+    .venv/bin/python benchmarks/bench_quality.py --only dbscan    # printed only
     .venv/bin/python benchmarks/bench_quality.py --quick          # smoke run, minutes
 
 docs/benchmarks.md holds one section per algorithm between its own markers;
