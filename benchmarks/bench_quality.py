@@ -25,11 +25,21 @@ other start-up are included; *fit s* is the call alone. *speed-up* is the
 reference's job s over Recluster's on the same rows, both measured in this
 run. Peak RSS is the child's own (``VmHWM``), data included.
 
+The ``others`` section covers every other algorithm the engine routes
+(agglomerative, dbscan, optics, spectral, gaussian_mixture, mean_shift)
+against scikit-learn's estimator with the same parameters (its defaults
+otherwise) on ``hard`` data from 1,000 rows up (`OTHER_SIZES`), one line per
+case with Recluster's stage times: the silhouette (quality) stage must not
+cost more than the clustering (issue 13). Recluster's *fit s* there includes
+any scikit-learn import made inside ``cluster()``; the reference's does not.
+
 k-means cases of at least 100,000 rows also measure the Lloyd stage against
 the machine's sgemm peak in the same process (`lloyd_figures`).
 
     .venv/bin/python benchmarks/bench_quality.py --write-docs
     .venv/bin/python benchmarks/bench_quality.py --only kmeans --write-docs  # one section
+    .venv/bin/python benchmarks/bench_quality.py --only others --write-docs  # ~12 min at load 9
+    .venv/bin/python benchmarks/bench_quality.py --only dbscan    # printed only
     .venv/bin/python benchmarks/bench_quality.py --quick          # smoke run, minutes
 
 docs/benchmarks.md holds one section per algorithm between its own markers;
@@ -56,7 +66,12 @@ from recluster import THREAD_POOL_ENVIRONMENT
 STARTED = time.perf_counter()
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks.md"
-ALGORITHMS = ("hdbscan", "kmeans")
+ALGORITHMS = ("hdbscan", "kmeans", "others")
+"""Docs sections (``--only``); ``others``: every routed algorithm but kmeans and hdbscan."""
+OTHERS = ("agglomerative", "dbscan", "optics", "spectral", "gaussian_mixture", "mean_shift")
+RANDOM_STATE = 42
+"""The engine's default seed (`recluster.engine.algorithms.DEFAULT_RANDOM_STATE`), given to the
+references that take one."""
 LLOYD_REPEATS = 5
 PEAK_SIZE = 4096
 CACHE = Path("/var/tmp/recluster-bench/debian-packages-minilm.npz")
@@ -116,16 +131,90 @@ class Dataset:
 @dataclass(frozen=True)
 class Case:
     dataset: Dataset
-    algorithm: str  # "hdbscan" | "kmeans"
-    parameter: int  # min_cluster_size or n_clusters
+    algorithm: str  # "hdbscan" | "kmeans" | one of OTHERS
+    parameter: int = 0  # min_cluster_size or n_clusters (hdbscan, kmeans)
+    options: tuple[tuple[str, Any], ...] = ()
+    """The others: their `ClusteringConfig` fields, given to both implementations."""
 
     @property
     def label(self) -> str:
+        if self.section == "others":
+            given = [f"{k}={v}" for k, v in self.options] or ["(defaults)"]
+            return " ".join([self.algorithm, *given])
         key = "min_cluster_size" if self.algorithm == "hdbscan" else "K"
         return f"{self.algorithm} {key}={self.parameter}"
 
+    @property
+    def section(self) -> str:
+        return self.algorithm if self.algorithm in ("hdbscan", "kmeans") else "others"
+
+
+OTHER_SIZES: dict[str, tuple[int, ...]] = {
+    "agglomerative": (1_000, 5_000, 10_000),
+    "dbscan": (1_000, 5_000, 20_000),
+    "optics": (1_000, 5_000),
+    "spectral": (1_000, 5_000),
+    "gaussian_mixture": (1_000, 5_000, 20_000),
+    "mean_shift": (1_000, 2_000),
+}
+"""Rows × 384 of ``hard`` data per algorithm: from 1,000 up to what both implementations
+finish in minutes on a loaded 2-core machine (all within `MAX_ROWS`)."""
+OTHER_OPTIONS: dict[str, tuple[tuple[str, Any], ...]] = {
+    "agglomerative": (("n_clusters", 20),),
+    "dbscan": (("eps", 0.45), ("min_samples", 10)),
+    "optics": (("min_samples", 10),),
+    "spectral": (("n_clusters", 20),),
+    "gaussian_mixture": (("n_clusters", 20), ("covariance_type", "diag")),
+    "mean_shift": (),
+}
+"""Parameters as a user would write them; the rest are each library's defaults."""
+
+
+def other_cases(quick: bool) -> list[Case]:
+    return [
+        Case(Dataset("hard", n, 384), algorithm, options=OTHER_OPTIONS[algorithm])
+        for algorithm in OTHERS
+        for n in (OTHER_SIZES[algorithm][:1] if quick else OTHER_SIZES[algorithm])
+    ]
+
+
+def reference_estimator(algorithm: str, options: dict[str, Any]) -> Any:
+    """scikit-learn's estimator for ``algorithm`` with the same parameters (its defaults else)."""
+    import sklearn.cluster  # type: ignore[import-untyped]
+
+    if algorithm == "gaussian_mixture":
+        from sklearn.mixture import GaussianMixture  # type: ignore[import-untyped]
+
+        components = options.pop("n_clusters")
+        return GaussianMixture(n_components=components, random_state=RANDOM_STATE, **options)
+    names = {
+        "agglomerative": "AgglomerativeClustering",
+        "dbscan": "DBSCAN",
+        "optics": "OPTICS",
+        "spectral": "SpectralClustering",
+        "mean_shift": "MeanShift",
+    }
+    seeded = {"random_state": RANDOM_STATE} if algorithm == "spectral" else {}
+    return getattr(sklearn.cluster, names[algorithm])(**options, **seeded)
+
+
+REFERENCE_NAMES = {
+    "hdbscan": "`hdbscan.HDBSCAN`",
+    "kmeans": "sklearn `KMeans()`",
+    "agglomerative": "sklearn `AgglomerativeClustering`",
+    "dbscan": "sklearn `DBSCAN`",
+    "optics": "sklearn `OPTICS`",
+    "spectral": "sklearn `SpectralClustering`",
+    "gaussian_mixture": "sklearn `GaussianMixture`",
+    "mean_shift": "sklearn `MeanShift`",
+}
+
 
 def cases(quick: bool, big: int = 0) -> list[Case]:
+    return [*other_cases(quick), *main_cases(quick, big)] if not big else main_cases(quick, big)
+
+
+def main_cases(quick: bool, big: int = 0) -> list[Case]:
     if big:
         tiles = max(1, big // 1_000_000)
         return [Case(Dataset("hard (tiled)", big, 384, tiles=tiles), "kmeans", 20)]
@@ -174,8 +263,11 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         from recluster.api.clustering import ClusteringConfig
         from recluster.engine import cluster
 
-        key = "min_cluster_size" if spec["algorithm"] == "hdbscan" else "n_clusters"
-        config = ClusteringConfig(algorithm=spec["algorithm"], **{key: spec["parameter"]})
+        if spec["algorithm"] in OTHERS:
+            config = ClusteringConfig(algorithm=spec["algorithm"], **spec["options"])
+        else:
+            key = "min_cluster_size" if spec["algorithm"] == "hdbscan" else "n_clusters"
+            config = ClusteringConfig(algorithm=spec["algorithm"], **{key: spec["parameter"]})
         started = time.perf_counter()
         result = cluster(matrix, config)
         finished = time.perf_counter()
@@ -186,6 +278,10 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         aside = time.perf_counter() - finished  # the figures are not part of the job
         started += aside
         loading -= aside
+    elif spec["algorithm"] in OTHERS:
+        estimator = reference_estimator(spec["algorithm"], dict(spec["options"]))
+        started = time.perf_counter()
+        labels = estimator.fit_predict(matrix)
     elif spec["algorithm"] == "hdbscan":
         import hdbscan  # type: ignore[import-untyped]
 
@@ -304,6 +400,7 @@ def measure(case: Case, workdir: Path) -> list[dict[str, Any]]:
             "data_path": str(workdir / "data.npy"),
             "algorithm": case.algorithm,
             "parameter": case.parameter,
+            "options": dict(case.options),
             "implementation": implementation,
             "labels_path": str(path),
         }
@@ -331,7 +428,10 @@ def measure(case: Case, workdir: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def table(rows: list[dict[str, Any]]) -> str:
+def table(rows: list[dict[str, Any]], stages: bool = False) -> str:
+    """The section's table; ``stages``: with Recluster's stage times (the "others" layout)."""
+    if stages:
+        return stage_table(rows)
     lines = [
         "| data | rows × D | algorithm | implementation | clusters | noise | ARI truth"
         " | NMI truth | ARI vs reference | job s | fit s | speed-up | peak RSS MB |",
@@ -340,7 +440,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         case: Case = row["case"]
         ours = row["implementation"] == "recluster"
-        reference = "`hdbscan.HDBSCAN`" if case.algorithm == "hdbscan" else "sklearn `KMeans()`"
+        reference = REFERENCE_NAMES[case.algorithm]
         agreement = f"**{row['agreement']:.3f}**" if ours else ""
         speedup = f"**{row['speedup']:.1f}×**" if ours else ""
         if ours and "inertia_ratio" in row:
@@ -372,6 +472,35 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def stage_table(rows: list[dict[str, Any]]) -> str:
+    """One line per case: Recluster and the reference side by side, with Recluster's stages.
+
+    *quality / cluster* is the silhouette stage's time over the algorithm's:
+    the score must not cost more than the clustering (issue 13).
+    """
+    lines = [
+        "| algorithm | rows × D | clusters (Recluster / reference) | ARI truth (Recluster /"
+        " reference) | ARI vs reference | job s (Recluster / reference) | fit s (Recluster /"
+        " reference) | speed-up | stages ms: cluster / centroids / quality | quality / cluster"
+        " | peak RSS MB (Recluster / reference) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for ours, ref in zip(rows[::2], rows[1::2], strict=True):
+        case: Case = ours["case"]
+        stage = ours["stage_ms"]
+        share = stage["quality"] / max(stage["cluster"], 1)
+        lines.append(
+            f"| {case.label} | {case.dataset.rows:,} × {case.dataset.dims}"
+            f" | {ours['clusters']} / {ref['clusters']}"
+            f" | {ours['ari_truth']:.3f} / {ref['ari_truth']:.3f} | **{ours['agreement']:.3f}**"
+            f" | {ours['job_s']:.2f} / {ref['job_s']:.2f}"
+            f" | {ours['fit_s']:.2f} / {ref['fit_s']:.2f} | **{ours['speedup']:.2f}×**"
+            f" | {stage['cluster']:,} / {stage['centroids']:,} / {stage['quality']:,}"
+            f" | {share:.2f} | {ours['rss_mb']:,.0f} / {ref['rss_mb']:,.0f} |"
+        )
+    return "\n".join(lines)
+
+
 def ensure_corpus(embed_python: str) -> None:
     if CACHE.exists():
         return
@@ -400,7 +529,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="smaller datasets (a smoke run)")
-    parser.add_argument("--only", help="comma-separated algorithms (hdbscan, kmeans)")
+    parser.add_argument(
+        "--only",
+        help="comma-separated sections (hdbscan, kmeans, others) or algorithms of 'others'"
+        " (those alone: not written to the docs)",
+    )
     parser.add_argument("--embed-python", default=EMBED_PYTHON)
     parser.add_argument("--write-docs", action="store_true", help=f"update {DOCS.name}")
     parser.add_argument(
@@ -414,30 +547,35 @@ def main(argv: list[str] | None = None) -> None:
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
         return
-    ensure_corpus(args.embed_python)
     wanted = args.only.split(",") if args.only else list(ALGORITHMS)
     if args.big:
         wanted = ["kmeans"]
-    for algorithm in wanted:
-        if algorithm not in ALGORITHMS:
-            raise SystemExit(f"--only: unknown algorithm {algorithm!r} (one of {ALGORITHMS})")
-    for algorithm in ALGORITHMS:
-        if algorithm not in wanted:
-            continue
+    for name in wanted:
+        if name not in ALGORITHMS and name not in OTHERS:
+            raise SystemExit(f"--only: unknown name {name!r} (one of {ALGORITHMS + OTHERS})")
+    if {"hdbscan", "kmeans"} & set(wanted):
+        ensure_corpus(args.embed_python)
+    partial = [name for name in wanted if name in OTHERS]
+    sections = [s for s in ALGORITHMS if s in wanted or (s == "others" and partial)]
+    for algorithm in sections:
         load = os.getloadavg()[0]
         rows: list[dict[str, Any]] = []
         with tempfile.TemporaryDirectory(dir="/var/tmp" if args.big else None) as tmp:
             for case in cases(args.quick, args.big):
-                if case.algorithm == algorithm:
-                    rows.extend(measure(case, Path(tmp)))
+                if case.section != algorithm:
+                    continue
+                if partial and "others" not in wanted and case.algorithm not in partial:
+                    continue
+                rows.extend(measure(case, Path(tmp)))
+        only = algorithm if algorithm != "others" or "others" in wanted else ",".join(partial)
         text = (
-            f"{table(rows)}\n\n(load average {load:.1f} at the start,"
+            f"{table(rows, stages=algorithm == 'others')}\n\n(load average {load:.1f} at the start,"
             f" {os.getloadavg()[0]:.1f} at the end; command"
             f" `benchmarks/bench_quality.py{' --quick' if args.quick else ''}"
-            f" --only {algorithm}{f' --big {args.big}' if args.big else ''}`)"
+            f" --only {only}{f' --big {args.big}' if args.big else ''}`)"
         )
         print(text)
-        if args.write_docs:
+        if args.write_docs and only == algorithm:
             write_docs(f"{algorithm}-big" if args.big else algorithm, text)
 
 

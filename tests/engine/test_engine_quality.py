@@ -83,3 +83,31 @@ def test_the_silhouette_sample_shrinks_with_the_collection() -> None:
         4_000,
         5_000,
     ]
+
+
+def test_a_one_pass_clustering_samples_at_most_half_its_rows() -> None:
+    """dbscan's clustering is one pass of N² distances, as a silhouette of all N rows is."""
+    from recluster.engine.quality import quality_rows
+
+    assert [quality_rows(n, "dbscan") for n in (10, 1_000, 1_999, 2_000, 6_000)] == [
+        5,
+        500,
+        999,
+        1_000,
+        1_500,
+    ]
+    assert [quality_rows(n, "kmeans") for n in (1_000, 6_000)] == [1_000, 1_500]
+
+
+def test_dbscan_scores_a_sample_of_a_small_collection() -> None:
+    """The result's score is the silhouette of half the rows (seeded), not of all of them."""
+    from conftest import make_blobs
+    from recluster.api.clustering import ClusteringConfig
+    from recluster.engine import cluster
+    from recluster.engine.quality import silhouette
+
+    rows, _ = make_blobs(n=600, k=4, d=8, std=0.5)
+    result = cluster(rows, ClusteringConfig(algorithm="dbscan", eps=1.5, min_samples=5))
+    assert np.count_nonzero(result.labels >= 0) > 300 and result.num_clusters == 4
+    assert result.quality == silhouette(rows, result.labels, max_rows=300, random_state=42)
+    assert result.quality != silhouette(rows, result.labels, max_rows=600, random_state=42)

@@ -174,7 +174,7 @@ def cluster(
     num_clusters = int(labels.max()) + 1 if labels.size else 0
     centroids, sizes = cluster_means(raw, labels, num_clusters, row_scale=row_scale)
     mark = lap("centroids", mark)
-    rows = quality_sample_rows or quality_rows(work.shape[0])
+    rows = quality_sample_rows or quality_rows(work.shape[0], config.algorithm)
     quality = silhouette(work, labels, max_rows=rows, random_state=seed)
     lap("quality", mark)
     timings["total"] = (time.perf_counter() - started) * 1000

@@ -1,6 +1,18 @@
-"""Algorithms run through scikit-learn as they are: agglomerative, spectral,
+"""Algorithms with scikit-learn's semantics: agglomerative, spectral,
 gaussian_mixture and mean_shift. They are quadratic in time or memory, so the
 engine caps the rows they accept (see ``algorithms.MAX_ROWS``).
+
+Invariants:
+
+- Same result as scikit-learn's estimator with the same parameters (its
+  defaults otherwise), up to label numbering, or a documented, measured
+  difference (mean_shift's seeds). The tests pin each against scikit-learn.
+- Never slower than that estimator in a fresh Job (issue 13;
+  benchmarks/bench_quality.py, section "others"). Importing
+  ``sklearn.cluster`` costs 1.5-3 s in a fresh process, more than these
+  algorithms take on thousands of rows; so agglomerative, whose tree
+  scikit-learn itself builds with SciPy, calls SciPy directly and imports
+  no scikit-learn.
 
 No ``n_jobs=-1``: joblib's process pool costs seconds to start in a fresh
 Job, more than these algorithms take on the sizes they accept.
@@ -14,6 +26,10 @@ import numpy.typing as npt
 from .preprocess import sample_rows
 
 BANDWIDTH_SAMPLE_ROWS = 2_000
+MEAN_SHIFT_SEED_ROWS = 1_000
+"""Mean shift starts from at most this many rows (a seeded sample), each climbing to its mode."""
+DEFAULT_AGGLOMERATIVE_CLUSTERS = 2
+"""scikit-learn's AgglomerativeClustering default."""
 
 
 def agglomerative(
@@ -23,14 +39,49 @@ def agglomerative(
     linkage: str | None = None,
     distance_threshold: float | None = None,
 ) -> npt.NDArray[np.int32]:
-    from sklearn.cluster import AgglomerativeClustering  # type: ignore[import-untyped]
+    """Hierarchical clustering, cut at ``n_clusters`` or at ``distance_threshold``.
 
-    model = AgglomerativeClustering(
-        n_clusters=n_clusters if distance_threshold is None else None,
-        linkage=linkage or "ward",
-        distance_threshold=distance_threshold,
-    )
-    return np.asarray(model.fit_predict(matrix), dtype=np.int32)
+    scikit-learn's AgglomerativeClustering (no connectivity) builds its tree
+    with ``scipy.cluster.hierarchy`` (ward: ``ward``; complete and average:
+    ``linkage``; single: its own minimum spanning tree, the same tree up to
+    ties) and then cuts it; this does both with SciPy alone (`cut_tree`),
+    which saves importing scikit-learn (see the module's invariants).
+    """
+    from scipy.cluster.hierarchy import linkage as build_tree  # type: ignore[import-untyped]
+
+    tree = build_tree(matrix, method=linkage or "ward", metric="euclidean")
+    heights = tree[:, 2]
+    if distance_threshold is not None:
+        clusters = int(np.count_nonzero(heights >= distance_threshold)) + 1
+    else:
+        clusters = n_clusters or DEFAULT_AGGLOMERATIVE_CLUSTERS
+    return cut_tree(tree[:, :2].astype(np.int64), matrix.shape[0], clusters)
+
+
+def cut_tree(
+    children: npt.NDArray[np.int64], n_leaves: int, clusters: int
+) -> npt.NDArray[np.int32]:
+    """Flat labels of a merge tree, undoing its last ``clusters - 1`` merges.
+
+    Labels are 0..clusters-1, numbered in order of their first row.
+
+    ``children`` is SciPy's linkage layout: merge ``j`` joins nodes
+    ``children[j]`` into node ``n_leaves + j``. Keeping the first
+    ``n_leaves - clusters`` merges is scikit-learn's ``_hc_cut`` (which
+    splits the latest merge first). Each leaf's root is found by pointer
+    jumping: O(N log N), no Python loop over the merges.
+    """
+    kept = max(0, n_leaves - clusters)
+    parent = np.arange(2 * n_leaves - 1, dtype=np.int64)
+    parent[children[:kept].reshape(-1)] = np.repeat(n_leaves + np.arange(kept), 2)
+    while True:
+        jumped = parent[parent]
+        if np.array_equal(jumped, parent):
+            break
+        parent = jumped
+    _, first, inverse = np.unique(parent[:n_leaves], return_index=True, return_inverse=True)
+    rank = np.argsort(np.argsort(first))  # numbered in order of their first row
+    return np.asarray(rank[inverse], dtype=np.int32)
 
 
 def spectral(
@@ -41,7 +92,7 @@ def spectral(
     n_neighbors: int | None = None,
     random_state: int = 42,
 ) -> npt.NDArray[np.int32]:
-    from sklearn.cluster import SpectralClustering
+    from sklearn.cluster import SpectralClustering  # type: ignore[import-untyped]
 
     model = SpectralClustering(
         n_clusters=n_clusters,
@@ -76,9 +127,17 @@ def gaussian_mixture(
 def mean_shift(
     matrix: npt.NDArray[np.float32], *, bandwidth: float | None = None, random_state: int = 42
 ) -> npt.NDArray[np.int32]:
-    """Mean shift; a missing bandwidth is estimated on a seeded sample.
+    """Mean shift from up to ``MEAN_SHIFT_SEED_ROWS`` seeds; a missing bandwidth is estimated.
 
-    scikit-learn's own estimate is quadratic over all rows and unseeded.
+    The bandwidth estimate and the seeds use seeded samples (all rows when
+    there are fewer: then this is scikit-learn's ``MeanShift()`` exactly).
+    scikit-learn's default seeds every row, each climbing with neighbour
+    queries over all rows: O(N²) per iteration. Its ``bin_seeding`` (used
+    here before) fails on embeddings: in hundreds of dimensions every
+    coordinate of a unit vector rounds to the same bin, the one seed is the
+    origin, and no row lies within a bandwidth of it ("No point was within
+    bandwidth"). A row as seed always has itself within the bandwidth, and a
+    cluster with at least a few rows per thousand is seeded.
     """
     from sklearn.cluster import MeanShift, estimate_bandwidth
 
@@ -87,5 +146,11 @@ def mean_shift(
         bandwidth = float(estimate_bandwidth(matrix[picked], random_state=random_state))
         if bandwidth <= 0:  # all sampled rows identical
             bandwidth = 1.0
-    model = MeanShift(bandwidth=bandwidth, bin_seeding=True)
+    seeds = matrix[mean_shift_seeds(matrix.shape[0], random_state)]
+    model = MeanShift(bandwidth=bandwidth, seeds=seeds)
     return np.asarray(model.fit_predict(matrix), dtype=np.int32)
+
+
+def mean_shift_seeds(n_rows: int, random_state: int = 42) -> npt.NDArray[np.int64]:
+    """Rows mean shift starts from: all of them up to MEAN_SHIFT_SEED_ROWS, else a seeded sample."""
+    return sample_rows(n_rows, MEAN_SHIFT_SEED_ROWS, random_state)

@@ -1,0 +1,69 @@
+"""dbscan: scikit-learn's DBSCAN labels, computed without importing scikit-learn."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn.cluster import DBSCAN  # type: ignore[import-untyped]
+
+from conftest import make_blobs
+from recluster.engine import density
+from recluster.engine.synthetic import hard_embeddings
+
+
+@pytest.mark.parametrize(("eps", "min_samples"), [(0.8, 5), (1.2, 10), (0.5, 3), (3.0, 40)])
+def test_dbscan_gives_scikit_learns_labels(eps: float, min_samples: int) -> None:
+    rows, _ = make_blobs(n=500, k=5, d=6, std=0.5)
+    noise = np.random.default_rng(1).uniform(-8, 8, size=(40, 6)).astype(np.float32)
+    rows = np.ascontiguousarray(np.vstack([rows, noise]))
+    theirs = DBSCAN(eps=eps, min_samples=min_samples).fit_predict(rows)
+    assert density.dbscan(rows, eps=eps, min_samples=min_samples).tolist() == theirs.tolist()
+
+
+def test_dbscan_on_embeddings_matches_scikit_learn() -> None:
+    made = hard_embeddings(2_000, 384, 10, seed=4)
+    theirs = DBSCAN(eps=0.45, min_samples=10).fit_predict(made.matrix)
+    ours = density.dbscan(made.matrix, eps=0.45, min_samples=10)
+    assert np.unique(ours[ours >= 0]).size >= 5
+    assert ours.tolist() == theirs.tolist()
+
+
+def test_a_border_row_joins_the_first_cluster_that_reaches_it() -> None:
+    # Two dense runs on a line, and one row (index 0) within eps of a core row of each.
+    line = [0.0, -1.0, -1.1, -1.2, -1.3, 1.0, 1.1, 1.2, 1.3]
+    rows = np.array([[x, 0.0] for x in line], dtype=np.float32)
+    ours = density.dbscan(rows, eps=1.05, min_samples=4)
+    theirs = DBSCAN(eps=1.05, min_samples=4).fit_predict(rows)
+    assert ours.tolist() == theirs.tolist()
+    assert ours[0] == ours[1] != ours[5]
+
+
+def test_everything_is_noise_without_a_core_row() -> None:
+    rows = np.eye(5, dtype=np.float32) * 10
+    assert density.dbscan(rows, eps=1.0, min_samples=2).tolist() == [-1] * 5
+
+
+def test_radius_blocks_stay_within_their_memory() -> None:
+    assert density.radius_block_rows(1_000) == 1_024
+    rows = density.radius_block_rows(1_000_000)
+    assert 16 <= rows < 1_024
+    assert rows * 1_000_000 * 4 <= density.RADIUS_BLOCK_BYTES
+    assert density.radius_block_rows(100_000_000) == 16
+
+
+def test_dbscan_imports_no_scikit_learn() -> None:
+    script = (
+        "import sys, numpy as np\n"
+        "from recluster.api.clustering import ClusteringConfig\n"
+        "from recluster.engine import cluster\n"
+        "rows = np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32)\n"
+        "cluster(rows, ClusteringConfig(algorithm='dbscan', eps=3.0))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sklearn'))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"

@@ -1,0 +1,85 @@
+"""The algorithms with scikit-learn's semantics give scikit-learn's result by the cheaper path."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn.cluster import AgglomerativeClustering, MeanShift  # type: ignore[import-untyped]
+from sklearn.metrics import adjusted_rand_score  # type: ignore[import-untyped]
+
+from conftest import make_blobs
+from recluster.engine import scikit
+from recluster.engine.synthetic import hard_embeddings
+
+
+@pytest.mark.parametrize("linkage", ["ward", "complete", "average", "single"])
+def test_agglomerative_gives_scikit_learns_clusters(linkage: str) -> None:
+    rows, _ = make_blobs(n=400, k=6, d=16, std=1.5)
+    ours = scikit.agglomerative(rows, n_clusters=6, linkage=linkage)
+    theirs = AgglomerativeClustering(n_clusters=6, linkage=linkage).fit_predict(rows)
+    assert np.unique(ours).tolist() == list(range(6))
+    assert adjusted_rand_score(theirs, ours) == 1.0
+
+
+@pytest.mark.parametrize("threshold", [5.0, 20.0, 60.0])
+def test_agglomerative_distance_threshold_cuts_where_scikit_learn_does(threshold: float) -> None:
+    rows, _ = make_blobs(n=300, k=5, d=8, std=1.0)
+    ours = scikit.agglomerative(rows, distance_threshold=threshold)
+    theirs = AgglomerativeClustering(n_clusters=None, distance_threshold=threshold).fit_predict(
+        rows
+    )
+    assert np.unique(ours).size == np.unique(theirs).size
+    assert adjusted_rand_score(theirs, ours) == 1.0
+
+
+def test_cut_tree_undoes_the_last_merges() -> None:
+    # Leaves 0..4; merges: (0,1)->5, (2,3)->6, (5,6)->7, (4,7)->8.
+    children = np.array([[0, 1], [2, 3], [5, 6], [4, 7]], dtype=np.int64)
+    assert scikit.cut_tree(children, 5, 1).tolist() == [0, 0, 0, 0, 0]
+    assert scikit.cut_tree(children, 5, 2).tolist() == [0, 0, 0, 0, 1]
+    assert scikit.cut_tree(children, 5, 3).tolist() == [0, 0, 1, 1, 2]
+    assert scikit.cut_tree(children, 5, 5).tolist() == [0, 1, 2, 3, 4]
+
+
+def test_agglomerative_imports_no_scikit_learn() -> None:
+    """A fresh Job must not pay scikit-learn's import (seconds) for a tree SciPy builds."""
+    script = (
+        "import sys, numpy as np\n"
+        "from recluster.api.clustering import ClusteringConfig\n"
+        "from recluster.engine import cluster\n"
+        "rows = np.random.default_rng(0).normal(size=(200, 8)).astype(np.float32)\n"
+        "cluster(rows, ClusteringConfig(algorithm='agglomerative', n_clusters=3))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sklearn'))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
+
+
+def test_mean_shift_seeds_every_row_of_a_small_collection() -> None:
+    """Up to MEAN_SHIFT_SEED_ROWS rows it is scikit-learn's MeanShift() exactly."""
+    rows, _ = make_blobs(n=300, k=4, d=8)
+    assert scikit.mean_shift_seeds(300).tolist() == list(range(300))
+    ours = scikit.mean_shift(rows)
+    theirs = MeanShift().fit_predict(rows)
+    assert adjusted_rand_score(theirs, ours) == 1.0
+
+
+def test_mean_shift_seeds_a_sample_of_a_large_collection() -> None:
+    seeds = scikit.mean_shift_seeds(50_000, random_state=1)
+    assert seeds.size == scikit.MEAN_SHIFT_SEED_ROWS
+    assert np.unique(seeds).size == seeds.size and seeds.max() < 50_000
+    assert seeds.tolist() == scikit.mean_shift_seeds(50_000, random_state=1).tolist()
+
+
+def test_mean_shift_clusters_normalised_embeddings() -> None:
+    """Bin seeding put the only seed at the origin of 384-d unit vectors and raised
+    'No point was within bandwidth'; row seeds always have their own row in reach."""
+    made = hard_embeddings(1_500, 384, 10, seed=5)
+    labels = scikit.mean_shift(made.matrix)
+    assert labels.shape == (1_500,)
+    assert np.unique(labels).size >= 2
