@@ -67,3 +67,26 @@ def test_dbscan_imports_no_scikit_learn() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_only_the_neighbour_searches_import_faiss() -> None:
+    """faiss costs ~0.6 s to import in a fresh Job: k-means, dbscan and the scikit-learn
+    algorithms never pay it; a neighbour search does (the check's positive control)."""
+    script = (
+        "import sys, numpy as np\n"
+        "from recluster.api.clustering import ClusteringConfig\n"
+        "from recluster.engine import cluster\n"
+        "rows = np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32)\n"
+        "for config in ({'algorithm': 'kmeans', 'n_clusters': 3},\n"
+        "               {'algorithm': 'dbscan', 'eps': 3.0},\n"
+        "               {'algorithm': 'gaussian_mixture', 'n_clusters': 3}):\n"
+        "    cluster(rows, ClusteringConfig.model_validate(config))\n"
+        "print('faiss' in sys.modules)\n"
+        "from recluster.engine.neighbours import exact_neighbours\n"
+        "exact_neighbours(rows, np.arange(5), 3)\n"
+        "print('faiss' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split() == ["False", "True"]

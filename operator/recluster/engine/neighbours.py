@@ -31,7 +31,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-import faiss
 import numpy as np
 import numpy.typing as npt
 
@@ -117,6 +116,8 @@ def _search(
 
     Missing neighbours (IVF lists too short) are (inf, -1).
     """
+    import faiss  # here, not at the top: importing it costs ~0.6 s in a fresh Job
+
     n, d = space.shape
     index: faiss.Index
     if nprobe is None:
@@ -164,6 +165,8 @@ def exact_neighbours(
     matrix: npt.NDArray[np.float32], rows: npt.NDArray[np.int64], k: int
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
     """Exact k nearest rows of ``matrix[rows]`` among all rows, by brute force."""
+    import faiss
+
     index = faiss.IndexFlatL2(matrix.shape[1])
     index.add(matrix)
     d2, ids = index.search(np.ascontiguousarray(matrix[rows]), min(k, matrix.shape[0]))
