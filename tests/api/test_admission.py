@@ -15,6 +15,7 @@ import pytest
 from recluster.api.admission import (
     Problem,
     _strict,
+    _validator,
     admit,
     apply_defaults,
     cel_problems,
@@ -25,6 +26,15 @@ from recluster.api.base import ID_PATTERN
 from recluster.api.crd import schema_of
 
 Body = dict[str, Any]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_validators() -> None:
+    """Build the strict validators from the code under test, not from an earlier test's cache.
+
+    A mutation run forks each mutant's tests from a process that has built them already.
+    """
+    _validator.cache_clear()
 
 
 def trigger(**spec: Any) -> Body:
@@ -80,10 +90,6 @@ def test_defaults_are_filled_in_a_copy_down_to_list_items() -> None:
     hook = spec["notifications"]["webhooks"][0]
     assert hook["timeout_seconds"] == 10
     assert hook["secret_ref"] == {"name": "hook", "key": "secret"}
-    # Defaults are copies: filling one object does not change the schema's default.
-    hook["secret_ref"]["key"] = "other"
-    again = apply_defaults(schema_of("ClusterTrigger"), body)
-    assert again["spec"]["notifications"]["webhooks"][0]["secret_ref"]["key"] == "secret"
 
 
 def test_set_values_are_kept_and_absent_objects_are_not_made() -> None:
@@ -91,6 +97,13 @@ def test_set_values_are_kept_and_absent_objects_are_not_made() -> None:
     assert defaulted["spec"]["concurrency_policy"] == "Replace"
     assert "notifications" not in defaulted["spec"]
     assert "status" not in defaulted
+
+
+def test_a_filled_default_is_a_copy_of_the_schemas_down_to_nested_values() -> None:
+    schema = {"properties": {"a": {"default": {"b": [1]}}}}
+    filled = apply_defaults(schema, {})
+    filled["a"]["b"].append(2)
+    assert schema == {"properties": {"a": {"default": {"b": [1]}}}}
 
 
 def test_defaults_need_a_list_schema_to_reach_items() -> None:
@@ -104,6 +117,11 @@ LONG = "x" * 2049
 CASES: list[tuple[str, Body, list[Problem]]] = [
     ("max-length", trigger(description=LONG),
      [Problem("spec.description", "must be at most 2048 characters")]),
+    ("min-length", trigger(notifications=webhook(url="")),
+     [Problem("spec.notifications.webhooks[0].url", "must be at least 1 characters")]),
+    ("unknown-field-then-more", trigger(zeta=1, description=LONG),
+     [Problem("spec.zeta", "unknown field"),
+      Problem("spec.description", "must be at most 2048 characters")]),
     ("min-items", trigger(execution_config={"collection_ids": [], "config": {
         "algorithm": "kmeans", "n_clusters": 5}}),
      [Problem("spec.execution_config.collection_ids", "must have at least 1 items")]),
@@ -231,9 +249,12 @@ def test_cel_rules_name_the_field_and_the_reason() -> None:
 
 
 def test_cel_rules_reach_list_items() -> None:
-    body = trigger(job_template={"env": [{"name": "OK", "value": "1"}, {"name": "HOME"}]})
-    assert [(p.path, p.source) for p in admit("ClusterTrigger", body)] == [
-        ("spec.job_template.env[1].name", "cel")
+    env = [{"name": "HOME"}, {"name": "OK", "value": "1"}, {"name": "PATH"}]
+    assert [
+        (p.path, p.source) for p in admit("ClusterTrigger", trigger(job_template={"env": env}))
+    ] == [
+        ("spec.job_template.env[0].name", "cel"),
+        ("spec.job_template.env[2].name", "cel"),
     ]
 
 
@@ -248,9 +269,14 @@ def test_cel_rule_without_field_path_is_reported_at_the_object() -> None:
     assert cel_problems(schema, {"b": [1, 2]}) == []
 
 
-def test_transition_rules_are_not_run_on_creation() -> None:
-    rules = [{"rule": "self == oldSelf", "message": "immutable"}]
-    assert cel_problems({"x-kubernetes-validations": rules}, 1) == []
+def test_transition_rules_are_not_run_on_creation_but_the_others_are() -> None:
+    rules = [
+        {"rule": "self == oldSelf", "message": "immutable"},
+        {"rule": "self > 1", "message": "more than one", "fieldPath": ".count"},
+    ]
+    assert cel_problems({"x-kubernetes-validations": rules}, 1) == [
+        Problem("count", "more than one", "cel")
+    ]
 
 
 def test_a_rule_that_cannot_be_evaluated_refuses_with_its_error() -> None:

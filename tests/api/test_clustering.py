@@ -9,6 +9,7 @@ from recluster.api.clustering import (
     ALGORITHM_PARAMETERS,
     ClusteringConfig,
     ExecutionConfig,
+    ParameterRule,
     parameter_problems,
     runtime_problems,
 )
@@ -16,6 +17,8 @@ from recluster.api.clustering import (
 
 def test_allowed_is_required_then_optional() -> None:
     assert ALGORITHM_PARAMETERS["kmeans"].allowed == ("n_clusters", "max_iter", "n_init")
+    rule = ParameterRule(("a",), ("b", "c"))
+    assert (rule.required, rule.optional, rule.allowed) == (("a",), ("b", "c"), ("a", "b", "c"))
 
 
 def test_parameters_that_fit() -> None:
