@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from recluster.api.crd import write_crds
+from recluster.api.crd import HEADER, render, write_crds
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = ("recluster.io_clustertriggers.yaml", "recluster.io_clusterdefinitions.yaml")
@@ -20,3 +20,8 @@ def test_write_crds_writes_every_crd_into_each_directory(tmp_path: Path) -> None
     (first / NAMES[0]).write_text("stale")
     write_crds([first])
     assert (first / NAMES[0]).read_text() == (ROOT / "crds" / NAMES[0]).read_text()
+
+
+def test_render_keeps_the_models_order_and_writes_unicode_as_is() -> None:
+    text = render({"spec": {"zeta": "naïve — ok", "alpha": 1}})
+    assert text == HEADER + "spec:\n  zeta: naïve — ok\n  alpha: 1\n"
