@@ -269,6 +269,12 @@ def test_cel_rule_without_field_path_is_reported_at_the_object() -> None:
     assert cel_problems(schema, {"b": [1, 2]}) == []
 
 
+def test_paths_keep_the_names_of_the_fields() -> None:
+    rule = {"rule": "self > 1", "message": "more than one"}
+    schema = {"properties": {"X.y": {"x-kubernetes-validations": [rule]}}}
+    assert cel_problems(schema, {"X.y": 1}) == [Problem("X.y", "more than one", "cel")]
+
+
 def test_transition_rules_are_not_run_on_creation_but_the_others_are() -> None:
     rules = [
         {"rule": "self == oldSelf", "message": "immutable"},

@@ -17,6 +17,9 @@ from recluster.api.clustering import (
 
 def test_allowed_is_required_then_optional() -> None:
     assert ALGORITHM_PARAMETERS["kmeans"].allowed == ("n_clusters", "max_iter", "n_init")
+
+
+def test_a_rule_keeps_its_required_and_optional_parameters() -> None:
     rule = ParameterRule(("a",), ("b", "c"))
     assert (rule.required, rule.optional, rule.allowed) == (("a",), ("b", "c"), ("a", "b", "c"))
 
