@@ -79,6 +79,7 @@ def test_openapi_v3_forms_of_json_schema_keywords() -> None:
     }
     assert to_structural({"type": "string", "enum": ["a", "abc"]}, {})["maxLength"] == 3
     assert to_structural({"type": "string", "format": "date-time"}, {})["maxLength"] == 64
+    assert to_structural({"type": "string", "default": None}, {}) == {"type": "string"}
     dated = {"type": "string", "format": "date-time", "maxLength": 10}
     assert to_structural(dated, {})["maxLength"] == 10
 
@@ -90,6 +91,11 @@ def test_objects_without_properties_keep_unknown_fields() -> None:
     }
     mapping = {"type": "object", "additionalProperties": {"type": "string", "maxLength": 3}}
     assert to_structural(mapping, {}) == mapping
+    of_models = {"type": "object", "additionalProperties": {"$ref": "#/$defs/S"}}
+    assert to_structural(of_models, {"S": {"type": "string"}}) == {
+        "type": "object",
+        "additionalProperties": {"type": "string"},
+    }
     listed = {"type": "array", "items": {"$ref": "#/$defs/S"}}
     assert to_structural(listed, {"S": {"type": "string", "title": "S"}}) == {
         "type": "array",
