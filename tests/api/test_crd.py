@@ -55,6 +55,17 @@ def test_optional_fields_become_their_type_with_the_outer_annotations() -> None:
     }
 
 
+def test_a_null_default_does_not_hide_the_inner_default() -> None:
+    defs = {"E": {"type": "string", "enum": ["a", "b"], "default": "a"}}
+    node = {"anyOf": [{"$ref": "#/$defs/E"}, {"type": "null"}], "default": None}
+    assert to_structural(node, defs) == {
+        "type": "string",
+        "enum": ["a", "b"],
+        "default": "a",
+        "maxLength": 1,
+    }
+
+
 def test_int_or_string_keeps_only_its_marker() -> None:
     node = {"anyOf": [{"type": "integer"}, {"type": "string"}], "x-kubernetes-int-or-string": True}
     assert to_structural(node, {}) == {"x-kubernetes-int-or-string": True}
