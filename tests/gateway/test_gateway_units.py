@@ -1,4 +1,7 @@
-"""Pure parts of the gateway: the response builder, keys, merge patches, names, sorting."""
+"""Pure parts of the gateway: keys, merge patches, names, sorting.
+
+The response builder (recluster.api.rest.trigger_response) is tested in tests/api/test_rest.py.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,6 @@ from typing import Any
 import pytest
 from gateway_support import CONFIG, SEED_REQUEST_FIELDS, SEED_RESPONSE_FIELDS
 
-from recluster.api.clustering import ExecutionConfig
 from recluster.api.rest import HistoryStatus, TriggerResponse, trigger_response
 from recluster.api.trigger import (
     ClusterTrigger,
@@ -63,32 +65,6 @@ def test_response_model_is_the_seed_response_built_from_the_models() -> None:
             assert info.annotation == status[name].annotation, name
     entry_status = HistoryEntry.model_fields["status"].annotation
     assert typing.get_args(HistoryStatus) == typing.get_args(entry_status)
-
-
-def test_response_before_the_operator_has_seen_the_trigger() -> None:
-    response = trigger_response(stored(), config_model())
-    assert response.status == "paused"  # the requested status
-    assert response.namespace_id == "team-a"
-    assert response.internal_id == "0000-1111"
-    assert response.trigger_id == "nightly"
-    assert response.created_by == "alice"
-    created = datetime(2026, 1, 1, tzinfo=UTC)
-    assert response.created_at == response.updated_at == created
-    dumped = response.model_dump(mode="json")
-    assert set(dumped) == SEED_RESPONSE_FIELDS
-    assert dumped["schedule_config"] == {"interval_seconds": 60, "start_immediately": False}
-    assert dumped["created_at"] == "2026-01-01T00:00:00Z"
-
-
-def config_model() -> ExecutionConfig:
-    return ExecutionConfig.model_validate(CONFIG)
-
-
-def test_observed_status_counts_only_for_the_current_generation() -> None:
-    observed = {"status": "active", "observedGeneration": 1, "updated_at": "2026-01-02T00:00:00Z"}
-    assert trigger_response(stored(observed), None).status == "active"
-    assert trigger_response(stored(observed, generation=2), None).status == "paused"
-    assert trigger_response(stored(observed), None).updated_at == datetime(2026, 1, 2, tzinfo=UTC)
 
 
 def test_api_key_secret_round_trip() -> None:

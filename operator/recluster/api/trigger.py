@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
@@ -310,8 +310,3 @@ class ClusterTrigger(Model):
 def spec_field_names() -> set[str]:
     """Names of spec fields that exist only on the Kubernetes side (not in the seed)."""
     return set(ClusterTriggerSpec.model_fields) - set(TriggerRequest.model_fields)
-
-
-def as_manifest(obj: ClusterTrigger) -> dict[str, Any]:
-    """The object as a manifest dict: only what was set, no nulls."""
-    return obj.model_dump(mode="json", by_alias=True, exclude_unset=True, exclude_none=True)
