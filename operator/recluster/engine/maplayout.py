@@ -22,7 +22,6 @@ when no member is on the map.
 from __future__ import annotations
 
 import logging
-import warnings
 from typing import Literal
 
 import numpy as np
@@ -168,41 +167,13 @@ def clusters_layout(
 
 
 def umap_layout(unit: Float32s, seed: int) -> Float32s:
-    """UMAP of the rows' first 50 principal components, on neighbours found by faiss.
+    """UMAP of the rows' first 50 principal components (`umapcache.fit_umap`)."""
+    from .umapcache import fit_umap
 
-    The k-NN graph comes from `engine.neighbours` (exact up to 32k rows, IVF
-    checked above) instead of pynndescent: pynndescent's kernels take the
-    metric as a numba function argument, which numba's disk cache cannot key
-    across processes, so they compiled again in every Job (~10 s of CPU).
-    umap-learn's own kernels load from the cache (`engine.umapcache`).
-    """
-    import umap  # type: ignore[import-untyped]
-
-    from .neighbours import knn_search
-    from .umapcache import enable_umap_caching
-
-    enable_umap_caching()
-    n = unit.shape[0]
-    k = min(UMAP_NEIGHBOURS, n - 1)
     with threadpool_limits(1):  # small products: one BLAS thread (engine/__init__.py)
         reduced = np.ascontiguousarray(pca(unit, min(50, unit.shape[1]), seed))
-        distances, neighbours, _ = knn_search(reduced, k, k - 1, random_state=seed)
-    reducer = umap.UMAP(
-        n_components=2,
-        n_neighbors=k,
-        min_dist=0.1,
-        random_state=seed,
-        n_jobs=1,
-        low_memory=True,
-        n_epochs=UMAP_EPOCHS,
-        precomputed_knn=(neighbours, distances, None),
-    )
-    with warnings.catch_warnings():
-        # "no search index: transform will be unavailable": the map never transforms
-        warnings.filterwarnings("ignore", message="precomputed_knn", category=UserWarning)
-        warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
-        xy = reducer.fit_transform(reduced)
-    return np.asarray(xy, dtype=np.float32)
+    options = {"min_dist": 0.1, "low_memory": True, "n_epochs": UMAP_EPOCHS}
+    return fit_umap(reduced, 2, UMAP_NEIGHBOURS, seed, **options)
 
 
 def layout_2d(

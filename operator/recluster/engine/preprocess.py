@@ -153,17 +153,10 @@ def umap_reduce(
     single-threaded, which the engine accepts: reproducible runs are a
     requirement, and UMAP is an opt-in.
     """
-    import umap  # type: ignore[import-untyped]  # heavy import, only on demand
+    from .umapcache import fit_umap  # umap-learn: a heavy import, only on demand
 
-    neighbors = max(2, min(n_neighbors, matrix.shape[0] - 1))
-    reducer = umap.UMAP(
-        n_components=n_components,
-        n_neighbors=neighbors,
-        random_state=random_state,
-        init="spectral" if matrix.shape[0] > n_components + 1 else "random",
-    )
-    embedded = reducer.fit_transform(matrix)
-    return np.ascontiguousarray(embedded, dtype=np.float32)
+    init = "spectral" if matrix.shape[0] > n_components + 1 else "random"
+    return fit_umap(matrix, n_components, n_neighbors, random_state, init=init)
 
 
 def reduce(

@@ -18,7 +18,11 @@ Invariants:
   ``parallel=True``): of such a group only the one serial member is cached
   (a function with one dispatcher is cached whatever its options),
   the others compile as before, so neither can load the other's machine code;
-- idempotent: a second call switches nothing.
+- idempotent: a second call switches nothing;
+- every UMAP the engine runs goes through `fit_umap` (the map's layout and the
+  `reduction: umap` step): a kernel compiled before `enable_umap_caching` ran
+  stays uncached for the process, so one uncached use first (the reduction,
+  then the map) cost the other its cache.
 
 The cache is invalidated when the caller's own source file changes, not when a
 kernel it inlined from another file does: numba's rule for every cached
@@ -29,8 +33,12 @@ package touches all its files anyway.
 from __future__ import annotations
 
 import sys
+import warnings
 from collections import defaultdict
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 PACKAGES = ("umap", "pynndescent")
 
@@ -76,3 +84,43 @@ def enable_umap_caching() -> int:
         dispatcher.enable_caching()
         switched += 1
     return switched
+
+
+def fit_umap(
+    points: npt.NDArray[np.float32],
+    n_components: int,
+    n_neighbors: int,
+    random_state: int,
+    **options: Any,
+) -> npt.NDArray[np.float32]:
+    """UMAP of ``points`` on a k-NN graph found by faiss, umap-learn's kernels from the cache.
+
+    The graph comes from `engine.neighbours.knn_search` (exact up to 32k rows,
+    IVF checked above) instead of pynndescent: pynndescent's kernels take the
+    metric as a numba function argument, which numba's disk cache cannot key
+    across processes, so they compiled again in every Job (~10 s of CPU).
+    ``options`` go to ``umap.UMAP`` (min_dist, n_epochs, init, ...).
+    """
+    import umap
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+    from .neighbours import knn_search
+
+    enable_umap_caching()
+    k = max(2, min(n_neighbors, points.shape[0] - 1))
+    with threadpool_limits(1):  # small products: one BLAS thread
+        distances, neighbours, _ = knn_search(points, k, k - 1, random_state=random_state)
+    reducer = umap.UMAP(
+        n_components=n_components,
+        n_neighbors=k,
+        random_state=random_state,
+        n_jobs=1,
+        precomputed_knn=(neighbours, distances, None),
+        **options,
+    )
+    with warnings.catch_warnings():
+        # "no search index: transform will be unavailable": nothing here transforms
+        warnings.filterwarnings("ignore", message="precomputed_knn", category=UserWarning)
+        warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
+        embedded = reducer.fit_transform(points)
+    return np.ascontiguousarray(embedded, dtype=np.float32)
