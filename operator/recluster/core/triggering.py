@@ -692,12 +692,12 @@ def _notify(run: _Run) -> None:
 
 
 def _advance(run: _Run, may_fire: bool, keep_initial: bool = False) -> None:
+    """Advance an active or paused trigger's schedule (disabled and failed ones never get here)."""
     kind = run.spec.trigger_type
-    counting = run.spec.status != "disabled"
     if kind in ("cron", "interval"):
         run.advance_schedule(may_fire, keep_initial)
     elif kind == "event":
-        run.advance_event(counting, may_fire)
+        run.advance_event(counting=True, may_fire=may_fire)
     else:
         run.advance_condition(may_fire)
 
