@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
 from test_triggering import T0, Sim, at, reasons, spec
 
 from recluster.api.notifications import Webhook
@@ -222,6 +223,8 @@ def test_a_paused_start_immediately_trigger_lets_its_creation_slot_go() -> None:
     sim = Sim(spec("interval", status="paused", schedule={"start_immediately": True}))
     assert sim.step().create == []
     assert sim.status.next_scheduled_at == T0 + timedelta(seconds=60)
+    ready = sim.status.conditions[0]  # type: ignore[index]
+    assert (ready.reason, ready.message) == ("Paused", "spec.status is paused: nothing fires")
     sim.edit(spec("interval", schedule={"start_immediately": True}))
     assert sim.step(T0 + SECOND).create == [], "resuming does not replay the creation slot"
 
@@ -253,6 +256,44 @@ def test_two_missed_slots_are_reported_before_the_catch_up() -> None:
     assert decision.events[0].message == (
         "missed 2 firings while not running; running the latest (due at 2026-11-28T10:10:00Z) once"
     )
+
+
+def test_the_next_reconcile_is_asked_for_when_something_falls_due() -> None:
+    """The next slot, or a deleted Job's grace end; a Job whose pod still runs adds nothing."""
+    sim = Sim(spec())
+    sim.step()
+    running = sim.step(at(10, 5)).create[0].name
+    sim.jobs[running] = replace(sim.jobs[running], terminated_seen=False)  # its pod runs
+    assert sim.step(at(10, 6)).requeue_after == 240.0
+    assert reasons(skip := sim.step(at(10, 10))) == ["SkippedConcurrent"]
+    assert skip.requeue_after == 300.0
+    deleted = Sim(spec())
+    deleted.step()
+    gone = deleted.step(at(10, 5)).create[0].name
+    del deleted.jobs[gone]
+    assert deleted.step(at(10, 5, 30)).requeue_after == 30.0
+
+
+@pytest.mark.parametrize(
+    ("observed", "words"),
+    [
+        ({}, "invalid cron expression '61 * * * *': minute 61 is out of range 0-59"),
+        (
+            {"config_problem": ("ClusterDefinitionNotFound", "no ClusterDefinition 'c1'")},
+            "no ClusterDefinition 'c1'",
+        ),
+    ],
+)
+def test_a_manual_request_to_a_trigger_that_cannot_run_is_refused_with_the_reason(
+    observed: dict[str, object], words: str
+) -> None:
+    cron = "61 * * * *" if not observed else "*/5 * * * *"
+    sim = Sim(spec(schedule={"cron_expression": cron}))
+    sim.step(**observed)
+    sim.annotation = "please"
+    assert events(sim, at=at(10, 1), **observed) == [("Warning", "ManualExecutionRefused", words)]
+    assert sim.status.conditions[0].message == words  # type: ignore[index]
+    assert sim.status.last_manual_execution == "please"
 
 
 # -- event triggers -------------------------------------------------------------------------
@@ -289,7 +330,8 @@ def test_a_deferral_in_the_instant_of_a_firing_is_announced_once() -> None:
 
 def test_a_measurement_must_exceed_the_threshold() -> None:
     sim = Sim(spec("conditional"))
-    sim.step()
+    first = sim.step()
+    assert first.measure and first.requeue_after == 0.0, "due now: called again at once"
     assert sim.step(measurement=0.3).create == [], "equal is not above"
     sim.step(T0 + timedelta(seconds=600))
     assert sim.step(measurement=0.0).create == []
