@@ -540,6 +540,8 @@ def test_describe_schedule() -> None:
     day_and_more = spec("interval", schedule={"interval_seconds": 90061})
     assert describe_schedule(day_and_more) == "every 1d1h1m1s"
     assert describe_schedule(spec("event")) == "100 documents_added, cooldown 5m"
+    no_cooldown = spec("event", schedule={"cooldown_seconds": 0})
+    assert describe_schedule(no_cooldown) == "100 documents_added"
     assert describe_schedule(spec("conditional")) == "cosine_drift > 0.3 every 10m"
 
 

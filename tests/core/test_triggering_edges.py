@@ -296,6 +296,17 @@ def test_a_manual_request_to_a_trigger_that_cannot_run_is_refused_with_the_reaso
     assert sim.status.last_manual_execution == "please"
 
 
+def test_a_new_reason_to_stay_not_ready_is_announced() -> None:
+    """Ready stays False, but the reason changed: the new reason gets its Warning."""
+    sim = Sim(spec(schedule={"timezone": "Mars/Base"}))
+    assert reasons(sim.step()) == ["InvalidSchedule"]
+    sim.edit(spec())
+    problem = ("ClusterDefinitionNotFound", "no ClusterDefinition 'c1'")
+    assert events(sim, at=at(10, 1), config_problem=problem) == [
+        ("Warning", "ClusterDefinitionNotFound", "no ClusterDefinition 'c1'")
+    ]
+
+
 # -- event triggers -------------------------------------------------------------------------
 
 
