@@ -274,6 +274,16 @@ def test_the_next_reconcile_is_asked_for_when_something_falls_due() -> None:
     assert deleted.step(at(10, 5, 30)).requeue_after == 30.0
 
 
+def test_a_manual_request_at_a_due_slot_fires_once() -> None:
+    """At most one firing per reconcile: the manual one, and the slot moves on."""
+    sim = Sim(spec())
+    sim.step()
+    sim.annotation = "now"
+    decision = sim.step(at(10, 5))
+    assert [r.reason for r in decision.create] == ["manual"]
+    assert sim.status.next_scheduled_at == at(10, 10) and sim.status.execution_count == 1
+
+
 @pytest.mark.parametrize(
     ("observed", "words"),
     [
