@@ -48,10 +48,10 @@ from .schedule import (
 HISTORY_KEPT = 20
 """Executions kept in status.history (the CRD allows up to MAX_HISTORY)."""
 VANISHED_GRACE = timedelta(seconds=60)
+"""A running Job missing from observations for this long is recorded as lost."""
 OUTCOME_GRACE = timedelta(seconds=10)
 """How long a finished Job's outcome waits for its pod's termination message
 (pods and Jobs are watched separately; either may be seen first)."""
-"""A running Job missing from observations for this long is recorded as lost."""
 MAX_MISSED_COUNTED = 100
 
 assert HISTORY_KEPT <= MAX_HISTORY
