@@ -13,7 +13,12 @@ import pytest
 from test_schedule import NY, utc
 
 import recluster.core.schedule as schedule_module
-from recluster.core.schedule import latest_cron_fire, latest_interval_fire, next_interval_fire
+from recluster.core.schedule import (
+    latest_cron_fire,
+    latest_interval_fire,
+    next_cron_fire,
+    next_interval_fire,
+)
 
 
 def test_the_latest_fire_of_a_wildcard_job_can_be_a_second_occurrence_further_back() -> None:
@@ -66,3 +71,10 @@ def test_intervals_are_exact_across_the_whole_datetime_range() -> None:
     assert next_interval_fire(ANCHOR, 7, JUST_BEFORE) == SLOT
     assert latest_interval_fire(ANCHOR, 7, ANCHOR, JUST_BEFORE) == SLOT - timedelta(seconds=7)
     assert latest_interval_fire(ANCHOR, 7, ANCHOR, SLOT) == SLOT
+
+
+def test_every_minute_of_the_spring_forward_gap_fires_at_its_end_exactly() -> None:
+    """02:00-02:59 do not exist on 2026-03-08 in New York: each runs at 03:00 EDT, to the second."""
+    after = utc(2026, 3, 7, 12)
+    fires = {minute: next_cron_fire(f"{minute} 2 * * *", NY, after) for minute in range(60)}
+    assert fires == dict.fromkeys(range(60), utc(2026, 3, 8, 7))
