@@ -424,6 +424,11 @@ def test_latest_cron_fire_walks_back_from_until(monkeypatch: pytest.MonkeyPatch)
             "day-of-week value 'FOO' in 'FOO' is not valid: expected a number 0-6 or a name "
             "such as SUN",
         ),
+        (
+            "0 0 * * MON-FOO",
+            "day-of-week value 'FOO' in 'MON-FOO' is not valid: expected a number 0-6 or a name "
+            "such as SUN",
+        ),
         ("0 MON * * *", "hour value 'MON' in 'MON' is not valid: expected a number 0-23"),
         ("? * * * *", "'?' is only allowed in day-of-month and day-of-week, not minute"),
     ],

@@ -14,6 +14,7 @@ from test_schedule import NY, utc
 
 import recluster.core.schedule as schedule_module
 from recluster.core.schedule import (
+    cron_fires,
     latest_cron_fire,
     latest_interval_fire,
     next_cron_fire,
@@ -85,3 +86,13 @@ def test_every_minute_of_the_spring_forward_gap_fires_at_its_end_exactly() -> No
 def test_the_last_day_a_month_can_have_is_accepted(expression: str) -> None:
     validate_cron_expression(expression)
     assert next_cron_fire(expression, "UTC", utc(2027, 6, 1)).day == int(expression.split()[2])
+
+
+def test_question_marks_stand_for_any_day_and_a_bare_start_steps_to_the_end() -> None:
+    """robfig/cron: '?' is '*' in the two day fields; '5/20' means '5-59/20'."""
+    mondays = cron_fires("0 0 ? * MON", "UTC", utc(2026, 1, 1), 2)
+    assert mondays == [utc(2026, 1, 5), utc(2026, 1, 12)]
+    firsts = cron_fires("0 0 1 * ?", "UTC", utc(2026, 1, 1), 2)
+    assert firsts == [utc(2026, 2, 1), utc(2026, 3, 1)]
+    steps = cron_fires("5/20 * * * *", "UTC", utc(2026, 1, 1), 4)
+    assert steps == [utc(2026, 1, 1, 0, m) for m in (5, 25, 45)] + [utc(2026, 1, 1, 1, 5)]
