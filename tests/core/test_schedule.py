@@ -424,6 +424,7 @@ def test_latest_cron_fire_walks_back_from_until(monkeypatch: pytest.MonkeyPatch)
             "day-of-week value 'FOO' in 'FOO' is not valid: expected a number 0-6 or a name "
             "such as SUN",
         ),
+        ("0 0 X * *", "day-of-month value 'X' in 'X' is not valid: expected a number 1-31"),
         (
             "0 0 * * MON-FOO",
             "day-of-week value 'FOO' in 'MON-FOO' is not valid: expected a number 0-6 or a name "
