@@ -357,6 +357,7 @@ def test_latest_cron_fire_walks_back_from_until(monkeypatch: pytest.MonkeyPatch)
         ("0 0 32 * *", "day-of-month 32 is out of range 1-31"),
         ("0 0 * 13 *", "month 13 is out of range 1-12"),
         ("0 0 * * 7", "day-of-week 7 is out of range 0-6 (Sunday is 0 or SUN)"),
+        ("0 0 * * 8", "day-of-week 8 is out of range 0-6"),
         ("0-60/5 * * * *", "minute 60 is out of range 0-59"),
         ("0 0 30 2 *", "it can never fire: day-of-month 30 never occurs in February"),
         ("0 0 31 4,6 *", "it can never fire: day-of-month 31 never occurs in April, June"),
