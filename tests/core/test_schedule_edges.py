@@ -23,6 +23,13 @@ from recluster.core.schedule import (
 )
 
 
+@pytest.fixture(autouse=True)
+def _parse_afresh() -> None:
+    """Parse each expression here anew: a parse cached by an earlier test (or by the
+    process mutmut forks its workers from) would hide the parser from these tests."""
+    schedule_module._parse_cron.cache_clear()
+
+
 def test_the_latest_fire_of_a_wildcard_job_can_be_a_second_occurrence_further_back() -> None:
     """Until 01:20 EST: 01:45 EDT (05:45Z) is found first, but 01:15 EST (06:15Z) is later."""
     found = latest_cron_fire("*/15 * * * *", NY, utc(2026, 11, 1), utc(2026, 11, 1, 6, 20))
