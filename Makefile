@@ -87,7 +87,7 @@ mutation: $(STAMP)
 	mkdir -p $(MUTATION)/tools $(MUTATION)/mutants/tools
 	for p in tests crds examples pyproject.toml tools/get_helm.py tools/values_table.py; do ln -sfn $(CURDIR)/$$p $(MUTATION)/$$p; done
 	ln -sfn $(CURDIR)/charts/recluster/crds $(MUTATION)/charts/recluster/crds
-	cd $(MUTATION) && $(CURDIR)/$(BIN)/mutmut run --max-children $(MUTATION_CHILDREN) $(MUTANTS)
+	set -f && cd $(MUTATION) && $(CURDIR)/$(BIN)/mutmut run --max-children $(MUTATION_CHILDREN) $(MUTANTS)
 	$(BIN)/python tools/mutation_report.py
 
 ## values-docs: regenerate the values table of docs/install.md from values.schema.json

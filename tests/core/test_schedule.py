@@ -356,42 +356,90 @@ def test_latest_cron_fire_walks_back_from_until(monkeypatch: pytest.MonkeyPatch)
         ("0 0 0 * *", "day-of-month 0 is out of range 1-31"),
         ("0 0 32 * *", "day-of-month 32 is out of range 1-31"),
         ("0 0 * 13 *", "month 13 is out of range 1-12"),
-        ("0 0 * * 7", "day-of-week 7 is out of range 0-6"),
+        ("0 0 * * 7", "day-of-week 7 is out of range 0-6 (Sunday is 0 or SUN)"),
+        ("0 0 * * 8", "day-of-week 8 is out of range 0-6"),
         ("0-60/5 * * * *", "minute 60 is out of range 0-59"),
         ("0 0 30 2 *", "it can never fire: day-of-month 30 never occurs in February"),
-        ("0 0 31 4,6 *", "never occurs in April, June"),
-        ("0 0 30,31 FEB *", "never occurs in February"),
-        ("0 0 0 0 0 *", "6 fields"),
-        ("0 0 0 1 1 * 2026", "7 fields"),
-        ("0 0 *", "3 fields, expected 5"),
-        ("TZ=UTC 0 0 * * *", "use schedule_config.timezone instead"),
-        ("CRON_TZ=Europe/Berlin 0 0 * * *", "use schedule_config.timezone instead"),
-        ("@every 1h", "use trigger_type 'interval'"),
-        ("@fortnightly", "unknown macro '@fortnightly'"),
-        ("@DAILY", "unknown macro"),
-        ("*/0 * * * *", "step in '*/0' must be a positive whole number"),
-        ("*/x * * * *", "must be a positive whole number"),
-        ("5-2 * * * *", "range '5-2' runs backwards"),
-        ("0 0 * * FRI-MON", "runs backwards"),
-        ("1-2-3 * * * *", "more than one '-'"),
-        ("1/2/3 * * * *", "more than one '/'"),
-        ("1,,2 * * * *", "empty list item"),
-        ("-5 * * * *", "empty value"),
-        ("0 0 L * *", "L, W and # extensions are not supported"),
-        ("0 0 15W * *", "not supported"),
-        ("0 0 * * 5#3", "not supported"),
-        ("H 0 * * *", "H hash extension is not supported"),
-        ("0 0 * * FOO", "expected a number 0-6 or a name such as SUN"),
-        ("0 MON * * *", "hour value 'MON'"),
-        ("? * * * *", "'?' is only allowed in day-of-month and day-of-week"),
+        ("0 0 31 4,6 *", "it can never fire: day-of-month 31 never occurs in April, June"),
+        ("0 0 30,31 FEB *", "it can never fire: day-of-month 30,31 never occurs in February"),
+        (
+            "0 0 0 0 0 *",
+            "it has 6 fields, but only the 5-field form 'minute hour day-of-month month "
+            "day-of-week' is supported (no seconds or year field)",
+        ),
+        (
+            "0 0 0 1 1 * 2026",
+            "it has 7 fields, but only the 5-field form 'minute hour day-of-month month "
+            "day-of-week' is supported (no seconds or year field)",
+        ),
+        ("0 0 *", "it has 3 fields, expected 5: minute hour day-of-month month day-of-week"),
+        (
+            "TZ=UTC 0 0 * * *",
+            "a TZ= or CRON_TZ= prefix is not supported: use schedule_config.timezone instead",
+        ),
+        (
+            "CRON_TZ=Europe/Berlin 0 0 * * *",
+            "a TZ= or CRON_TZ= prefix is not supported: use schedule_config.timezone instead",
+        ),
+        ("@every 1h", "@every is not supported: use trigger_type 'interval' with interval_seconds"),
+        (
+            "@fortnightly",
+            "unknown macro '@fortnightly': use one of @yearly, @annually, @monthly, @weekly, "
+            "@daily, @midnight, @hourly",
+        ),
+        (
+            "@DAILY",
+            "unknown macro '@DAILY': use one of @yearly, @annually, @monthly, @weekly, "
+            "@daily, @midnight, @hourly",
+        ),
+        ("*/0 * * * *", "minute step in '*/0' must be a positive whole number"),
+        ("*/x * * * *", "minute step in '*/x' must be a positive whole number"),
+        ("5-2 * * * *", "minute range '5-2' runs backwards (5 > 2)"),
+        ("0 0 * * FRI-MON", "day-of-week range 'FRI-MON' runs backwards (5 > 1)"),
+        ("1-2-3 * * * *", "minute item '1-2-3' has more than one '-'"),
+        ("1/2/3 * * * *", "minute item '1/2/3' has more than one '/'"),
+        ("1,,2 * * * *", "minute field '1,,2' has an empty list item"),
+        ("-5 * * * *", "minute item '-5' has an empty value"),
+        (
+            "0 0 L * *",
+            "day-of-month value 'L' in 'L' is not valid: expected a number 1-31 (the L, W and"
+            " # extensions are not supported)",
+        ),
+        (
+            "0 0 15W * *",
+            "day-of-month value '15W' in '15W' is not valid: expected a number 1-31 (the L, W"
+            " and # extensions are not supported)",
+        ),
+        (
+            "0 0 * * 5#3",
+            "day-of-week value '5#3' in '5#3' is not valid: expected a number 0-6 or a name "
+            "such as SUN (the L, W and # extensions are not supported)",
+        ),
+        (
+            "H 0 * * *",
+            "minute value 'H' in 'H' is not valid: expected a number 0-59 (the H hash "
+            "extension is not supported)",
+        ),
+        (
+            "0 0 * * FOO",
+            "day-of-week value 'FOO' in 'FOO' is not valid: expected a number 0-6 or a name "
+            "such as SUN",
+        ),
+        ("0 0 X * *", "day-of-month value 'X' in 'X' is not valid: expected a number 1-31"),
+        (
+            "0 0 * * MON-FOO",
+            "day-of-week value 'FOO' in 'MON-FOO' is not valid: expected a number 0-6 or a name "
+            "such as SUN",
+        ),
+        ("0 MON * * *", "hour value 'MON' in 'MON' is not valid: expected a number 0-23"),
+        ("? * * * *", "'?' is only allowed in day-of-month and day-of-week, not minute"),
     ],
 )
 def test_invalid_cron_expressions(expression: str, reason: str) -> None:
     with pytest.raises(ScheduleError) as caught:
         validate_cron_expression(expression)
     message = str(caught.value)
-    assert message.startswith(f"invalid cron expression {expression!r}: ")
-    assert reason in message
+    assert message == f"invalid cron expression {expression!r}: {reason}"
     assert "\n" not in message
     # Every entry point validates the same way.
     with pytest.raises(ScheduleError, match="invalid cron expression"):
@@ -490,7 +538,7 @@ def test_bad_counts_and_intervals() -> None:
     with pytest.raises(ValueError, match=r"^count must be a non-negative integer, got True$"):
         interval_fires(AWARE, 60, AWARE, True)  # type: ignore[arg-type]
     assert interval_fires(AWARE, 60, AWARE, 0) == []
-    with pytest.raises(ValueError, match="limit"):
+    with pytest.raises(ValueError, match=r"^limit must be a non-negative integer, got -1$"):
         cron_fires_between("* * * * *", "UTC", AWARE, AWARE, -1)
     assert cron_fires("* * * * *", "UTC", AWARE, 0) == []
     for bad in (0, -60, True):

@@ -134,6 +134,7 @@ def test_a_due_slot_creates_one_deterministic_job() -> None:
     assert [r.name for r in decision.create] == [expected]
     request = decision.create[0]
     assert request.scheduled_at == at(10, 5) and request.reason == "schedule"
+    assert request.execution == execution_id("uid-1", "scheduled/2026-11-28T10:05:00Z")
     assert request.execution_config.collection_ids == ["col_abc123"]
     st = sim.status
     assert st.execution_count == 1 and st.last_triggered_at == at(10, 5, 1)
@@ -535,7 +536,12 @@ def test_conditional_without_a_baseline_fires_and_says_so() -> None:
 def test_describe_schedule() -> None:
     assert describe_schedule(spec("interval", schedule={"interval_seconds": 21600})) == "every 6h"
     assert describe_schedule(spec("interval", schedule={"interval_seconds": 90})) == "every 1m30s"
+    assert describe_schedule(spec("interval", schedule={"interval_seconds": 86400})) == "every 1d"
+    day_and_more = spec("interval", schedule={"interval_seconds": 90061})
+    assert describe_schedule(day_and_more) == "every 1d1h1m1s"
     assert describe_schedule(spec("event")) == "100 documents_added, cooldown 5m"
+    no_cooldown = spec("event", schedule={"cooldown_seconds": 0})
+    assert describe_schedule(no_cooldown) == "100 documents_added"
     assert describe_schedule(spec("conditional")) == "cosine_drift > 0.3 every 10m"
 
 
@@ -559,6 +565,7 @@ def test_a_refused_job_holds_the_status_with_the_apiservers_words() -> None:
     ready = st.conditions[0]  # type: ignore[index]
     assert (ready.type, ready.status, ready.reason) == ("Ready", "False", "FailedCreate")
     assert ready.message == "Job t-abc was refused: exceeded quota: jobs=10"
+    assert (ready.lastTransitionTime, ready.observedGeneration) == (T0, 2)
     assert (st.namespace_id, st.internal_id, st.observedGeneration) == ("default", "uid-1", 2)
     assert st.updated_at == T0 and before.conditions is None, "the input is not changed"
     assert [(e.type, e.reason, e.message) for e in decision.events] == [

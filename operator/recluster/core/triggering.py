@@ -48,10 +48,10 @@ from .schedule import (
 HISTORY_KEPT = 20
 """Executions kept in status.history (the CRD allows up to MAX_HISTORY)."""
 VANISHED_GRACE = timedelta(seconds=60)
+"""A running Job missing from observations for this long is recorded as lost."""
 OUTCOME_GRACE = timedelta(seconds=10)
 """How long a finished Job's outcome waits for its pod's termination message
 (pods and Jobs are watched separately; either may be seen first)."""
-"""A running Job missing from observations for this long is recorded as lost."""
 MAX_MISSED_COUNTED = 100
 
 assert HISTORY_KEPT <= MAX_HISTORY
@@ -692,12 +692,12 @@ def _notify(run: _Run) -> None:
 
 
 def _advance(run: _Run, may_fire: bool, keep_initial: bool = False) -> None:
+    """Advance an active or paused trigger's schedule (disabled and failed ones never get here)."""
     kind = run.spec.trigger_type
-    counting = run.spec.status != "disabled"
     if kind in ("cron", "interval"):
         run.advance_schedule(may_fire, keep_initial)
     elif kind == "event":
-        run.advance_event(counting, may_fire)
+        run.advance_event(counting=True, may_fire=may_fire)
     else:
         run.advance_condition(may_fire)
 
