@@ -251,3 +251,15 @@ def test_short_errors_keep_a_line_of_exactly_the_limit() -> None:
     longer = n.short_error(exact + "y")
     assert len(longer) == MAX_ERROR_LENGTH and longer == "x" * (MAX_ERROR_LENGTH - 3) + "..."
     assert n.short_error("a\tb\x00 c") == "a b? c"
+
+
+def test_pending_deliveries_do_not_count_among_the_finished_kept() -> None:
+    deliveries = []
+    for i, state in enumerate(("Delivered", "Failed", "Pending")):
+        [d] = n.record_outcome([], [Endpoint(hook())], "uid-1", run(execution=f"j-{i}"),
+                               T0 + timedelta(minutes=i))  # fmt: skip
+        deliveries.append(d.model_copy(update={"state": state}))
+    kept = n.prune(deliveries, kept=2)
+    assert [(d.run.execution_id, d.state) for d in kept] == [
+        ("j-2", "Pending"), ("j-1", "Failed"), ("j-0", "Delivered"),
+    ]  # fmt: skip
