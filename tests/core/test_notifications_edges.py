@@ -40,6 +40,12 @@ def test_endpoints_are_the_triggers_then_the_installs() -> None:
     assert n.endpoints([mine], [theirs]) == (Endpoint(mine, "trigger"), Endpoint(theirs, "install"))
 
 
+def test_a_delivery_to_the_installs_webhook_says_so_in_status() -> None:
+    targets = n.endpoints([], [hook(OTHER)])
+    [d] = n.record_outcome([], targets, "uid-1", run(), T0)
+    assert (d.url, d.source) == (OTHER, "install")
+
+
 def test_the_run_record_tells_the_history_entry_and_the_summarys_numbers() -> None:
     entry = HistoryEntry(
         job_id="nightly-0a1b2c3d4e",

@@ -143,3 +143,9 @@ def test_is_finished_only_for_terminal_deployments() -> None:
     for deployment in ("", "Initializing", "Running", "Retrying", "Suspended", "Waiting"):
         assert not is_finished(rayjob(jobDeploymentStatus=deployment)), deployment
     assert not is_finished({"metadata": {"name": "x"}})
+
+
+def test_a_running_rayjob_has_no_finish_time_even_with_an_earlier_end_time() -> None:
+    # an endTime seen before the deployment is terminal does not finish the run
+    seen = observe_rayjob(rayjob(jobDeploymentStatus="Retrying", endTime="2026-11-29T02:05:00Z"))
+    assert (seen.phase, seen.finished_at) == ("running", None)
