@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from datetime import datetime, timedelta
 
@@ -99,9 +101,6 @@ def test_the_body_is_compact_json_with_sorted_keys() -> None:
 
 
 def test_a_signature_is_the_hmac_of_timestamp_dot_body() -> None:
-    import hashlib
-    import hmac
-
     body = b'{"id":"evt_1"}'
     mac = hmac.new(b"key", b"1764324030." + body, hashlib.sha256).hexdigest()
     assert n.signature(b"key", 1764324030, body) == f"sha256={mac}"
