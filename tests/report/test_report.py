@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import io
 import re
+import socket
+import warnings
 
 import numpy as np
 import pytest
@@ -82,8 +84,8 @@ def test_maps_stay_small_and_label_at_most_the_largest(k: int) -> None:
     assert len(distinct) == min(k, MAX_COLOURS)
 
 
-def test_datamapplot_is_used_when_installed_else_matplotlib() -> None:
-    data = MapData(
+def _four_clusters() -> MapData:
+    return MapData(
         xy=np.random.default_rng(0).normal(size=(100, 2)).astype(np.float32),
         point_clusters=np.repeat(np.arange(4), 25).astype(np.int32),
         cluster_labels=["a", "b", "c", "d"],
@@ -91,8 +93,12 @@ def test_datamapplot_is_used_when_installed_else_matplotlib() -> None:
         centroid_xy=np.zeros((4, 2), np.float32),
         title="t",
     )
+
+
+def test_datamapplot_is_used_when_installed_else_matplotlib() -> None:
+    data = _four_clusters()
     try:
-        import datamapplot  # type: ignore[import-not-found]  # noqa: F401
+        import datamapplot  # type: ignore[import-not-found, import-untyped, unused-ignore]  # noqa: F401
     except ImportError:
         assert render_map(data)[1] == "matplotlib"
         with pytest.raises(ImportError):
@@ -100,3 +106,26 @@ def test_datamapplot_is_used_when_installed_else_matplotlib() -> None:
     else:
         png, renderer = render_map(data)
         assert renderer == "datamapplot" and png.startswith(b"\x89PNG")
+
+
+def test_datamapplot_draws_the_map_without_the_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """datamapplot fetches Google Fonts unless told not to: a run must not need the network.
+
+    Every outgoing connection is refused and recorded; the map must still come
+    from datamapplot, with no connection attempted (not even one that failed).
+    """
+    pytest.importorskip("datamapplot", reason="the optional extra recluster[report]")
+    attempts: list[object] = []
+
+    def refuse(_self: socket.socket, address: object) -> None:
+        attempts.append(address)
+        raise OSError(f"network disabled by the test (connect to {address!r})")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", lambda address, *a, **k: refuse(None, address))  # type: ignore[arg-type]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. datamapplot's GoogleAPIUnreachable
+        png, renderer = render_map(_four_clusters(), "datamapplot")
+    assert renderer == "datamapplot" and Image.open(io.BytesIO(png)).format == "PNG"
+    assert attempts == []

@@ -240,7 +240,7 @@ def _wrap(label: str, width: int = 22) -> str:
 
 def render_datamapplot(data: MapData, size_px: int = 1100) -> bytes:
     """datamapplot's static plot, with labels for the clusters `MapData.labelled` picks."""
-    import datamapplot  # type: ignore[import-not-found]
+    import datamapplot  # type: ignore[import-not-found, import-untyped, unused-ignore]
 
     labelled = set(data.labelled())
     names = np.asarray(
