@@ -10,12 +10,20 @@ import warnings
 
 import numpy as np
 import pytest
+from matplotlib.colors import to_rgb
 from PIL import Image
 
 from recluster.engine.artifacts import GeometryBuilder, RunArtifacts
 from recluster.engine.synthetic import blobs, topic_texts
 from recluster.report.build import map_data, report_files
-from recluster.report.mapplot import MAX_COLOURS, MAX_LABELS, MapData, palette, render_map
+from recluster.report.mapplot import (
+    MAX_COLOURS,
+    MAX_LABELS,
+    MapData,
+    palette,
+    render_map,
+    subtitle_with_labels,
+)
 
 
 def artifacts(n: int, k: int, texts: bool = True) -> RunArtifacts:
@@ -82,6 +90,15 @@ def test_maps_stay_small_and_label_at_most_the_largest(k: int) -> None:
     colours = palette(k, data.largest(MAX_COLOURS))
     distinct = {c for c in colours if c != "#c8c8c8"}
     assert len(distinct) == min(k, MAX_COLOURS)
+    # No cluster's own colour is a grey, which would read as unlabelled (or noise).
+    greys = [c for c in distinct if max(to_rgb(c)) - min(to_rgb(c)) < 0.1]
+    assert greys == []
+
+
+def test_the_subtitle_says_how_many_clusters_are_labelled() -> None:
+    few, many = map_data(artifacts(600, 5)), map_data(artifacts(2_000, 50))
+    assert subtitle_with_labels(few, len(few.labelled())) == few.subtitle
+    assert subtitle_with_labels(many, 24).endswith("labels: the 24 largest of 50 clusters")
 
 
 def _four_clusters() -> MapData:

@@ -66,9 +66,13 @@ def palette(num_clusters: int, coloured: list[int]) -> list[str]:
     import matplotlib as mpl
 
     chosen = list(range(num_clusters)) if num_clusters <= MAX_COLOURS else coloured
-    # tab20's dark halves, then its light halves, then tab20b: 40 distinct colours.
-    tab20, tab20b = mpl.colormaps["tab20"], mpl.colormaps["tab20b"]
-    base = [tab20(i) for i in (*range(0, 20, 2), *range(1, 20, 2))] + [tab20b(i) for i in range(20)]
+    # tab20's dark halves, then its light halves, then tab20b, then two of tab20c:
+    # 40 distinct colours. tab20's greys (14, 15) are left out: its light grey is
+    # the unlabelled clusters' (a coloured cluster would pass for an unlabelled one).
+    tab20, tab20b, tab20c = (mpl.colormaps[name] for name in ("tab20", "tab20b", "tab20c"))
+    darks, lights = (i for i in range(0, 20, 2) if i != 14), (i for i in range(1, 20, 2) if i != 15)
+    base = [tab20(i) for i in (*darks, *lights)] + [tab20b(i) for i in range(20)]
+    base += [tab20c(i) for i in (8, 12)]
     colours = [UNLABELLED_COLOUR] * num_clusters
     for i, c in enumerate(chosen):
         colours[c] = mpl.colors.to_hex(base[i % len(base)])
@@ -141,12 +145,17 @@ def render_matplotlib(data: MapData, size_px: int = 1100) -> bytes:
     shown = _place_labels(fig, ax, data, labelled, effects, halo)
     fig.text(0.5, 0.965, data.title, ha="center", va="center", fontsize=15, family=FONT,
              weight="bold")  # fmt: skip
-    subtitle = data.subtitle
-    if shown < k:
-        subtitle = f"{subtitle} · labels: the {shown} largest of {k} clusters".strip(" ·")
-    fig.text(0.5, 0.932, subtitle, ha="center", va="center", fontsize=10, family=FONT,
-             color="#555555")  # fmt: skip
+    fig.text(0.5, 0.932, subtitle_with_labels(data, shown), ha="center", va="center",
+             fontsize=10, family=FONT, color="#555555")  # fmt: skip
     return _to_png(fig)
+
+
+def subtitle_with_labels(data: MapData, shown: int) -> str:
+    """The data's subtitle, and how many clusters are labelled when not all are."""
+    k = len(data.cluster_labels)
+    if shown >= k:
+        return data.subtitle
+    return f"{data.subtitle} · labels: the {shown} largest of {k} clusters".strip(" ·")
 
 
 def _halo(ax: Any, data: MapData, colours: list[str]) -> Callable[[int], None]:
@@ -258,7 +267,7 @@ def render_datamapplot(data: MapData, size_px: int = 1100) -> bytes:
         np.asarray(data.xy, dtype=np.float32),
         names,
         title=data.title,
-        sub_title=data.subtitle,
+        sub_title=subtitle_with_labels(data, len(labelled)),
         noise_label="Unlabelled",
         noise_color=UNLABELLED_COLOUR,
         label_color_map=colour_map,
@@ -267,6 +276,8 @@ def render_datamapplot(data: MapData, size_px: int = 1100) -> bytes:
         figsize=(size_px / dpi, size_px / dpi),
         dpi=dpi,
         darkmode=False,
+        label_font_size=11,
+        point_size=3,
         title_keywords={"fontsize": 15, "fontfamily": FONT, "fontweight": "bold"},
         sub_title_keywords={"fontsize": 10, "fontfamily": FONT, "color": "#555555"},
     )
