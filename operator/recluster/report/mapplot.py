@@ -6,7 +6,8 @@ Readable at a glance at 5, 50 or 500 clusters, whichever renderer draws it:
   that would overlap one already placed is dropped (matplotlib) or moved by
   datamapplot's own placement; the subtitle says how many are labelled;
 - with more than `MAX_COLOURS` clusters, only the largest MAX_COLOURS get their
-  own colour, the others are drawn in light grey: a map of 500 colours is noise;
+  own colour (datamapplot: only the labelled ones), the others are drawn in
+  light grey: a map of 500 colours is noise; no cluster's colour is a grey;
 - noise (-1) is always a light grey, drawn first (underneath);
 - fonts are the system's (DejaVu Sans, which matplotlib bundles): nothing is
   fetched from the network.
