@@ -6,7 +6,9 @@ import base64
 import io
 import re
 import socket
+import threading
 import warnings
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,6 +24,7 @@ from recluster.report.mapplot import (
     MapData,
     palette,
     render_map,
+    ring_fits,
     subtitle_with_labels,
 )
 
@@ -128,21 +131,51 @@ def test_datamapplot_is_used_when_installed_else_matplotlib() -> None:
 def test_datamapplot_draws_the_map_without_the_network(monkeypatch: pytest.MonkeyPatch) -> None:
     """datamapplot fetches Google Fonts unless told not to: a run must not need the network.
 
-    Every outgoing connection is refused and recorded; the map must still come
-    from datamapplot, with no connection attempted (not even one that failed).
+    Every connection the rendering thread opens is refused and recorded; the map
+    must still come from datamapplot, with no connection attempted (not even one
+    that failed). Other threads (the session's control plane) connect as usual.
     """
     pytest.importorskip("datamapplot", reason="the optional extra recluster[report]")
     attempts: list[object] = []
+    this_thread = threading.get_ident()
+    connect, connect_ex = socket.socket.connect, socket.socket.connect_ex
 
-    def refuse(_self: socket.socket, address: object) -> None:
+    def refuse(address: object) -> None:
         attempts.append(address)
         raise OSError(f"network disabled by the test (connect to {address!r})")
 
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    monkeypatch.setattr(socket, "create_connection", lambda address, *a, **k: refuse(None, address))  # type: ignore[arg-type]
+    def guarded_connect(sock: socket.socket, address: Any) -> None:
+        if threading.get_ident() == this_thread:
+            refuse(address)
+        connect(sock, address)
+
+    def guarded_connect_ex(sock: socket.socket, address: Any) -> int:
+        if threading.get_ident() == this_thread:
+            refuse(address)
+        return connect_ex(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded_connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", guarded_connect_ex)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # e.g. datamapplot's GoogleAPIUnreachable
         png, renderer = render_map(_four_clusters(), "datamapplot")
     assert renderer == "datamapplot" and Image.open(io.BytesIO(png)).format == "PNG"
     assert attempts == []
+
+
+@pytest.mark.parametrize("k", [1, 50])
+def test_datamapplot_draws_one_and_many_clusters_itself(k: int) -> None:
+    """No fallback to matplotlib: with renderer="datamapplot", its failures raise."""
+    pytest.importorskip("datamapplot", reason="the optional extra recluster[report]")
+    png, renderer = render_map(map_data(artifacts(max(600, 8 * k), k)), "datamapplot")
+    assert renderer == "datamapplot" and len(png) < 300_000
+
+
+def test_labels_go_on_a_ring_only_when_every_place_has_a_direction() -> None:
+    def places(*xy: tuple[float, float]) -> np.ndarray:
+        return np.asarray(xy, dtype=np.float32).reshape(-1, 2)
+
+    assert not ring_fits(places((1.0, 2.0)))  # one label: it is the mean
+    assert not ring_fits(places((0.0, 0.0), (0.0, 0.0), (0.0, 0.0)))
+    assert not ring_fits(places((-1.0, 0.0), (0.0, 0.0), (1.0, 0.0)))  # the middle one
+    assert ring_fits(places((-1.0, 0.0), (0.0, 1.0), (1.0, 0.0)))

@@ -249,40 +249,63 @@ def _wrap(label: str, width: int = 22) -> str:
 
 
 def render_datamapplot(data: MapData, size_px: int = 1100) -> bytes:
-    """datamapplot's static plot, with labels for the clusters `MapData.labelled` picks."""
-    import datamapplot  # type: ignore[import-not-found, import-untyped, unused-ignore]
+    """datamapplot's static plot of `MapData`: its labels at our places, our colours.
 
-    labelled = set(data.labelled())
-    names = np.asarray(
-        [
-            _wrap(data.cluster_labels[c]) if c >= 0 and c in labelled else "Unlabelled"
-            for c in data.point_clusters.tolist()
-        ],
-        dtype=object,
+    `render_plot`, not `create_plot`: the latter places a label at the mean of
+    its cluster's points (between two islands when UMAP split the cluster, where
+    `MapData.centroid_xy` holds the medoid) and keys clusters by label text (two
+    clusters with the same label would merge).
+    """
+    import datamapplot  # type: ignore[import-not-found, import-untyped, unused-ignore]
+    from datamapplot.palette_handling import (  # type: ignore[import-not-found, import-untyped, unused-ignore]
+        deep_palette,
     )
+
+    labelled = data.labelled()
     k = len(data.cluster_labels)
     colours = palette(k, data.largest(MAX_COLOURS))
-    colour_map = {_wrap(data.cluster_labels[c]): colours[c] for c in labelled}
+    point_colours = [NOISE_COLOUR if c < 0 else colours[c] for c in data.point_clusters.tolist()]
+    n = data.xy.shape[0]
+    places = np.asarray(data.centroid_xy[labelled], dtype=np.float32).reshape(-1, 2)
     dpi = 100
-    fig, _ = datamapplot.create_plot(
+    fig, _ = datamapplot.render_plot(
         np.asarray(data.xy, dtype=np.float32),
-        names,
+        point_colours,
+        [_wrap(data.cluster_labels[c]) for c in labelled],
+        places,
+        np.asarray(data.cluster_sizes[labelled]),
         title=data.title,
         sub_title=subtitle_with_labels(data, len(labelled)),
-        noise_label="Unlabelled",
-        noise_color=UNLABELLED_COLOUR,
-        label_color_map=colour_map,
+        label_text_colors=deep_palette([colours[c] for c in labelled]) if labelled else None,
+        highlight_colors=[colours[c] for c in labelled],
+        noise_color=NOISE_COLOUR,
         use_system_fonts=True,
         font_family=FONT,
         figsize=(size_px / dpi, size_px / dpi),
         dpi=dpi,
         darkmode=False,
         label_font_size=11,
-        point_size=3,
+        label_over_points=not ring_fits(places),
+        point_size=float(np.clip(20_000.0 / max(n, 1), 3.0, 14.0)),
+        alpha=0.8,
         title_keywords={"fontsize": 15, "fontfamily": FONT, "fontweight": "bold"},
         sub_title_keywords={"fontsize": 10, "fontfamily": FONT, "color": "#555555"},
     )
     return _to_png(fig, tight=True)
+
+
+def ring_fits(places: npt.NDArray[np.float32]) -> bool:
+    """Whether datamapplot can set labels on a ring around their places.
+
+    Its ring points each label away from the places' mean: a place at that
+    mean (one label, or labels sharing one place) has no direction and makes
+    it fail (NaN); such labels are drawn over their points instead.
+    """
+    if places.shape[0] < 2:
+        return False
+    offsets = np.linalg.norm(places - places.mean(axis=0), axis=1)
+    span = float(np.ptp(places, axis=0).max())
+    return bool(span > 0 and offsets.min() > 1e-6 * span)
 
 
 def render_map(data: MapData, renderer: Renderer = "auto") -> tuple[bytes, str]:
