@@ -179,3 +179,13 @@ def test_labels_go_on_a_ring_only_when_every_place_has_a_direction() -> None:
     assert not ring_fits(places((0.0, 0.0), (0.0, 0.0), (0.0, 0.0)))
     assert not ring_fits(places((-1.0, 0.0), (0.0, 0.0), (1.0, 0.0)))  # the middle one
     assert ring_fits(places((-1.0, 0.0), (0.0, 1.0), (1.0, 0.0)))
+
+
+def test_datamapplot_leaves_no_figure_open() -> None:
+    """pyplot keeps each figure until closed: a long-lived process would keep every map."""
+    pytest.importorskip("datamapplot", reason="the optional extra recluster[report]")
+    import matplotlib.pyplot as plt
+
+    before = len(plt.get_fignums())
+    render_map(_four_clusters(), "datamapplot")
+    assert len(plt.get_fignums()) == before

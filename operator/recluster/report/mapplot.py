@@ -291,7 +291,13 @@ def render_datamapplot(data: MapData, size_px: int = 1100) -> bytes:
         title_keywords={"fontsize": 15, "fontfamily": FONT, "fontweight": "bold"},
         sub_title_keywords={"fontsize": 10, "fontfamily": FONT, "color": "#555555"},
     )
-    return _to_png(fig, tight=True)
+    try:
+        return _to_png(fig, tight=True)
+    finally:
+        # datamapplot draws through pyplot, which keeps every figure until closed.
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
 
 
 def ring_fits(places: npt.NDArray[np.float32]) -> bool:
