@@ -5,15 +5,28 @@ from __future__ import annotations
 import base64
 import io
 import re
+import socket
+import threading
+import warnings
+from typing import Any
 
 import numpy as np
 import pytest
+from matplotlib.colors import to_rgb
 from PIL import Image
 
 from recluster.engine.artifacts import GeometryBuilder, RunArtifacts
 from recluster.engine.synthetic import blobs, topic_texts
 from recluster.report.build import map_data, report_files
-from recluster.report.mapplot import MAX_COLOURS, MAX_LABELS, MapData, palette, render_map
+from recluster.report.mapplot import (
+    MAX_COLOURS,
+    MAX_LABELS,
+    MapData,
+    palette,
+    render_map,
+    ring_fits,
+    subtitle_with_labels,
+)
 
 
 def artifacts(n: int, k: int, texts: bool = True) -> RunArtifacts:
@@ -80,10 +93,19 @@ def test_maps_stay_small_and_label_at_most_the_largest(k: int) -> None:
     colours = palette(k, data.largest(MAX_COLOURS))
     distinct = {c for c in colours if c != "#c8c8c8"}
     assert len(distinct) == min(k, MAX_COLOURS)
+    # No cluster's own colour is a grey, which would read as unlabelled (or noise).
+    greys = [c for c in distinct if max(to_rgb(c)) - min(to_rgb(c)) < 0.1]
+    assert greys == []
 
 
-def test_datamapplot_is_used_when_installed_else_matplotlib() -> None:
-    data = MapData(
+def test_the_subtitle_says_how_many_clusters_are_labelled() -> None:
+    few, many = map_data(artifacts(600, 5)), map_data(artifacts(2_000, 50))
+    assert subtitle_with_labels(few, len(few.labelled())) == few.subtitle
+    assert subtitle_with_labels(many, 24).endswith("labels: the 24 largest of 50 clusters")
+
+
+def _four_clusters() -> MapData:
+    return MapData(
         xy=np.random.default_rng(0).normal(size=(100, 2)).astype(np.float32),
         point_clusters=np.repeat(np.arange(4), 25).astype(np.int32),
         cluster_labels=["a", "b", "c", "d"],
@@ -91,8 +113,12 @@ def test_datamapplot_is_used_when_installed_else_matplotlib() -> None:
         centroid_xy=np.zeros((4, 2), np.float32),
         title="t",
     )
+
+
+def test_datamapplot_is_used_when_installed_else_matplotlib() -> None:
+    data = _four_clusters()
     try:
-        import datamapplot  # type: ignore[import-not-found]  # noqa: F401
+        import datamapplot  # type: ignore[import-not-found, import-untyped, unused-ignore]  # noqa: F401
     except ImportError:
         assert render_map(data)[1] == "matplotlib"
         with pytest.raises(ImportError):
@@ -100,3 +126,66 @@ def test_datamapplot_is_used_when_installed_else_matplotlib() -> None:
     else:
         png, renderer = render_map(data)
         assert renderer == "datamapplot" and png.startswith(b"\x89PNG")
+
+
+def test_datamapplot_draws_the_map_without_the_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """datamapplot fetches Google Fonts unless told not to: a run must not need the network.
+
+    Every connection the rendering thread opens is refused and recorded; the map
+    must still come from datamapplot, with no connection attempted (not even one
+    that failed). Other threads (the session's control plane) connect as usual.
+    """
+    pytest.importorskip("datamapplot", reason="the optional extra recluster[report]")
+    attempts: list[object] = []
+    this_thread = threading.get_ident()
+    connect, connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def refuse(address: object) -> None:
+        attempts.append(address)
+        raise OSError(f"network disabled by the test (connect to {address!r})")
+
+    def guarded_connect(sock: socket.socket, address: Any) -> None:
+        if threading.get_ident() == this_thread:
+            refuse(address)
+        connect(sock, address)
+
+    def guarded_connect_ex(sock: socket.socket, address: Any) -> int:
+        if threading.get_ident() == this_thread:
+            refuse(address)
+        return connect_ex(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded_connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", guarded_connect_ex)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. datamapplot's GoogleAPIUnreachable
+        png, renderer = render_map(_four_clusters(), "datamapplot")
+    assert renderer == "datamapplot" and Image.open(io.BytesIO(png)).format == "PNG"
+    assert attempts == []
+
+
+@pytest.mark.parametrize("k", [1, 50])
+def test_datamapplot_draws_one_and_many_clusters_itself(k: int) -> None:
+    """No fallback to matplotlib: with renderer="datamapplot", its failures raise."""
+    pytest.importorskip("datamapplot", reason="the optional extra recluster[report]")
+    png, renderer = render_map(map_data(artifacts(max(600, 8 * k), k)), "datamapplot")
+    assert renderer == "datamapplot" and len(png) < 300_000
+
+
+def test_labels_go_on_a_ring_only_when_every_place_has_a_direction() -> None:
+    def places(*xy: tuple[float, float]) -> np.ndarray:
+        return np.asarray(xy, dtype=np.float32).reshape(-1, 2)
+
+    assert not ring_fits(places((1.0, 2.0)))  # one label: it is the mean
+    assert not ring_fits(places((0.0, 0.0), (0.0, 0.0), (0.0, 0.0)))
+    assert not ring_fits(places((-1.0, 0.0), (0.0, 0.0), (1.0, 0.0)))  # the middle one
+    assert ring_fits(places((-1.0, 0.0), (0.0, 1.0), (1.0, 0.0)))
+
+
+def test_datamapplot_leaves_no_figure_open() -> None:
+    """pyplot keeps each figure until closed: a long-lived process would keep every map."""
+    pytest.importorskip("datamapplot", reason="the optional extra recluster[report]")
+    import matplotlib.pyplot as plt
+
+    before = len(plt.get_fignums())
+    render_map(_four_clusters(), "datamapplot")
+    assert len(plt.get_fignums()) == before

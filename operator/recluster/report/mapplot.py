@@ -6,7 +6,8 @@ Readable at a glance at 5, 50 or 500 clusters, whichever renderer draws it:
   that would overlap one already placed is dropped (matplotlib) or moved by
   datamapplot's own placement; the subtitle says how many are labelled;
 - with more than `MAX_COLOURS` clusters, only the largest MAX_COLOURS get their
-  own colour, the others are drawn in light grey: a map of 500 colours is noise;
+  own colour (datamapplot: only the labelled ones), the others are drawn in
+  light grey: a map of 500 colours is noise; no cluster's colour is a grey;
 - noise (-1) is always a light grey, drawn first (underneath);
 - fonts are the system's (DejaVu Sans, which matplotlib bundles): nothing is
   fetched from the network.
@@ -66,9 +67,13 @@ def palette(num_clusters: int, coloured: list[int]) -> list[str]:
     import matplotlib as mpl
 
     chosen = list(range(num_clusters)) if num_clusters <= MAX_COLOURS else coloured
-    # tab20's dark halves, then its light halves, then tab20b: 40 distinct colours.
-    tab20, tab20b = mpl.colormaps["tab20"], mpl.colormaps["tab20b"]
-    base = [tab20(i) for i in (*range(0, 20, 2), *range(1, 20, 2))] + [tab20b(i) for i in range(20)]
+    # tab20's dark halves, then its light halves, then tab20b, then two of tab20c:
+    # 40 distinct colours. tab20's greys (14, 15) are left out: its light grey is
+    # the unlabelled clusters' (a coloured cluster would pass for an unlabelled one).
+    tab20, tab20b, tab20c = (mpl.colormaps[name] for name in ("tab20", "tab20b", "tab20c"))
+    darks, lights = (i for i in range(0, 20, 2) if i != 14), (i for i in range(1, 20, 2) if i != 15)
+    base = [tab20(i) for i in (*darks, *lights)] + [tab20b(i) for i in range(20)]
+    base += [tab20c(i) for i in (8, 12)]
     colours = [UNLABELLED_COLOUR] * num_clusters
     for i, c in enumerate(chosen):
         colours[c] = mpl.colors.to_hex(base[i % len(base)])
@@ -141,12 +146,17 @@ def render_matplotlib(data: MapData, size_px: int = 1100) -> bytes:
     shown = _place_labels(fig, ax, data, labelled, effects, halo)
     fig.text(0.5, 0.965, data.title, ha="center", va="center", fontsize=15, family=FONT,
              weight="bold")  # fmt: skip
-    subtitle = data.subtitle
-    if shown < k:
-        subtitle = f"{subtitle} · labels: the {shown} largest of {k} clusters".strip(" ·")
-    fig.text(0.5, 0.932, subtitle, ha="center", va="center", fontsize=10, family=FONT,
-             color="#555555")  # fmt: skip
+    fig.text(0.5, 0.932, subtitle_with_labels(data, shown), ha="center", va="center",
+             fontsize=10, family=FONT, color="#555555")  # fmt: skip
     return _to_png(fig)
+
+
+def subtitle_with_labels(data: MapData, shown: int) -> str:
+    """The data's subtitle, and how many clusters are labelled when not all are."""
+    k = len(data.cluster_labels)
+    if shown >= k:
+        return data.subtitle
+    return f"{data.subtitle} · labels: the {shown} largest of {k} clusters".strip(" ·")
 
 
 def _halo(ax: Any, data: MapData, colours: list[str]) -> Callable[[int], None]:
@@ -239,38 +249,69 @@ def _wrap(label: str, width: int = 22) -> str:
 
 
 def render_datamapplot(data: MapData, size_px: int = 1100) -> bytes:
-    """datamapplot's static plot, with labels for the clusters `MapData.labelled` picks."""
-    import datamapplot  # type: ignore[import-not-found]
+    """datamapplot's static plot of `MapData`: its labels at our places, our colours.
 
-    labelled = set(data.labelled())
-    names = np.asarray(
-        [
-            _wrap(data.cluster_labels[c]) if c >= 0 and c in labelled else "Unlabelled"
-            for c in data.point_clusters.tolist()
-        ],
-        dtype=object,
+    `render_plot`, not `create_plot`: the latter places a label at the mean of
+    its cluster's points (between two islands when UMAP split the cluster, where
+    `MapData.centroid_xy` holds the medoid) and keys clusters by label text (two
+    clusters with the same label would merge).
+    """
+    import datamapplot  # type: ignore[import-not-found, import-untyped, unused-ignore]
+    from datamapplot.palette_handling import (  # type: ignore[import-not-found, import-untyped, unused-ignore]
+        deep_palette,
     )
+
+    labelled = data.labelled()
     k = len(data.cluster_labels)
     colours = palette(k, data.largest(MAX_COLOURS))
-    colour_map = {_wrap(data.cluster_labels[c]): colours[c] for c in labelled}
+    point_colours = [NOISE_COLOUR if c < 0 else colours[c] for c in data.point_clusters.tolist()]
+    n = data.xy.shape[0]
+    places = np.asarray(data.centroid_xy[labelled], dtype=np.float32).reshape(-1, 2)
     dpi = 100
-    fig, _ = datamapplot.create_plot(
+    fig, _ = datamapplot.render_plot(
         np.asarray(data.xy, dtype=np.float32),
-        names,
+        point_colours,
+        [_wrap(data.cluster_labels[c]) for c in labelled],
+        places,
+        np.asarray(data.cluster_sizes[labelled]),
         title=data.title,
-        sub_title=data.subtitle,
-        noise_label="Unlabelled",
-        noise_color=UNLABELLED_COLOUR,
-        label_color_map=colour_map,
+        sub_title=subtitle_with_labels(data, len(labelled)),
+        label_text_colors=deep_palette([colours[c] for c in labelled]) if labelled else None,
+        highlight_colors=[colours[c] for c in labelled],
+        noise_color=NOISE_COLOUR,
         use_system_fonts=True,
         font_family=FONT,
         figsize=(size_px / dpi, size_px / dpi),
         dpi=dpi,
         darkmode=False,
+        label_font_size=11,
+        label_over_points=not ring_fits(places),
+        point_size=float(np.clip(20_000.0 / max(n, 1), 3.0, 14.0)),
+        alpha=0.8,
         title_keywords={"fontsize": 15, "fontfamily": FONT, "fontweight": "bold"},
         sub_title_keywords={"fontsize": 10, "fontfamily": FONT, "color": "#555555"},
     )
-    return _to_png(fig, tight=True)
+    try:
+        return _to_png(fig, tight=True)
+    finally:
+        # datamapplot draws through pyplot, which keeps every figure until closed.
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+
+
+def ring_fits(places: npt.NDArray[np.float32]) -> bool:
+    """Whether datamapplot can set labels on a ring around their places.
+
+    Its ring points each label away from the places' mean: a place at that
+    mean (one label, or labels sharing one place) has no direction and makes
+    it fail (NaN); such labels are drawn over their points instead.
+    """
+    if places.shape[0] < 2:
+        return False
+    offsets = np.linalg.norm(places - places.mean(axis=0), axis=1)
+    span = float(np.ptp(places, axis=0).max())
+    return bool(span > 0 and offsets.min() > 1e-6 * span)
 
 
 def render_map(data: MapData, renderer: Renderer = "auto") -> tuple[bytes, str]:
