@@ -189,3 +189,26 @@ def test_datamapplot_leaves_no_figure_open() -> None:
     before = len(plt.get_fignums())
     render_map(_four_clusters(), "datamapplot")
     assert len(plt.get_fignums()) == before
+
+
+def test_labels_at_the_edge_of_the_map_stay_whole_in_the_image() -> None:
+    """A cluster at each side of the map with a long label: no text is cut by the image's edge.
+
+    (`make dev`'s map cut "roast barista grinder" at the right edge: the labels were
+    moved inside before the axes' equal aspect changed the limits at drawing time.)
+    """
+    rng = np.random.default_rng(1)
+    places = np.array([[-10.0, 0.0], [10.0, 0.0], [0.0, 3.0], [0.0, -3.0]], dtype=np.float32)
+    xy = np.concatenate([p + rng.normal(0, 0.3, (50, 2)) for p in places]).astype(np.float32)
+    data = MapData(
+        xy=xy,
+        point_clusters=np.repeat(np.arange(4), 50).astype(np.int32),
+        cluster_labels=["roast barista grinder", "nodes kubelet deployment", "a", "b"],
+        cluster_sizes=np.full(4, 50, dtype=np.int64),
+        centroid_xy=places,
+        title="t",
+    )
+    png, _ = render_map(data, "matplotlib")
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("L"))
+    edges = np.concatenate([pixels[:, :3].ravel(), pixels[:, -3:].ravel()])
+    assert edges.min() > 200, "dark text pixels touch the left or right edge of the image"

@@ -143,6 +143,11 @@ def render_matplotlib(data: MapData, size_px: int = 1100) -> bytes:
     ax.set_aspect("equal", adjustable="datalim")
     ax.margins(0.06)
     ax.autoscale_view()
+    # The equal aspect changes the limits only when the figure is drawn: apply it now
+    # and freeze the limits, so that the labels are placed with the final transform
+    # (halos added while placing them would otherwise move the limits again).
+    ax.apply_aspect()
+    ax.set_autoscale_on(False)
     shown = _place_labels(fig, ax, data, labelled, effects, halo)
     fig.text(0.5, 0.965, data.title, ha="center", va="center", fontsize=15, family=FONT,
              weight="bold")  # fmt: skip
@@ -221,12 +226,17 @@ def _place_labels(
     return len(placed)
 
 
+LABEL_EDGE_PX = 8
+"""Pixels a label keeps from the image's edges."""
+
+
 def _inside(fig: Any, ax: Any, text: Any, renderer: Any) -> Any:
     """Moves a label that would stick out of the image back in; its new extent."""
     box = text.get_window_extent(renderer)
     width, height = fig.bbox.width, fig.bbox.height
-    dx = max(0.0, -box.x0) - max(0.0, box.x1 - width)
-    dy = max(0.0, -box.y0) - max(0.0, box.y1 - 0.9 * height)  # not over the title
+    pad = LABEL_EDGE_PX  # the white stroke around the letters, and some air
+    dx = max(0.0, pad - box.x0) - max(0.0, box.x1 - (width - pad))
+    dy = max(0.0, pad - box.y0) - max(0.0, box.y1 - 0.9 * height)  # not over the title
     if dx or dy:
         x, y = ax.transData.transform(text.get_position())
         text.set_position(ax.transData.inverted().transform((x + dx, y + dy)))
