@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
+from engine_support import Blobs, make_blobs
 from sklearn.metrics import adjusted_rand_score  # type: ignore[import-untyped]
 
-from conftest import Blobs, make_blobs
 from recluster.api.clustering import ClusteringConfig, Reduction
 from recluster.engine import NOISE, ClusteringResult, cluster
 

@@ -7,9 +7,9 @@ import sys
 
 import numpy as np
 import pytest
+from engine_support import make_blobs
 from sklearn.cluster import DBSCAN  # type: ignore[import-untyped]
 
-from conftest import make_blobs
 from recluster.engine import density
 from recluster.engine.synthetic import hard_embeddings
 

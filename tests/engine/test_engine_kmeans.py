@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import numpy as np
 import numpy.typing as npt
 import pytest
+from engine_support import make_blobs
 from sklearn.metrics import adjusted_rand_score  # type: ignore[import-untyped]
 
-from conftest import make_blobs
 from recluster.engine import NOISE, kmeans_streaming
 from recluster.engine.kmeans import (
     PARALLEL_BLOCK,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from engine_support import Blobs, make_blobs
 
-from conftest import Blobs, make_blobs
 from recluster.engine.preprocess import (
     as_float32_matrix,
     fit_pca,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 import pytest
+from engine_support import Blobs, make_blobs
 from sklearn.metrics import silhouette_score  # type: ignore[import-untyped]
 
-from conftest import Blobs, make_blobs
 from recluster.engine.quality import silhouette, silhouette_exact
 
 
@@ -101,7 +101,6 @@ def test_a_one_pass_clustering_samples_at_most_half_its_rows() -> None:
 
 def test_dbscan_scores_a_sample_of_a_small_collection() -> None:
     """The result's score is the silhouette of half the rows (seeded), not of all of them."""
-    from conftest import make_blobs
     from recluster.api.clustering import ClusteringConfig
     from recluster.engine import cluster
     from recluster.engine.quality import silhouette

@@ -7,10 +7,10 @@ import sys
 
 import numpy as np
 import pytest
+from engine_support import make_blobs
 from sklearn.cluster import AgglomerativeClustering, MeanShift  # type: ignore[import-untyped]
 from sklearn.metrics import adjusted_rand_score  # type: ignore[import-untyped]
 
-from conftest import make_blobs
 from recluster.engine import scikit
 from recluster.engine.synthetic import hard_embeddings
 
