@@ -96,7 +96,9 @@ def test_sub_path_expr_mounts_the_namespaces_directory_of_the_volume(
         "volumeMounts": [{"name": "store", "mountPath": "/store", "subPathExpr": "$(NS)"}],
     })  # fmt: skip
     done = run(kube, ns, body)
-    assert done["status"]["phase"] == "Succeeded", done["status"]
+    # the container's own state in the message: a Failed phase alone (one run in three
+    # under load in session 4) said nothing of why
+    assert done["status"]["phase"] == "Succeeded", state(done)
     assert (tmp_path / ns / "file").read_text() == "mine\n", "the namespace's directory, created"
 
 
