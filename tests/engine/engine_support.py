@@ -3,6 +3,10 @@ a test module importing ``conftest`` gets whichever conftest.py pytest loaded la
 
 from __future__ import annotations
 
+import ast
+import subprocess
+import sys
+
 import numpy as np
 import numpy.typing as npt
 
@@ -19,3 +23,24 @@ def make_blobs(
     rng.shuffle(truth)
     rows = centers[truth] + rng.normal(scale=std, size=(n, d))
     return np.ascontiguousarray(rows, dtype=np.float32), truth
+
+
+def modules_loaded(package: str, *configs: dict[str, object], then: str = "") -> list[str]:
+    """Modules of ``package`` a fresh interpreter has loaded after clustering 300 × 8 rows
+    with each config (then running ``then``, which sees ``rows`` and ``np``): what a Job's
+    start pays for imports."""
+    script = (
+        "import sys, numpy as np\n"
+        "from recluster.api.clustering import ClusteringConfig\n"
+        "from recluster.engine import cluster\n"
+        "rows = np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32)\n"
+        f"for config in {list(configs)!r}:\n"
+        "    cluster(rows, ClusteringConfig.model_validate(config))\n"
+        f"{then}\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] == {package!r}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    loaded: list[str] = ast.literal_eval(done.stdout.strip().splitlines()[-1])
+    return loaded

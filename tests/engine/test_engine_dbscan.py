@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
-from engine_support import make_blobs
+from engine_support import make_blobs, modules_loaded
 from sklearn.cluster import DBSCAN  # type: ignore[import-untyped]
 
 from recluster.engine import density
@@ -55,38 +52,18 @@ def test_radius_blocks_stay_within_their_memory() -> None:
 
 
 def test_dbscan_imports_no_scikit_learn() -> None:
-    script = (
-        "import sys, numpy as np\n"
-        "from recluster.api.clustering import ClusteringConfig\n"
-        "from recluster.engine import cluster\n"
-        "rows = np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32)\n"
-        "cluster(rows, ClusteringConfig(algorithm='dbscan', eps=3.0))\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sklearn'))\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True
-    ).stdout
-    assert out.strip() == "[]"
+    assert modules_loaded("sklearn", {"algorithm": "dbscan", "eps": 3.0}) == []
 
 
 def test_only_the_neighbour_searches_import_faiss() -> None:
     """faiss costs ~0.6 s to import in a fresh Job: k-means, dbscan and the scikit-learn
     algorithms never pay it; a neighbour search does (the check's positive control)."""
-    script = (
-        "import sys, numpy as np\n"
-        "from recluster.api.clustering import ClusteringConfig\n"
-        "from recluster.engine import cluster\n"
-        "rows = np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32)\n"
-        "for config in ({'algorithm': 'kmeans', 'n_clusters': 3},\n"
-        "               {'algorithm': 'dbscan', 'eps': 3.0},\n"
-        "               {'algorithm': 'gaussian_mixture', 'n_clusters': 3}):\n"
-        "    cluster(rows, ClusteringConfig.model_validate(config))\n"
-        "print('faiss' in sys.modules)\n"
-        "from recluster.engine.neighbours import exact_neighbours\n"
-        "exact_neighbours(rows, np.arange(5), 3)\n"
-        "print('faiss' in sys.modules)\n"
+    configs = (
+        {"algorithm": "kmeans", "n_clusters": 3},
+        {"algorithm": "dbscan", "eps": 3.0},
+        {"algorithm": "gaussian_mixture", "n_clusters": 3},
     )
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True
-    ).stdout
-    assert out.split() == ["False", "True"]
+    assert modules_loaded("faiss", *configs) == []
+    search = "from recluster.engine.neighbours import exact_neighbours\n"
+    search += "exact_neighbours(rows, np.arange(5), 3)"
+    assert "faiss" in modules_loaded("faiss", then=search)

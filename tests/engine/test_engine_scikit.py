@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
-from engine_support import make_blobs
+from engine_support import make_blobs, modules_loaded
 from sklearn.cluster import AgglomerativeClustering, MeanShift  # type: ignore[import-untyped]
 from sklearn.metrics import adjusted_rand_score  # type: ignore[import-untyped]
 
@@ -46,18 +43,8 @@ def test_cut_tree_undoes_the_last_merges() -> None:
 
 def test_agglomerative_imports_no_scikit_learn() -> None:
     """A fresh Job must not pay scikit-learn's import (seconds) for a tree SciPy builds."""
-    script = (
-        "import sys, numpy as np\n"
-        "from recluster.api.clustering import ClusteringConfig\n"
-        "from recluster.engine import cluster\n"
-        "rows = np.random.default_rng(0).normal(size=(200, 8)).astype(np.float32)\n"
-        "cluster(rows, ClusteringConfig(algorithm='agglomerative', n_clusters=3))\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sklearn'))\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True
-    ).stdout
-    assert out.strip() == "[]"
+    config = {"algorithm": "agglomerative", "n_clusters": 3}
+    assert modules_loaded("sklearn", config) == []
 
 
 def test_mean_shift_seeds_every_row_of_a_small_collection() -> None:
