@@ -1,31 +1,27 @@
-"""k-means internals and the bounded-memory streaming path."""
+"""k-means internals: seeding, restarts, the passes and their threads."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 import numpy as np
-import numpy.typing as npt
 import pytest
 from engine_support import make_blobs
 from sklearn.metrics import adjusted_rand_score  # type: ignore[import-untyped]
 
-from recluster.engine import NOISE, kmeans_streaming
 from recluster.engine.kmeans import (
+    DEFAULT_N_INIT,
+    MAX_N_INIT,
     PARALLEL_BLOCK,
     assign,
     cores_of_cpu_max,
     kmeans,
     kmeans_plus_plus,
+    kmeans_plus_plus_restarts,
     lloyd_pass,
     parallel_workers,
+    restarts_for,
 )
-
-
-def blocks_of(rows: npt.NDArray[np.float32], size: int) -> Iterator[npt.NDArray[np.float32]]:
-    for start in range(0, rows.shape[0], size):
-        yield rows[start : start + size]
 
 
 def test_kmeans_plus_plus_picks_one_seed_per_blob() -> None:
@@ -33,6 +29,31 @@ def test_kmeans_plus_plus_picks_one_seed_per_blob() -> None:
     seeds = kmeans_plus_plus(rows, 5, np.random.default_rng(0))
     labels, _ = assign(rows, seeds)
     assert adjusted_rand_score(truth, labels) == pytest.approx(1.0)
+
+
+def test_restarts_seeded_together_draw_what_each_draws_alone() -> None:
+    """Sharing the products must not couple the restarts: each one's seeds come from its own
+    generator only (the same bits here; in general up to the products' float rounding)."""
+    rows, _ = make_blobs(n=600, k=8, d=12, std=1.0, box=4.0, seed=5)
+    together = kmeans_plus_plus_restarts(rows, 8, np.random.default_rng(3).spawn(4))
+    alone = [kmeans_plus_plus(rows, 8, g) for g in np.random.default_rng(3).spawn(4)]
+    assert len(together) == 4
+    for mine, single in zip(together, alone, strict=True):
+        np.testing.assert_array_equal(mine, single)
+    assert not np.array_equal(together[0], together[1])
+    few = np.repeat(rows[:3], 5, axis=0)  # 3 distinct points, 6 clusters asked
+    for seeds in kmeans_plus_plus_restarts(few, 6, np.random.default_rng(1).spawn(2)):
+        # each restart runs out on its own and fills its last seeds with repeated points
+        assert seeds.shape == (6, 12)
+        assert {tuple(r) for r in seeds} == {tuple(r) for r in rows[:3]}
+
+
+def test_restarts_are_many_on_small_samples_and_three_on_large_ones() -> None:
+    assert restarts_for(30_000, 30, 16) == MAX_N_INIT == 10  # 14 M multiply-adds a pass
+    assert restarts_for(20_000, 20, 384) == 6  # 154 M
+    assert restarts_for(20_000, 40, 768) == DEFAULT_N_INIT == 3  # 614 M: 200,000 × 768, K=40
+    assert restarts_for(256_000, 1_000, 1_536) == DEFAULT_N_INIT
+    assert restarts_for(0, 5, 3) == MAX_N_INIT
 
 
 def test_assign_returns_nearest_centroid_and_squared_distance() -> None:
@@ -107,69 +128,3 @@ def test_small_kmeans_stays_on_one_thread() -> None:
 )
 def test_cores_of_cpu_max_reads_the_cgroup_quota(text: str, cores: int | None) -> None:
     assert cores_of_cpu_max(text) == cores
-
-
-def test_streaming_recovers_blobs_fed_in_blocks() -> None:
-    rows, truth = make_blobs(n=12_000, k=10, d=16, std=1.0, box=6.0, seed=4)
-    passes = []
-
-    def factory() -> Iterator[npt.NDArray[np.float32]]:
-        passes.append(1)
-        return blocks_of(rows, 1_000)
-
-    result = kmeans_streaming(factory, 10, sample_size=2_000, random_state=3)
-    assert len(passes) == 3  # sample, one mini-batch pass, the labelling pass
-    assert adjusted_rand_score(truth, result.labels) > 0.99
-    assert result.labels.shape == (12_000,) and result.labels.dtype == np.int32
-    assert result.sizes.sum() == 12_000
-    for c in range(result.num_clusters):
-        np.testing.assert_allclose(
-            result.centroids[c], rows[result.labels == c].mean(axis=0), atol=1e-4
-        )
-    assert result.quality is not None and 0.5 < result.quality <= 1.0
-    assert {"sample", "fit", "minibatch", "assign", "quality", "total"} <= result.timings_ms.keys()
-
-
-def test_streaming_is_deterministic_and_block_size_independent_on_clear_blobs() -> None:
-    rows, truth = make_blobs(n=6_000, k=6, d=8, std=0.5, box=6.0, seed=8)
-    a = kmeans_streaming(lambda: blocks_of(rows, 500), 6, sample_size=1_500, random_state=1)
-    b = kmeans_streaming(lambda: blocks_of(rows, 500), 6, sample_size=1_500, random_state=1)
-    c = kmeans_streaming(lambda: blocks_of(rows, 2_048), 6, sample_size=1_500, random_state=1)
-    np.testing.assert_array_equal(a.labels, b.labels)
-    np.testing.assert_array_equal(a.centroids, b.centroids)
-    assert adjusted_rand_score(a.labels, c.labels) == pytest.approx(1.0)
-    assert adjusted_rand_score(truth, a.labels) == pytest.approx(1.0)
-
-
-def test_streaming_normalize_keeps_raw_space_centroids() -> None:
-    rng = np.random.default_rng(0)
-    directions = np.eye(5, dtype=np.float32)[:3]
-    truth = np.arange(3_000) % 3
-    scale = rng.uniform(1, 50, size=(3_000, 1))
-    rows = ((directions[truth] + rng.normal(scale=0.05, size=(3_000, 5))) * scale).astype(
-        np.float32
-    )
-    result = kmeans_streaming(
-        lambda: blocks_of(rows, 700), 3, normalize=True, sample_size=1_000, passes=1
-    )
-    assert adjusted_rand_score(truth, result.labels) == pytest.approx(1.0)
-    for c in range(3):
-        np.testing.assert_allclose(
-            result.centroids[c], rows[result.labels == c].mean(axis=0), rtol=1e-4, atol=1e-3
-        )
-    assert NOISE not in result.labels
-
-
-def test_streaming_rejects_too_few_rows_and_unrepeatable_blocks() -> None:
-    rows, _ = make_blobs(n=5, k=1, d=3)
-    with pytest.raises(ValueError, match=r"fewer documents \(5\) than n_clusters \(8\)"):
-        kmeans_streaming(lambda: blocks_of(rows, 2), 8)
-    calls: list[int] = []
-    big, _ = make_blobs(n=600, k=3, d=3)
-
-    def shrinking() -> Iterator[npt.NDArray[np.float32]]:
-        calls.append(1)
-        return blocks_of(big[: 600 - 100 * (len(calls) - 1)], 100)
-
-    with pytest.raises(ValueError, match="not repeatable"):
-        kmeans_streaming(shrinking, 3, passes=1)

@@ -109,7 +109,12 @@ class ClusteringConfig(Model):
         default=None, ge=1, le=10_000, description="Maximum iterations (kmeans, gaussian_mixture)."
     )
     n_init: int | None = Field(
-        default=None, ge=1, le=100, description="Number of k-means restarts (kmeans)."
+        default=None,
+        ge=1,
+        le=100,
+        description=(
+            "Number of k-means restarts (kmeans). Default: 3 to 10, more where the sample is small."
+        ),
     )
     min_cluster_size: int | None = Field(
         default=None, ge=2, le=1_000_000, description="Smallest cluster size (hdbscan). Default 5."

@@ -10,8 +10,8 @@ from .algorithms import (
     cluster,
     validate_for_data,
 )
-from .kmeans import kmeans_streaming
 from .result import NOISE, ClusteringResult
+from .streaming import kmeans_streaming
 
 __all__ = [
     "NOISE",

@@ -15,8 +15,7 @@ from __future__ import annotations
 import functools
 import math
 import os
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -26,9 +25,7 @@ import numpy.typing as npt
 import scipy.sparse  # type: ignore[import-untyped]
 from threadpoolctl import ThreadpoolController, threadpool_limits  # type: ignore[import-untyped]
 
-from .preprocess import l2_normalize, sample_rows
-from .quality import silhouette
-from .result import ClusteringResult, cluster_means
+from .preprocess import sample_rows
 
 SAMPLE_POINTS_PER_CLUSTER = 256
 """Sample size per cluster for the Lloyd iterations (faiss's own default)."""
@@ -51,9 +48,14 @@ TASK_WORK = 1 << 26
 """Multiply-adds (rows·K·D) a parallel task does at least: ~0.5 ms on a core, so
 that handing out a task (a future, a K × D float64 accumulator) costs little beside it."""
 DEFAULT_N_INIT = 3
-"""Restarts on the sample are cheap, and they are what protects against the
+"""The fewest restarts on the sample: they are what protects against the
 merged-pair / split-cluster local optima that cost scikit-learn's single
 k-means++ start several ARI points on many-cluster data."""
+MAX_N_INIT = 10
+"""The most restarts (scikit-learn's KMeans ran 10 before its n_init='auto')."""
+RESTART_WORK = 1 << 30
+"""Sample multiply-adds (rows·K·D) that the restarts above `DEFAULT_N_INIT` may add up to
+(see `restarts_for`)."""
 DEFAULT_FULL_PASSES = 2
 
 BlocksFactory = Callable[[], Iterable[npt.NDArray[np.float32]]]
@@ -75,30 +77,60 @@ def sample_size_for(n_rows: int, n_clusters: int) -> int:
 def kmeans_plus_plus(
     points: npt.NDArray[np.float32], n_clusters: int, rng: np.random.Generator
 ) -> npt.NDArray[np.float32]:
-    """Greedy k-means++ seeding (2 + ln K candidates per step, as scikit-learn)."""
-    n = points.shape[0]
+    """Greedy k-means++ seeding (2 + ln K candidates per step, as scikit-learn): one restart."""
+    return kmeans_plus_plus_restarts(points, n_clusters, [rng])[0]
+
+
+def kmeans_plus_plus_restarts(
+    points: npt.NDArray[np.float32],
+    n_clusters: int,
+    rngs: Sequence[np.random.Generator],
+) -> list[npt.NDArray[np.float32]]:
+    """Greedy k-means++ seeds for ``len(rngs)`` independent restarts, computed together.
+
+    Each restart draws only from its own generator and keeps its own
+    distances, so its seeds are those it would draw alone (up to the float
+    rounding of a product of another shape). What the restarts
+    share is each step's product of the candidates with the sample: that
+    product is memory-bound (5 candidates against 20,000 × 768 reads 61 MB
+    for 0.15 GFLOP), so one product for every restart's candidates costs
+    about what one restart's did. Measured at 20,000 × 768, K=40 (the
+    sample of a 200,000-row fit): 0.21 s a restart run one after the other.
+    """
+    n, d = points.shape
+    restarts = len(rngs)
     trials = 2 + int(math.log(n_clusters))
     sq_norms = np.einsum("ij,ij->i", points, points)
-    centers = np.empty((n_clusters, points.shape[1]), dtype=np.float32)
-    first = int(rng.integers(n))
-    centers[0] = points[first]
-    closest = np.maximum(sq_norms - 2 * points @ points[first] + sq_norms[first], 0)
+    centers = np.empty((restarts, n_clusters, d), dtype=np.float32)
+    firsts = np.array([int(rng.integers(n)) for rng in rngs])
+    centers[:, 0] = points[firsts]
+    closest = np.maximum(
+        sq_norms[None, :] - 2 * points[firsts] @ points.T + sq_norms[firsts, None], 0
+    )
+    drawing = np.ones(restarts, dtype=bool)
     for c in range(1, n_clusters):
-        total = float(closest.sum())
-        if total <= 0:  # fewer distinct points than clusters: repeat points
-            centers[c:] = points[rng.integers(n, size=n_clusters - c)]
+        candidates = np.zeros((restarts, trials), dtype=np.intp)
+        for r in map(int, np.flatnonzero(drawing)):
+            total = float(closest[r].sum())
+            if total <= 0:  # fewer distinct points than clusters: repeat points
+                centers[r, c:] = points[rngs[r].integers(n, size=n_clusters - c)]
+                drawing[r] = False
+                continue
+            cumulative = np.cumsum(closest[r], dtype=np.float64)
+            drawn = np.searchsorted(cumulative, rngs[r].random(trials) * cumulative[-1])
+            candidates[r] = np.minimum(drawn, n - 1)
+        active = np.flatnonzero(drawing)
+        if active.size == 0:
             break
-        cumulative = np.cumsum(closest, dtype=np.float64)
-        candidates = np.searchsorted(cumulative, rng.random(trials) * cumulative[-1])
-        candidates = np.minimum(candidates, n - 1)
+        flat = candidates[active].reshape(-1)
         dist = np.maximum(
-            sq_norms[None, :] - 2 * points[candidates] @ points.T + sq_norms[candidates, None], 0
-        )
-        updated = np.minimum(closest[None, :], dist)
-        best = int(np.argmin(updated.sum(axis=1)))
-        centers[c] = points[candidates[best]]
-        closest = updated[best]
-    return centers
+            sq_norms[None, :] - 2 * points[flat] @ points.T + sq_norms[flat, None], 0
+        ).reshape(active.size, trials, n)
+        updated = np.minimum(closest[active, None, :], dist)
+        best = np.argmin(updated.sum(axis=2), axis=1)
+        centers[active, c] = points[candidates[active, best]]
+        closest[active] = updated[np.arange(active.size), best]
+    return list(centers)
 
 
 def tolerance(points: npt.NDArray[np.float32]) -> float:
@@ -321,6 +353,21 @@ def lloyd(
     return SampleFit(current, float(inertia))
 
 
+def restarts_for(sample_rows: int, n_clusters: int, dims: int) -> int:
+    """k-means++ restarts of a sample fit when the config names none: more where they are cheap.
+
+    Pure. A restart lands in a merged-pair / split-cluster optimum often
+    enough that three can all miss: on 30 blobs (30,000 × 16, the engine
+    tests' data) 6 of 30 seeds ended at ARI 0.96 with 3 restarts, 3 with 5,
+    none with 10. On a small sample ten restarts cost a few milliseconds
+    each, so a fit gets as many as `RESTART_WORK` pays for, between
+    `DEFAULT_N_INIT` and `MAX_N_INIT`; at 200,000 × 768, K=40 (a 20,000-row
+    sample, 0.6 G multiply-adds a pass) that is 3.
+    """
+    work = max(1, sample_rows * n_clusters * dims)
+    return max(DEFAULT_N_INIT, min(MAX_N_INIT, RESTART_WORK // work))
+
+
 def fit_sample(
     sample: npt.NDArray[np.float32],
     n_clusters: int,
@@ -330,7 +377,8 @@ def fit_sample(
     random_state: int = 42,
     workers: int = 1,
 ) -> SampleFit:
-    """Best of ``n_init`` runs of Lloyd on the sample, each from its own k-means++ seeds.
+    """Best of ``n_init`` runs of Lloyd on the sample (default `restarts_for`), each from its own
+    k-means++ seeds (`kmeans_plus_plus_restarts`, one generator a run).
 
     The runs stop at a coarse tolerance (``COARSE_TOLERANCE_FACTOR`` × the
     final one, or ``COARSE_MAX_ITER`` iterations: by then the run's optimum,
@@ -343,12 +391,12 @@ def fit_sample(
     optima on imbalanced topics (the drift tests' baseline: inertia 4,032
     against 3,982), and 64 rows a cluster cost 4 ARI points on 30 blobs.
     """
-    rng = np.random.default_rng(random_state)
+    restarts = n_init or restarts_for(sample.shape[0], n_clusters, sample.shape[1])
+    rngs = np.random.default_rng(random_state).spawn(restarts)
     tol = tolerance(sample)
     iterations = max_iter or DEFAULT_SAMPLE_ITERATIONS
     best: SampleFit | None = None
-    for _ in range(n_init or DEFAULT_N_INIT):
-        init = kmeans_plus_plus(sample, n_clusters, rng)
+    for init in kmeans_plus_plus_restarts(sample, n_clusters, rngs):
         fit = lloyd(
             sample,
             init,
@@ -434,118 +482,3 @@ def blas_threads(work: int) -> threadpool_limits:
     limits BLAS to one thread for the same reason.
     """
     return threadpool_limits(limits=1 if work < SINGLE_THREAD_WORK else None, user_api="blas")
-
-
-class _Reservoir:
-    """A uniform sample of fixed size over a stream of blocks (bottom-k random keys)."""
-
-    def __init__(self, size: int, seed: int) -> None:
-        self.size = size
-        self.rng = np.random.default_rng(seed)
-        self.keys = np.empty(0, dtype=np.float64)
-        self.rows: npt.NDArray[np.float32] | None = None
-        self.seen = 0
-
-    def offer(self, block: npt.NDArray[np.float32]) -> None:
-        keys: npt.NDArray[np.float64] = self.rng.random(size=(block.shape[0],))
-        self.seen += block.shape[0]
-        if self.rows is None:
-            self.rows = np.empty((0, block.shape[1]), dtype=np.float32)
-        if self.keys.size >= self.size:
-            keep = keys < self.keys.max()
-            keys, block = keys[keep], block[keep]
-        all_keys = np.concatenate([self.keys, keys])
-        all_rows = np.concatenate([self.rows, block])
-        if all_keys.size > self.size:
-            top = np.argpartition(all_keys, self.size - 1)[: self.size]
-            all_keys, all_rows = all_keys[top], all_rows[top]
-        self.keys, self.rows = all_keys, np.ascontiguousarray(all_rows, dtype=np.float32)
-
-
-def kmeans_streaming(
-    blocks_factory: BlocksFactory,
-    n_clusters: int,
-    *,
-    normalize: bool = False,
-    passes: int = DEFAULT_FULL_PASSES,
-    max_iter: int | None = None,
-    n_init: int | None = None,
-    random_state: int = 42,
-    sample_size: int | None = None,
-    quality_sample_rows: int = 10_000,
-) -> ClusteringResult:
-    """k-means over a collection too large for memory, one block at a time.
-
-    Memory is bounded by one block, a sample (default 256 rows per cluster,
-    at least 20k) and K × D accumulators; only the int32 labels grow with N.
-    Pass 0 draws a uniform sample (reservoir) and fits centroids on it; the
-    next ``passes - 1`` passes are mini-batch updates (each block moves its
-    centroids towards its members, weighted by running counts); the last pass
-    assigns every row with the centroids fixed and accumulates the member means
-    in the original space, so the result obeys centroid = mean of members.
-    ``blocks_factory`` must yield the same rows in the same order on every call.
-    """
-    started = time.perf_counter()
-    timings: dict[str, float] = {}
-    size = sample_size or max(MIN_SAMPLE_ROWS, SAMPLE_POINTS_PER_CLUSTER * n_clusters)
-    reservoir = _Reservoir(size, random_state)
-    for block in blocks_factory():
-        reservoir.offer(l2_normalize(block)[0] if normalize else block)
-    n_rows = reservoir.seen
-    if reservoir.rows is None or n_rows < n_clusters:
-        raise ValueError(f"fewer documents ({n_rows}) than n_clusters ({n_clusters})")
-    sample = reservoir.rows
-    timings["sample"] = (time.perf_counter() - started) * 1000
-    mark = time.perf_counter()
-    centroids = fit_sample(
-        sample, n_clusters, max_iter=max_iter, n_init=n_init, random_state=random_state
-    ).centroids
-    sample_labels, _ = assign(sample, centroids)
-    counts = np.bincount(sample_labels, minlength=n_clusters).astype(np.float64)
-    timings["fit"] = (time.perf_counter() - mark) * 1000
-    mark = time.perf_counter()
-    for _ in range(max(1, passes) - 1):
-        moving = centroids.astype(np.float64)
-        for block in blocks_factory():
-            work = l2_normalize(block)[0] if normalize else block
-            labels, _ = assign(work, centroids)
-            sums, sizes = cluster_means(work, labels, n_clusters)
-            sizes_f = sizes.astype(np.float64)
-            counts += sizes_f
-            step = np.where(counts > 0, sizes_f / np.maximum(counts, 1), 0.0)
-            moving += step[:, None] * (sums.astype(np.float64) - moving) * (sizes_f > 0)[:, None]
-            centroids = moving.astype(np.float32)
-    timings["minibatch"] = (time.perf_counter() - mark) * 1000
-    mark = time.perf_counter()
-    all_labels = np.empty(n_rows, dtype=np.int32)
-    raw_sums = np.zeros((n_clusters, sample.shape[1]), dtype=np.float64)
-    sizes_total = np.zeros(n_clusters, dtype=np.int64)
-    offset = 0
-    for block in blocks_factory():
-        work = l2_normalize(block)[0] if normalize else block
-        labels, _ = assign(work, centroids)
-        all_labels[offset : offset + block.shape[0]] = labels
-        offset += block.shape[0]
-        means, sizes = cluster_means(block, labels, n_clusters)
-        raw_sums += means.astype(np.float64) * sizes[:, None]
-        sizes_total += sizes
-    if offset != n_rows:
-        raise ValueError(f"blocks_factory yielded {offset} rows, then {n_rows}: not repeatable")
-    timings["assign"] = (time.perf_counter() - mark) * 1000
-    mark = time.perf_counter()
-    keep = sizes_total > 0
-    remap = np.cumsum(keep, dtype=np.int32) - 1
-    sample_labels, _ = assign(sample, centroids)
-    quality = silhouette(
-        sample, remap[sample_labels], max_rows=quality_sample_rows, random_state=random_state
-    )
-    timings["quality"] = (time.perf_counter() - mark) * 1000
-    timings["total"] = (time.perf_counter() - started) * 1000
-    centroids_raw = raw_sums[keep] / sizes_total[keep][:, None]
-    return ClusteringResult(
-        labels=remap[all_labels] if not keep.all() else all_labels,
-        centroids=centroids_raw.astype(np.float32),
-        sizes=sizes_total[keep],
-        quality=quality,
-        timings_ms=timings,
-    )

@@ -25,10 +25,10 @@ from ..core.drift import STATS_MAX_ROWS, baseline_stats, row_sample_blocks
 from ..core.jobs import STORE_SCOPE_NAMESPACE
 from ..drift_check import sample_collections
 from ..engine.algorithms import DataValidationError, cluster, random_state_of, validate_for_data
-from ..engine.kmeans import kmeans_streaming
 from ..engine.labels import Labeller
 from ..engine.maplayout import DEFAULT_LAYOUT, LAYOUT_METHODS, LayoutMethod
 from ..engine.result import ClusteringResult
+from ..engine.streaming import kmeans_streaming
 from ..store.base import CollectionStore
 from ..store.errors import CollectionNotFound, StoreAccessDenied, StoreUnavailable
 from ..store.types import Baseline, RunResults
