@@ -50,7 +50,8 @@ def test_restarts_seeded_together_draw_what_each_draws_alone() -> None:
 
 def test_restarts_are_many_on_small_samples_and_three_on_large_ones() -> None:
     assert restarts_for(30_000, 30, 16) == MAX_N_INIT == 10  # 14 M multiply-adds a pass
-    assert restarts_for(20_000, 20, 384) == 6  # 154 M
+    assert restarts_for(5_732, 16, 384) == 7  # 35 M: the real MiniLM sample
+    assert restarts_for(20_000, 20, 384) == DEFAULT_N_INIT  # 154 M
     assert restarts_for(20_000, 40, 768) == DEFAULT_N_INIT == 3  # 614 M: 200,000 × 768, K=40
     assert restarts_for(256_000, 1_000, 1_536) == DEFAULT_N_INIT
     assert restarts_for(0, 5, 3) == MAX_N_INIT

@@ -53,9 +53,9 @@ merged-pair / split-cluster local optima that cost scikit-learn's single
 k-means++ start several ARI points on many-cluster data."""
 MAX_N_INIT = 10
 """The most restarts (scikit-learn's KMeans ran 10 before its n_init='auto')."""
-RESTART_WORK = 1 << 30
-"""Sample multiply-adds (rows·K·D) that the restarts above `DEFAULT_N_INIT` may add up to
-(see `restarts_for`)."""
+RESTART_WORK = 1 << 28
+"""Multiply-adds (rows·K·D) of a pass over the sample below which a fit gets more than
+`DEFAULT_N_INIT` restarts (see `restarts_for`)."""
 DEFAULT_FULL_PASSES = 2
 
 BlocksFactory = Callable[[], Iterable[npt.NDArray[np.float32]]]
@@ -360,9 +360,11 @@ def restarts_for(sample_rows: int, n_clusters: int, dims: int) -> int:
     enough that three can all miss: on 30 blobs (30,000 × 16, the engine
     tests' data) 6 of 30 seeds ended at ARI 0.96 with 3 restarts, 3 with 5,
     none with 10. On a small sample ten restarts cost a few milliseconds
-    each, so a fit gets as many as `RESTART_WORK` pays for, between
-    `DEFAULT_N_INIT` and `MAX_N_INIT`; at 200,000 × 768, K=40 (a 20,000-row
-    sample, 0.6 G multiply-adds a pass) that is 3.
+    each, so a fit gets `RESTART_WORK` / (a pass's multiply-adds), between
+    `DEFAULT_N_INIT` and `MAX_N_INIT`: 10 for those blobs, 7 for 5,732 ×
+    384, K=16, and 3 from a 20,000-row sample at K=20, D=384 up (measured:
+    6 restarts there cost 0.3-0.5 s more at 100,000 and 1M rows, for no
+    better inertia).
     """
     work = max(1, sample_rows * n_clusters * dims)
     return max(DEFAULT_N_INIT, min(MAX_N_INIT, RESTART_WORK // work))
