@@ -319,8 +319,8 @@ def _tolerance_by_blocks(matrix: np.ndarray) -> None:
 
     total = np.zeros(matrix.shape[1])
     squares = np.zeros(matrix.shape[1])
-    for start in range(0, matrix.shape[0], 1_000_000):
-        block = matrix[start : start + 1_000_000].astype(np.float64)
+    for start in range(0, matrix.shape[0], 100_000):  # 300 MB of float64 a block
+        block = matrix[start : start + 100_000].astype(np.float64)
         total += block.sum(axis=0)
         squares += (block * block).sum(axis=0)
     mean = total / matrix.shape[0]
