@@ -31,18 +31,20 @@ def test_kmeans_plus_plus_picks_one_seed_per_blob() -> None:
     assert adjusted_rand_score(truth, labels) == pytest.approx(1.0)
 
 
-def test_restarts_seeded_together_draw_what_each_draws_alone() -> None:
-    """Sharing the products must not couple the restarts: each one's seeds come from its own
-    generator only (the same bits here; in general up to the products' float rounding)."""
+def test_restarts_seeded_together_draw_what_they_drew_one_after_the_other() -> None:
+    """Batching the restarts must not change a fit's seeds: restart r's are those a
+    sequential run on the same generator gave it (the same bits here; in general up to the
+    products' float rounding), so a result does not change with the batching."""
     rows, _ = make_blobs(n=600, k=8, d=12, std=1.0, box=4.0, seed=5)
-    together = kmeans_plus_plus_restarts(rows, 8, np.random.default_rng(3).spawn(4))
-    alone = [kmeans_plus_plus(rows, 8, g) for g in np.random.default_rng(3).spawn(4)]
+    together = kmeans_plus_plus_restarts(rows, 8, np.random.default_rng(3), 4)
+    one_generator = np.random.default_rng(3)
+    alone = [kmeans_plus_plus(rows, 8, one_generator) for _ in range(4)]
     assert len(together) == 4
     for mine, single in zip(together, alone, strict=True):
         np.testing.assert_array_equal(mine, single)
     assert not np.array_equal(together[0], together[1])
     few = np.repeat(rows[:3], 5, axis=0)  # 3 distinct points, 6 clusters asked
-    for seeds in kmeans_plus_plus_restarts(few, 6, np.random.default_rng(1).spawn(2)):
+    for seeds in kmeans_plus_plus_restarts(few, 6, np.random.default_rng(1), 2):
         # each restart runs out on its own and fills its last seeds with repeated points
         assert seeds.shape == (6, 12)
         assert {tuple(r) for r in seeds} == {tuple(r) for r in rows[:3]}
