@@ -5,21 +5,25 @@ backward search, and interval arithmetic that stays exact across the whole datet
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 import pytest
-from test_schedule import NY, utc
+from test_schedule import BERLIN, LORD_HOWE, NY, utc
 
 import recluster.core.schedule as schedule_module
 from recluster.core.schedule import (
+    ScheduleError,
     cron_fires,
     latest_cron_fire,
     latest_interval_fire,
     next_cron_fire,
     next_interval_fire,
     validate_cron_expression,
+    validate_timezone,
 )
 
 
@@ -103,3 +107,73 @@ def test_question_marks_stand_for_any_day_and_a_bare_start_steps_to_the_end() ->
     assert firsts == [utc(2026, 2, 1), utc(2026, 3, 1)]
     steps = cron_fires("5/20 * * * *", "UTC", utc(2026, 1, 1), 4)
     assert steps == [utc(2026, 1, 1, 0, m) for m in (5, 25, 45)] + [utc(2026, 1, 1, 1, 5)]
+
+
+def test_a_value_that_is_not_a_string_is_refused_naming_it() -> None:
+    """YAML gives a number where a string belongs (`schedule: 5`, `timezone: 5`): the
+    error names the value and the reason, never a TypeError from deeper down."""
+    with pytest.raises(ScheduleError) as caught:
+        validate_cron_expression(5)  # type: ignore[arg-type]
+    assert str(caught.value) == "invalid cron expression 5: it is not a string"
+    with pytest.raises(ScheduleError) as caught:
+        validate_timezone(5)  # type: ignore[arg-type]
+    assert str(caught.value) == (
+        "unknown time zone 5: use an IANA name such as 'UTC' or 'Europe/Berlin'"
+    )
+
+
+class _NoOffset(tzinfo):
+    """A tzinfo that knows no offset: Python counts such a datetime as naive."""
+
+    def utcoffset(self, dt: datetime | None) -> timedelta | None:
+        return None
+
+    def dst(self, dt: datetime | None) -> timedelta | None:
+        return None
+
+    def tzname(self, dt: datetime | None) -> str:
+        return "nowhere"
+
+
+def test_a_datetime_whose_zone_gives_no_offset_is_refused_as_naive() -> None:
+    """Aware means tzinfo set *and* utcoffset() not None (the datetime docs' definition)."""
+    with pytest.raises(ValueError, match=r"^after must be a timezone-aware datetime, got naive"):
+        next_cron_fire("* * * * *", "UTC", datetime(2026, 1, 1, tzinfo=_NoOffset()))
+
+
+@pytest.fixture
+def machine_zone() -> Iterator[Any]:
+    """Set the process's local time zone (TZ + tzset) for a test, and restore it."""
+    saved = os.environ.get("TZ")
+
+    def use(name: str) -> None:
+        os.environ["TZ"] = name
+        time.tzset()
+
+    yield use
+    if saved is None:
+        os.environ.pop("TZ", None)
+    else:
+        os.environ["TZ"] = saved
+    time.tzset()
+
+
+def _fires_near_transitions() -> list[Any]:
+    return [
+        next_cron_fire("30 2 * * *", BERLIN, utc(2026, 3, 28, 12)),  # 02:30 is skipped
+        cron_fires("0 * * * *", NY, utc(2026, 11, 1, 4), 4),  # 01:00 happens twice
+        cron_fires("15 2 * * *", LORD_HOWE, utc(2026, 10, 2), 3),  # a 30-minute gap
+        latest_cron_fire("*/15 * * * *", NY, utc(2026, 11, 1), utc(2026, 11, 1, 6, 20)),
+    ]
+
+
+def test_fire_times_do_not_depend_on_the_machines_local_time_zone(machine_zone: Any) -> None:
+    """The operator's pod may run with any TZ: a conversion through local time (astimezone()
+    or fromtimestamp() without a zone) would move every fire time by the node's offset."""
+    machine_zone("UTC")
+    expected = _fires_near_transitions()
+    assert expected[0] == utc(2026, 3, 29, 1)  # the gap's end: 03:00 CEST
+    for zone in ("America/Sao_Paulo", "Asia/Kathmandu", "Australia/Lord_Howe"):
+        machine_zone(zone)
+        assert time.localtime(0).tm_gmtoff != 0, zone
+        assert _fires_near_transitions() == expected, zone
