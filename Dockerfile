@@ -70,7 +70,6 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     OMP_WAIT_POLICY=PASSIVE \
-    OPENBLAS_THREAD_TIMEOUT=4 \
     NUMBA_CPU_NAME=generic \
     NUMBA_CACHE_DIR=/tmp/numba-cache \
     RECLUSTER_NUMBA_CACHE_SEED=/opt/recluster/numba-cache
