@@ -24,11 +24,11 @@ OpenBLAS's own pool is deliberately left at its default (its workers spin 2^28
 cycles, ~0.1 s, after each call). Session 4 set OPENBLAS_THREAD_TIMEOUT=4 here
 (k-means passes after a threaded sgemm ran at 56 % of the sgemm peak instead of
 40 %), and it deadlocked: with the workers going to sleep after every call, four
-threads calling small sgemms at once stalled for good within 10-25 s (both of two
-tries), the caller spinning in OpenBLAS's exec_blas on a worker that never woke,
-where the default ran the same 60 s without a stall. The operator hit it in a drift
-check (test_dev, one `make test` run in five); tests/test_thread_pool_environment.py
-runs that load."""
+threads calling small sgemms at once stalled for good in 3 of 7 runs of 24-60 s
+(benchmarks/bench_blas_threads.py), a caller spinning in OpenBLAS's exec_blas on a
+worker that never woke; at the default, none of 3 runs of 60 s stalled. The operator
+hit it in a drift check (test_dev, one `make test` run in five: gdb showed the store
+thread in exec_blas after 600 s of CPU)."""
 
 for _name, _value in THREAD_POOL_ENVIRONMENT.items():
     os.environ.setdefault(_name, _value)
