@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -162,3 +163,11 @@ def job_from_chart(
     )  # fmt: skip
     metadata = {"name": "daily-2am", "namespace": namespace, "uid": "u-1"}
     return build_job(metadata, template, request, Settings.from_env(literal).job_settings())
+
+
+Render = Callable[[dict[str, Any]], "Rendered"]
+"""A chart test's render fixture: values in, the rendered objects out."""
+OPERATOR = f"{RELEASE}-recluster-operator"
+"""The operator Deployment's name in a render of RELEASE."""
+GATEWAY = f"{RELEASE}-recluster-gateway"
+"""The gateway Deployment's name in a render of RELEASE."""

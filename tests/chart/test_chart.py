@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +23,12 @@ import pytest
 from chart_support import (
     CHART,
     COMBINATIONS,
+    GATEWAY,
     NAMESPACE,
+    OPERATOR,
     ROOT,
     Helm,
+    Render,
     Rendered,
     env_of,
     job_from_chart,
@@ -42,15 +44,12 @@ from recluster.validation import validate_documents
 kubernetes_validate = pytest.importorskip(
     "kubernetes_validate", reason="kubernetes-validate is not installed (test extra)"
 )
-Render = Callable[[dict[str, Any]], Rendered]
 
 # chart's kubeVersion floor, and the newest schemas kubernetes-validate ships
 KUBERNETES_VERSIONS = (kube_version_floor(), kubernetes_validate.latest_version())
 RECLUSTER_KINDS = {"ClusterTrigger", "ClusterDefinition"}
 CRD_KINDS = {"ServiceMonitor"}
 CHART_IMAGE = "ghcr.io/recluster/recluster:0.1.0"
-OPERATOR = "rel-recluster-operator"
-GATEWAY = "rel-recluster-gateway"
 
 
 # kinds the chart renders only where the cluster has them (templates/job-policy.yaml)

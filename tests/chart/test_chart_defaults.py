@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +25,10 @@ from chart_support import (
     CHART,
     COMBINATIONS,
     NAMESPACE,
+    OPERATOR,
     RELEASE,
     Helm,
-    Rendered,
+    Render,
     env_of,
     job_from_chart,
     kube_version_floor,
@@ -37,8 +38,6 @@ from chart_support import (
 
 from recluster.api.jobtemplate import JobTemplate
 
-Render = Callable[[dict[str, Any]], Rendered]
-OPERATOR = "rel-recluster-operator"
 DEFAULT_RESOURCES = {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "4Gi"}}
 
 

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from chart_support import CHART, Helm, Rendered, env_of, values_file
+from chart_support import CHART, GATEWAY, Helm, Render, Rendered, env_of, values_file
 
 from recluster.gateway import GatewaySettings, limits_from_env
 from recluster.gateway.settings import LIMITS_ENV
 
-Render = Callable[[dict[str, Any]], Rendered]
-GATEWAY = "rel-recluster-gateway"
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())
 LIMITS = SCHEMA["properties"]["gateway"]["properties"]["limits"]["properties"]
 

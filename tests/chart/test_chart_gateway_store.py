@@ -12,7 +12,6 @@ block `kubectl drain`), and nodeSelectors that no node can meet for both are ref
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +19,17 @@ import pytest
 from chart_support import (
     CHART,
     COMBINATIONS,
+    GATEWAY,
     NAMESPACE,
+    OPERATOR,
     RELEASE,
     Helm,
+    Render,
     Rendered,
     env_of,
     values_file,
 )
 
-Render = Callable[[dict[str, Any]], Rendered]
-OPERATOR = "rel-recluster-operator"
-GATEWAY = "rel-recluster-gateway"
 STORE_PATH = "/var/lib/recluster/store"
 GATEWAY_ON: dict[str, Any] = {"gateway": {"enabled": True}}
 RWX = {"store": {"parquet": {"persistence": {"accessModes": ["ReadWriteMany"]}}}}

@@ -10,18 +10,16 @@ the real kube-scheduler places a Job's pod by the affinity the chart gives it.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from chart_support import COMBINATIONS, NAMESPACE, Rendered, job_from_chart
+from chart_support import COMBINATIONS, NAMESPACE, Render, job_from_chart
 
 from kube_support import LocalKube
 from recluster.kube.errors import KubeError
 
-Render = Callable[[dict[str, Any]], Rendered]
 NOT_SERVED = {"ServiceMonitor"}
 """Kinds of CRDs this cluster does not have (prometheus-operator's): checked offline only."""
 

@@ -10,17 +10,12 @@ both directions against the rendered RBAC.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import pytest
-from chart_support import NAMESPACE, Rendered
+from chart_support import NAMESPACE, Render, Rendered
 from test_chart import COMBINATIONS, GATEWAY, OPERATOR
 
 import audit_registry
 from kube_support import LocalKube, user_of
-
-Render = Callable[[dict[str, Any]], Rendered]
 
 
 def granted(rendered: Rendered, account: str) -> set[tuple[str, str, str]]:
