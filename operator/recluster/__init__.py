@@ -28,7 +28,12 @@ threads calling small sgemms at once stalled for good in 3 of 7 runs of 24-60 s
 (benchmarks/bench_blas_threads.py), a caller spinning in OpenBLAS's exec_blas on a
 worker that never woke; at the default, none of 3 runs of 60 s stalled. The operator
 hit it in a drift check (test_dev, one `make test` run in five: gdb showed the store
-thread in exec_blas after 600 s of CPU)."""
+thread in exec_blas after 600 s of CPU). Removing the timeout did not end it: session 6
+saw the same hang at OpenBLAS's default (and bench_blas_threads.py stalled in 1 of 3
+runs of 120 s under load), so the operator now runs BLAS on one thread while its store
+threads exist (controller/ports.py, ThreadedStore's rule). Jobs keep OpenBLAS's threads:
+a Job calls BLAS from one thread at a time, or from threads limited to one BLAS thread
+each (engine/kmeans.py)."""
 
 for _name, _value in THREAD_POOL_ENVIRONMENT.items():
     os.environ.setdefault(_name, _value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -198,6 +198,36 @@ async def test_a_slow_measurement_does_not_hold_up_other_store_calls() -> None:
         await blocked
         store.close()
     assert len(opened) == 1, "each thread opens its own store, once"
+
+
+def blas_thread_counts() -> set[int]:
+    from threadpoolctl import threadpool_info  # type: ignore[import-untyped]
+
+    return {int(i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"}
+
+
+async def test_the_store_pool_runs_blas_on_one_thread_until_it_is_closed() -> None:
+    """Drift measurements call BLAS from several pool threads at once; OpenBLAS's threaded
+    server deadlocks under concurrent callers (ThreadedStore's rule), so while the pool
+    exists BLAS runs on one thread, and closing the pool gives the process its setting back."""
+    from threadpoolctl import threadpool_limits
+
+    class Counting:
+        def count(self, namespace: str, collection: str) -> int:
+            (threads,) = blas_thread_counts()  # read inside a pool thread, as a measurement runs
+            return threads
+
+        def close(self) -> None:
+            pass
+
+    with threadpool_limits(limits=2, user_api="blas"):  # a 2-core default, on any machine
+        store = ThreadedStore("memory://", workers=2, opener=lambda uri: cast(Any, Counting()))
+        try:
+            assert await asyncio.wait_for(store.count(NS, "col_abc123"), 10) == 1
+            assert blas_thread_counts() == {1}, "the limit holds for the whole process"
+        finally:
+            store.close()
+        assert blas_thread_counts() == {2}
 
 
 class WatchOutrunsTheWrite(FakeCluster):

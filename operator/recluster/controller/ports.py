@@ -248,6 +248,35 @@ class KubeCluster:
         await self.client.request("POST", resource_path("v1", "events", meta["namespace"]), body)
 
 
+def one_blas_thread() -> Any:
+    """Set BLAS to one thread for the whole process; returns what `restore_blas_threads` undoes.
+
+    numpy is loaded first: threadpoolctl can only limit a BLAS that is loaded.
+    threadpoolctl lets one thread at a time set an OpenBLAS limit (others are
+    silently ignored), so control is taken and released around the call: the
+    limit must hold whichever thread made the store.
+    """
+    import numpy  # noqa: F401
+    from threadpoolctl import (  # type: ignore[import-untyped]
+        OpenBLASController,
+        threadpool_limits,
+    )
+
+    OpenBLASController.clear_controlling_thread(force=True)
+    limits = threadpool_limits(limits=1, user_api="blas")
+    OpenBLASController.clear_controlling_thread(force=True)
+    return limits
+
+
+def restore_blas_threads(limits: Any) -> None:
+    """Give the process back the BLAS threads `one_blas_thread` took, from any thread."""
+    from threadpoolctl import OpenBLASController
+
+    OpenBLASController.clear_controlling_thread(force=True)
+    limits.restore_original_limits()
+    OpenBLASController.clear_controlling_thread(force=True)
+
+
 class ThreadedStore:
     """StorePort on a real store: blocking calls in a bounded pool of threads.
 
@@ -255,6 +284,20 @@ class ThreadedStore:
     threads), so at most `workers` store calls run at once, whichever
     triggers they are for: a slow drift measurement holds one thread, not
     every event poll.
+
+    Rule: while the pool exists, BLAS runs on one thread in this process.
+    Drift measurements multiply rows by centroids (numpy, OpenBLAS) on
+    several pool threads at once, and OpenBLAS's threaded server deadlocks
+    under concurrent callers: a caller spins in ``exec_blas`` forever on a
+    worker that never answers (``make test``'s dev-system test hung so in
+    sessions 5 and 6, the store thread after 180-600 s of CPU;
+    ``benchmarks/bench_blas_threads.py`` stalled in 1 of 3 runs of 120 s at
+    OpenBLAS's defaults, never with one BLAS thread). With one thread per
+    call OpenBLAS never enters its server; the products are a sample × K,
+    small enough for one core. The limit is set by the first pool thread
+    before the pool has a thread (`one_blas_thread`): changing it under a
+    running call is itself a race; `close` restores it once the threads are gone. This loads numpy
+    when the operator starts instead of at its first drift check.
     """
 
     def __init__(
@@ -265,6 +308,7 @@ class ThreadedStore:
     ) -> None:
         self.uri = uri
         self.opener = opener
+        self.blas_limits = one_blas_thread()  # before any pool thread exists: the class's rule
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="store")
         self.local = threading.local()
         self.opened: list[CollectionStore] = []
@@ -325,3 +369,6 @@ class ThreadedStore:
             for store in self.opened:
                 store.close()
             self.opened.clear()
+            if self.blas_limits is not None:  # no pool thread is left to be in a BLAS call
+                restore_blas_threads(self.blas_limits)
+                self.blas_limits = None
