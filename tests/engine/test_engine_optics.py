@@ -152,6 +152,16 @@ def test_labels_of_on_the_fly_rows_equal_scikit_learns() -> None:
     assert labels.tolist() == model.labels_.tolist()
 
 
+@pytest.mark.parametrize("max_eps", [INF, 0.45])
+def test_rows_computed_ahead_are_nearly_all_used(max_eps: float) -> None:
+    """On the fly, rows are computed a batch at a time for the rows likely to come next;
+    nearly every one must be used before the cache (512 rows here) drops it."""
+    rows = hard_embeddings(1_000, 384, seed=4).matrix
+    on_the_fly = optics.optics_graph(rows, 10, max_eps, memory_bytes=8 * 1_000 * 512)
+    assert on_the_fly.rows_computed <= 1_100
+    assert optics.optics_graph(rows, 10, max_eps).rows_computed == 1_000
+
+
 def test_min_cluster_size_defaults_to_min_samples() -> None:
     rows = densities()
     graph = optics.optics_graph(rows, 5)
