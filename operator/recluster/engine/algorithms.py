@@ -10,7 +10,7 @@ import numpy.typing as npt
 
 from recluster.api.clustering import ClusteringConfig
 
-from . import density, scikit
+from . import density, optics, scikit
 from .kmeans import kmeans
 from .preprocess import as_float32_matrix, l2_normalize, reduce
 from .quality import quality_rows, silhouette
@@ -107,7 +107,7 @@ RUNNERS: dict[str, Runner] = {
         random_state=seed,
     ),
     "dbscan": lambda x, c, seed: density.dbscan(x, eps=c.eps, min_samples=c.min_samples),
-    "optics": lambda x, c, seed: density.optics(
+    "optics": lambda x, c, seed: optics.optics(
         x, min_samples=c.min_samples, max_eps=c.max_eps, xi=c.xi
     ),
     "agglomerative": lambda x, c, seed: scikit.agglomerative(

@@ -1,4 +1,4 @@
-"""Density-based clustering: hdbscan (exact when small, graph-based above), dbscan, optics.
+"""Density-based clustering: hdbscan (exact when small, graph-based above), dbscan.
 
 hdbscan. The reference implementation (`hdbscan.HDBSCAN`) and scikit-learn's
 build the mutual-reachability MST with space trees that degrade to brute force
@@ -27,8 +27,8 @@ Here:
   3. scipy's minimum spanning tree over the mutual reachability of those
      edges (`graph_mst`).
 
-dbscan: scikit-learn's rules computed without scikit-learn (`dbscan`); optics:
-scikit-learn's OPTICS.
+dbscan: scikit-learn's rules computed without scikit-learn (`dbscan`). optics
+has its own module, :mod:`recluster.engine.optics`.
 
 Both hdbscan paths end in the same cluster extraction (`labels_from_mst`):
 scikit-learn's compiled port of the hdbscan library's tree code. How close
@@ -511,21 +511,3 @@ def radius_graph(matrix: npt.NDArray[np.float32], radius: float) -> scipy.sparse
     np.cumsum(counts, out=indptr[1:])
     column = np.concatenate(indices) if indices else np.zeros(0, dtype=np.int32)
     return scipy.sparse.csr_matrix((np.ones(column.size, dtype=bool), column, indptr), shape=(n, n))
-
-
-def optics(
-    matrix: npt.NDArray[np.float32],
-    *,
-    min_samples: int | None = None,
-    max_eps: float | None = None,
-    xi: float | None = None,
-) -> npt.NDArray[np.int32]:
-    """scikit-learn's OPTICS with xi extraction (defaults min_samples=5, xi=0.05)."""
-    from sklearn.cluster import OPTICS  # type: ignore[import-untyped]
-
-    model = OPTICS(
-        min_samples=min_samples or 5,
-        max_eps=max_eps if max_eps is not None else np.inf,
-        xi=xi if xi is not None else 0.05,
-    )
-    return np.asarray(model.fit_predict(matrix), dtype=np.int32)
