@@ -102,7 +102,7 @@ def test_embedding_is_scikit_learns(affinity: str) -> None:
 
 def test_disconnected_nearest_neighbors_graph() -> None:
     """One graph component per blob: the top eigenvalue is repeated (once per component),
-    which a single-vector Krylov method cannot resolve; each component becomes a cluster."""
+    its eigenvectors are the components' indicators; each component becomes a cluster."""
     rows, truth = make_blobs(n=900, k=4, d=8, std=0.3, box=8.0)
     operator = spectral.knn_affinity(rows, 10)
     components, _ = connected_components(operator.affinity, directed=False)
@@ -110,6 +110,15 @@ def test_disconnected_nearest_neighbors_graph() -> None:
     labels = ours(rows, 4, "nearest_neighbors")
     assert adjusted_rand_score(truth, labels) == 1.0
     assert adjusted_rand_score(theirs(rows, 4, "nearest_neighbors"), labels) == 1.0
+
+
+def test_isolated_row_leaves_the_others_alone() -> None:
+    """A row too far for any rbf affinity (exp underflows to 0) has degree 0: the normed
+    Laplacian takes its degree as 1 instead of dividing by 0, and the rest cluster as before."""
+    rows, truth = make_blobs(n=900, k=5, d=8, std=0.4)
+    far = np.full((1, rows.shape[1]), 1_000.0, dtype=np.float32)
+    labels = ours(np.vstack([rows, far]), 5, "rbf")
+    assert adjusted_rand_score(truth, labels[:-1]) == 1.0
 
 
 @pytest.mark.parametrize("affinity", AFFINITIES)
@@ -121,11 +130,16 @@ def test_same_seed_same_labels(affinity: str) -> None:
 
 
 def test_cluster_qr_ignores_rotations_of_the_embedding() -> None:
-    """Indicator vectors of a partition, scaled and rotated: the partition comes back."""
+    """Indicator vectors of a partition, scaled and rotated: the partition comes back.
+
+    Rows are sorted by cluster, so only the pivoting finds one representative row per
+    cluster; with 12 clusters a rotation that is not undone maps two clusters to the same
+    largest coordinate (any rotation keeps rows of one cluster together).
+    """
     rng = np.random.default_rng(0)
-    truth = rng.integers(0, 6, size=500)
-    indicators = np.eye(6)[truth] * rng.uniform(0.5, 2.0, size=(500, 1))
-    rotation, _ = np.linalg.qr(rng.normal(size=(6, 6)))
+    truth = np.sort(rng.integers(0, 12, size=600))
+    indicators = np.eye(12)[truth] * rng.uniform(0.5, 2.0, size=(600, 1))
+    rotation, _ = np.linalg.qr(rng.normal(size=(12, 12)))
     labels = spectral.cluster_qr(indicators @ rotation)
     assert adjusted_rand_score(truth, labels) == 1.0
 
