@@ -97,15 +97,15 @@ def largest_eigenvectors(
     products = np.empty((n, capacity))
     projected = np.zeros((capacity, capacity))
     basis[:, :b] = _orthonormal(rng.standard_normal((n, b)), None, rng)
-    used, new = 0, b
+    used = 0
     best, stalled = np.inf, 0
     for passes in range(1, max_passes + 1):
-        fresh = slice(used, used + new)
+        fresh = slice(used, used + b)
         products[:, fresh] = matmat(basis[:, fresh])
         with blas_threads(0):  # the float64 steps on one thread: see the module docstring
-            projected[: used + new, fresh] = basis[:, : used + new].T @ products[:, fresh]
+            projected[: used + b, fresh] = basis[:, : used + b].T @ products[:, fresh]
             projected[fresh, :used] = projected[:used, fresh].T
-            used += new
+            used += b
             values, ritz = _ritz(projected[:used, :used])
             kept = min(b, used)
             vectors = basis[:, :used] @ ritz[:, :kept]
@@ -119,15 +119,22 @@ def largest_eigenvectors(
             else:
                 stalled += 1
             floor = stalled >= STALL_PASSES and worst < STALL_CEILING
-            if worst <= ANGLE_TOL * gap or floor or passes == max_passes:
+            if worst <= ANGLE_TOL * gap or floor:
+                return values[:k], vectors[:, :k]
+            if passes == max_passes:
+                log.warning(
+                    "eigenvectors not converged after %d products: residual %.1e, gap %.1e",
+                    passes,
+                    worst,
+                    gap,
+                )
                 return values[:k], vectors[:, :k]
             if used + b > capacity:  # thick restart from the best Ritz pairs
                 basis[:, :kept] = vectors
                 products[:, :kept] = images
                 projected[:kept, :kept] = np.diag(values[:kept])
                 used = kept
-            new = b
-            basis[:, used : used + new] = _orthonormal(residuals, basis[:, :used], rng)
+            basis[:, used : used + b] = _orthonormal(residuals, basis[:, :used], rng)
     raise AssertionError("unreachable: the last pass returns")
 
 
