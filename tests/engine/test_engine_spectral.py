@@ -121,6 +121,17 @@ def test_isolated_row_leaves_the_others_alone() -> None:
     assert adjusted_rand_score(truth, labels[:-1]) == 1.0
 
 
+def test_large_collections_take_the_checked_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above EXHAUSTIVE_FALLBACK_MAX_ROWS the graph comes from the checked k-NN search
+    (here lowered to reach it; at this size that search is exhaustive): the same graph."""
+    rows, _ = make_blobs(n=700, k=5, d=8, std=1.0)
+    exact = spectral.knn_affinity(rows, 10).affinity
+    monkeypatch.setattr(spectral, "EXHAUSTIVE_FALLBACK_MAX_ROWS", 100)
+    checked = spectral.knn_affinity(rows, 10).affinity
+    assert exact.nnz == checked.nnz > 700 * 9
+    assert abs(exact - checked).max() == 0
+
+
 @pytest.mark.parametrize("affinity", AFFINITIES)
 def test_same_seed_same_labels(affinity: str) -> None:
     rows = hard_embeddings(1_200, 384, 20, seed=3).matrix
