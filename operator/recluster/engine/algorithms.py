@@ -10,7 +10,7 @@ import numpy.typing as npt
 
 from recluster.api.clustering import ClusteringConfig
 
-from . import density, optics, scikit
+from . import density, optics, scikit, spectral
 from .kmeans import kmeans
 from .preprocess import as_float32_matrix, l2_normalize, reduce
 from .quality import quality_rows, silhouette
@@ -20,7 +20,7 @@ DEFAULT_RANDOM_STATE = 42
 
 MAX_ROWS: dict[str, int] = {
     "agglomerative": 30_000,  # ward/complete/average: N²/2 float64 distances (3.6 GB)
-    "spectral": 20_000,  # rbf affinity: a dense N² float64 matrix (3.2 GB)
+    "spectral": 20_000,  # rbf affinity: a dense N² float32 matrix (1.6 GB)
     "mean_shift": 100_000,  # O(N·seeds) neighbour queries; hours beyond this
     "optics": 200_000,  # O(N²) neighbourhood queries in high dimensions
     "gaussian_mixture": 2_000_000,
@@ -113,7 +113,7 @@ RUNNERS: dict[str, Runner] = {
     "agglomerative": lambda x, c, seed: scikit.agglomerative(
         x, n_clusters=c.n_clusters, linkage=c.linkage, distance_threshold=c.distance_threshold
     ),
-    "spectral": lambda x, c, seed: scikit.spectral(
+    "spectral": lambda x, c, seed: spectral.spectral(
         x,
         n_clusters=c.n_clusters or 8,
         affinity=c.affinity,
