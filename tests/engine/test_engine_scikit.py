@@ -32,6 +32,34 @@ def test_agglomerative_distance_threshold_cuts_where_scikit_learn_does(threshold
     assert adjusted_rand_score(theirs, ours) == 1.0
 
 
+@pytest.mark.parametrize("linkage", ["ward", "complete", "average", "single"])
+@pytest.mark.parametrize("n_clusters", [10, 40])
+def test_agglomerative_with_copied_rows_gives_scikit_learns_clusters(
+    linkage: str, n_clusters: int
+) -> None:
+    """30 rows, 5 copies each: asking 40 clusters splits copies, which scikit-learn
+    (pdist's exact zeros, ties broken by index) does in a definite order."""
+    rows, _ = make_blobs(n=30, k=3, d=16, std=1.5)
+    copied = np.ascontiguousarray(np.repeat(rows, 5, axis=0))
+    ours = scikit.agglomerative(copied, n_clusters=n_clusters, linkage=linkage)
+    theirs = AgglomerativeClustering(n_clusters=n_clusters, linkage=linkage).fit_predict(copied)
+    assert adjusted_rand_score(theirs, ours) == 1.0
+
+
+@pytest.mark.parametrize("linkage", ["ward", "complete", "average", "single"])
+@pytest.mark.parametrize("offset", [0.0, 100.0])
+def test_agglomerative_on_a_lattice_breaks_ties_as_scikit_learn_does(
+    linkage: str, offset: float
+) -> None:
+    """Integer rows have many equal distances; which of them merges first shapes the tree."""
+    lattice = np.random.default_rng(0).integers(0, 6, size=(300, 5)).astype(np.float32)
+    rows = np.ascontiguousarray(lattice + np.float32(offset))
+    for n_clusters in (5, 20):
+        ours = scikit.agglomerative(rows, n_clusters=n_clusters, linkage=linkage)
+        theirs = AgglomerativeClustering(n_clusters=n_clusters, linkage=linkage).fit_predict(rows)
+        assert adjusted_rand_score(theirs, ours) == 1.0
+
+
 def test_cut_tree_undoes_the_last_merges() -> None:
     # Leaves 0..4; merges: (0,1)->5, (2,3)->6, (5,6)->7, (4,7)->8.
     children = np.array([[0, 1], [2, 3], [5, 6], [4, 7]], dtype=np.int64)
