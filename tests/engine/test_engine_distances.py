@@ -28,6 +28,16 @@ def test_copies_are_exactly_zero_apart() -> None:
     assert np.array_equal(ours == 0, theirs == 0) and np.count_nonzero(theirs == 0) == 50
 
 
+def test_a_signed_zero_does_not_make_a_copy_distinct() -> None:
+    rows, _ = make_blobs(n=200, k=4, d=384, std=0.05)
+    rows[:, 0] = 0.0
+    signed = rows.copy()
+    signed[:, 0] = -0.0
+    ours = distances.condensed_distances(np.ascontiguousarray(np.vstack([rows, signed])))
+    first, second = np.arange(200), np.arange(200) + 200  # pairs (i, i + 200) in pdist's order
+    assert np.all(ours[400 * first - first * (first + 1) // 2 + second - first - 1] == 0)
+
+
 def test_lattice_distances_are_exact() -> None:
     """Far from the origin too: the centring itself must not round."""
     lattice = np.random.default_rng(1).integers(0, 9, size=(400, 12)).astype(np.float32)

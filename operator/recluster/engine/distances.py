@@ -99,7 +99,8 @@ def row_bytes(rows: npt.NDArray[Any]) -> npt.NDArray[np.void]:
 
 def copy_groups(matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.int64] | None:
     """A group id per row, equal for identical rows; None when every row is distinct."""
-    distinct, group = np.unique(row_bytes(matrix), return_inverse=True)
+    # + 0.0 turns -0.0 into 0.0: rows differing only in the sign of a zero are copies too
+    distinct, group = np.unique(row_bytes(matrix + np.float32(0.0)), return_inverse=True)
     if distinct.size == matrix.shape[0]:
         return None
     return np.asarray(group, dtype=np.int64).reshape(-1)
