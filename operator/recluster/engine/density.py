@@ -46,6 +46,7 @@ import numpy.typing as npt
 import scipy.sparse  # type: ignore[import-untyped]
 from scipy.sparse.csgraph import connected_components, minimum_spanning_tree  # type: ignore[import-untyped]
 
+from .distances import centred_rows, squared_distances, squared_norms
 from .neighbours import knn_search
 
 EXACT_MST_ROWS = 4_096
@@ -452,7 +453,9 @@ def dbscan(
       first.
 
     Distances are float32 (scikit-learn: float64), so a pair within about
-    1e-6 of ``eps`` can fall on the other side.
+    1e-6 of ``eps`` can fall on the other side; rows on a lattice of small
+    integers have exact distances (see `distances`), so a pair exactly
+    ``eps`` apart is within it, as in scikit-learn.
     """
     radius = eps if eps is not None else 0.5
     graph = radius_graph(matrix, radius)
@@ -461,7 +464,11 @@ def dbscan(
     labels = np.full(matrix.shape[0], -1, dtype=np.int32)
     if core_rows.size == 0:
         return labels
-    _, component = connected_components(graph[core_rows][:, core_rows], directed=False)
+    # The graph is symmetric, so its strong components are the undirected ones,
+    # found without the transposed copy that directed=False builds.
+    _, component = connected_components(
+        graph[core_rows][:, core_rows], directed=True, connection="strong"
+    )
     _, first, inverse = np.unique(component, return_index=True, return_inverse=True)
     cluster = np.argsort(np.argsort(first)).astype(np.int32)[inverse]
     labels[core_rows] = cluster
@@ -484,30 +491,39 @@ def radius_block_rows(n_rows: int) -> int:
 
 
 def radius_graph(matrix: npt.NDArray[np.float32], radius: float) -> scipy.sparse.csr_matrix:
-    """Pairs of rows within ``radius`` (Euclidean, each row with itself), N × N boolean.
+    """Pairs of rows within ``radius`` (Euclidean, each row with itself), N × N boolean, symmetric.
 
-    One float32 sgemm block of rows at a time, on centred rows (less
-    cancellation in |x|² + |y|² - 2x·y); memory: the block and the pairs.
+    Float32 products of centred rows (`distances.centred_rows`), one block of
+    rows at a time against the rows from the block's first on: the pairs
+    i < j are computed once (half the N × N products) and entered both ways,
+    so the graph is symmetric whatever the rounding. Memory: the block and
+    the pairs.
     """
     n = matrix.shape[0]
-    rows = (matrix - matrix.mean(axis=0)).astype(np.float32)
-    sq = np.einsum("ij,ij->i", rows, rows)
+    rows = centred_rows(matrix)
+    sq = squared_norms(rows)
     step = radius_block_rows(n)
     limit = np.float32(radius) ** 2
     indices: list[npt.NDArray[np.int32]] = []
     counts = np.zeros(n, dtype=np.int64)
     for start in range(0, n, step):
         stop = min(n, start + step)
-        d2 = rows[start:stop] @ rows.T
-        d2 *= -2
-        d2 += sq[start:stop, None]
-        d2 += sq[None, :]
+        d2 = squared_distances(rows[start:stop], sq[start:stop], rows[start:], sq[start:])
         within = d2 <= limit
-        within[np.arange(stop - start), np.arange(start, stop)] = True
+        del d2
+        width = stop - start
+        within[:, :width] &= np.triu(np.ones((width, width), dtype=bool))  # j >= i only
+        within[np.arange(width), np.arange(width)] = True  # each row with itself
         found_rows, found_cols = np.nonzero(within)
-        counts[start:stop] = np.bincount(found_rows, minlength=stop - start)
-        indices.append(found_cols.astype(np.int32))
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(counts, out=indptr[1:])
+        counts[start:stop] = np.bincount(found_rows, minlength=width)
+        columns = found_cols.astype(np.int32)
+        columns += start
+        indices.append(columns)
     column = np.concatenate(indices) if indices else np.zeros(0, dtype=np.int32)
-    return scipy.sparse.csr_matrix((np.ones(column.size, dtype=bool), column, indptr), shape=(n, n))
+    # int32 offsets while they fit: scipy would otherwise widen (copy) every index
+    indptr = np.zeros(n + 1, dtype=np.int32 if 2 * column.size < 2**31 else np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    upper = scipy.sparse.csr_matrix((np.ones(column.size, dtype=bool), column, indptr), (n, n))
+    graph: scipy.sparse.csr_matrix = upper + upper.T.tocsr()  # bool: the diagonal stays True
+    return graph
+
