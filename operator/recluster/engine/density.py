@@ -526,4 +526,3 @@ def radius_graph(matrix: npt.NDArray[np.float32], radius: float) -> scipy.sparse
     upper = scipy.sparse.csr_matrix((np.ones(column.size, dtype=bool), column, indptr), (n, n))
     graph: scipy.sparse.csr_matrix = upper + upper.T.tocsr()  # bool: the diagonal stays True
     return graph
-

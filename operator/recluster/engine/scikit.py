@@ -1,6 +1,7 @@
-"""Algorithms with scikit-learn's semantics: agglomerative, spectral,
-gaussian_mixture and mean_shift. They are quadratic in time or memory, so the
-engine caps the rows they accept (see ``algorithms.MAX_ROWS``).
+"""Algorithms with scikit-learn's semantics: agglomerative, gaussian_mixture
+and mean_shift (spectral and optics have modules of their own). They are
+quadratic in time or memory, so the engine caps the rows they accept (see
+``algorithms.MAX_ROWS``).
 
 Invariants:
 
@@ -101,26 +102,6 @@ def cut_tree(
     _, first, inverse = np.unique(parent[:n_leaves], return_index=True, return_inverse=True)
     rank = np.argsort(np.argsort(first))  # numbered in order of their first row
     return np.asarray(rank[inverse], dtype=np.int32)
-
-
-def spectral(
-    matrix: npt.NDArray[np.float32],
-    *,
-    n_clusters: int,
-    affinity: str | None = None,
-    n_neighbors: int | None = None,
-    random_state: int = 42,
-) -> npt.NDArray[np.int32]:
-    from sklearn.cluster import SpectralClustering  # type: ignore[import-untyped]
-
-    model = SpectralClustering(
-        n_clusters=n_clusters,
-        affinity=affinity or "rbf",
-        n_neighbors=n_neighbors or 10,
-        random_state=random_state,
-        assign_labels="cluster_qr",  # deterministic, no k-means restarts
-    )
-    return np.asarray(model.fit_predict(matrix), dtype=np.int32)
 
 
 def gaussian_mixture(
