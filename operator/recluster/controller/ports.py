@@ -248,8 +248,8 @@ class KubeCluster:
         await self.client.request("POST", resource_path("v1", "events", meta["namespace"]), body)
 
 
-def one_blas_thread() -> Any:
-    """Set BLAS to one thread for the whole process; returns what `restore_blas_threads` undoes.
+def pin_blas_to_one_thread() -> Any:
+    """Set BLAS to one thread for the whole process; returns what `unpin_blas_threads` undoes.
 
     numpy is loaded first: threadpoolctl can only limit a BLAS that is loaded.
     threadpoolctl lets one thread at a time set an OpenBLAS limit (others are
@@ -268,8 +268,8 @@ def one_blas_thread() -> Any:
     return limits
 
 
-def restore_blas_threads(limits: Any) -> None:
-    """Give the process back the BLAS threads `one_blas_thread` took, from any thread."""
+def unpin_blas_threads(limits: Any) -> None:
+    """Give the process back the BLAS threads `pin_blas_to_one_thread` took, from any thread."""
     from threadpoolctl import OpenBLASController
 
     OpenBLASController.clear_controlling_thread(force=True)
@@ -294,10 +294,11 @@ class ThreadedStore:
     ``benchmarks/bench_blas_threads.py`` stalled in 1 of 3 runs of 120 s at
     OpenBLAS's defaults, never with one BLAS thread). With one thread per
     call OpenBLAS never enters its server; the products are a sample × K,
-    small enough for one core. The limit is set by the first pool thread
-    before the pool has a thread (`one_blas_thread`): changing it under a
-    running call is itself a race; `close` restores it once the threads are gone. This loads numpy
-    when the operator starts instead of at its first drift check.
+    small enough for one core. The limit is set when the store is made,
+    before the pool has a thread (`pin_blas_to_one_thread`), since changing
+    it under a running call is itself a race; `close` restores it once the
+    threads are gone. This loads numpy when the operator starts instead of
+    at its first drift check.
     """
 
     def __init__(
@@ -308,7 +309,9 @@ class ThreadedStore:
     ) -> None:
         self.uri = uri
         self.opener = opener
-        self.blas_limits = one_blas_thread()  # before any pool thread exists: the class's rule
+        self.blas_limits = (
+            pin_blas_to_one_thread()
+        )  # before any pool thread exists: the class's rule
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="store")
         self.local = threading.local()
         self.opened: list[CollectionStore] = []
@@ -370,5 +373,5 @@ class ThreadedStore:
                 store.close()
             self.opened.clear()
             if self.blas_limits is not None:  # no pool thread is left to be in a BLAS call
-                restore_blas_threads(self.blas_limits)
+                unpin_blas_threads(self.blas_limits)
                 self.blas_limits = None
