@@ -277,6 +277,9 @@ CASES: list[tuple[str, Callable[[], Body], Callable[[Body], None], str, str, boo
     # YAML's .inf: no JSON carries it to the apiserver, so only validate can name it.
     ("infinite-threshold", lambda: trigger("conditional"),
      setting(f"{SC}.threshold", float("inf")), f"{SC}.threshold", "finite number", False),
+    ("optics-one-sample", lambda: trigger("cron"),
+     setting(f"{CFG}", {"algorithm": "optics", "min_samples": 1}),
+     f"{CFG}.min_samples", "optics needs min_samples of at least 2", True),
 ]  # fmt: skip
 
 

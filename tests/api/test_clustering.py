@@ -48,6 +48,20 @@ def config(**parameters: object) -> ClusteringConfig:
     return ClusteringConfig.model_validate(parameters)
 
 
+def test_optics_refuses_one_sample_and_takes_two() -> None:
+    """Each row is its own nearest neighbour: min_samples 1 would make every core distance 0."""
+    with pytest.raises(ValidationError) as caught:
+        config(algorithm="optics", min_samples=1)
+    assert [(e["loc"], e["msg"]) for e in caught.value.errors()] == [
+        (
+            ("min_samples",),
+            "optics needs min_samples of at least 2 (each row is its own nearest neighbour), got 1",
+        )
+    ]
+    assert config(algorithm="optics", min_samples=2).min_samples == 2
+    assert config(algorithm="dbscan", min_samples=1).min_samples == 1  # its own rule: allowed
+
+
 def test_runtime_job_takes_no_ray_settings() -> None:
     kmeans = config(algorithm="kmeans", n_clusters=3)
     assert runtime_problems(None, False, kmeans) == []

@@ -12,9 +12,11 @@ from typing import Any
 from .clustering import (
     ALGORITHM_PARAMETERS,
     COMMON_PARAMETERS,
+    OPTICS_MIN_SAMPLES,
     RAY_ALGORITHMS,
     RAY_UNSUPPORTED_PARAMETERS,
     ClusteringConfig,
+    optics_min_samples_message,
 )
 from .jobtemplate import RESERVED_ENV_NAMES, RESERVED_ENV_PREFIXES
 from .notifications import URL_RULES
@@ -110,6 +112,17 @@ def clustering_config_rules() -> list[Rule]:
             ),
             "message": "agglomerative needs exactly one of n_clusters and distance_threshold",
             "fieldPath": ".n_clusters",
+            "reason": "FieldValueInvalid",
+        }
+    )
+    rules.append(
+        {
+            "rule": (
+                "self.algorithm != 'optics' || !has(self.min_samples) || "
+                f"self.min_samples >= {OPTICS_MIN_SAMPLES}"
+            ),
+            "message": optics_min_samples_message(),
+            "fieldPath": ".min_samples",
             "reason": "FieldValueInvalid",
         }
     )

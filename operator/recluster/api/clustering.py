@@ -62,6 +62,10 @@ ALGORITHM_PARAMETERS: dict[str, ParameterRule] = {
     "optics": ParameterRule((), ("min_samples", "max_eps", "xi")),
 }
 
+OPTICS_MIN_SAMPLES = 2
+"""optics' smallest min_samples: each row is its own nearest neighbour, so with 1 every core
+distance is 0 and the ordering says nothing (scikit-learn's OPTICS refuses it too)."""
+
 
 class Reduction(Model):
     """Dimensionality reduction applied before clustering."""
@@ -169,7 +173,11 @@ class ClusteringConfig(Model):
 
     @model_validator(mode="after")
     def _parameters_fit_algorithm(self) -> ClusteringConfig:
-        reject("ClusteringConfig", parameter_problems(self.algorithm, set(self.model_fields_set)))
+        problems = parameter_problems(self.algorithm, set(self.model_fields_set))
+        ms = self.min_samples
+        if self.algorithm == "optics" and ms is not None and ms < OPTICS_MIN_SAMPLES:
+            problems.append((("min_samples",), optics_min_samples_message(ms)))
+        reject("ClusteringConfig", problems)
         return self
 
 
@@ -191,6 +199,15 @@ def parameter_problems(algorithm: str, given: set[str]) -> list[tuple[Loc, str]]
             )
         )
     return problems
+
+
+def optics_min_samples_message(given: int | None = None) -> str:
+    """The one wording of the optics min_samples rule (pydantic here, CEL in cel.py)."""
+    got = "" if given is None else f", got {given}"
+    return (
+        f"optics needs min_samples of at least {OPTICS_MIN_SAMPLES} "
+        f"(each row is its own nearest neighbour){got}"
+    )
 
 
 CollectionIds = Annotated[
