@@ -10,7 +10,7 @@ import numpy.typing as npt
 
 from recluster.api.clustering import ClusteringConfig
 
-from . import density, optics, scikit, spectral
+from . import density, mixture, optics, scikit, spectral
 from .kmeans import kmeans
 from .preprocess import as_float32_matrix, l2_normalize, reduce
 from .quality import quality_rows, silhouette
@@ -120,7 +120,7 @@ RUNNERS: dict[str, Runner] = {
         n_neighbors=c.n_neighbors,
         random_state=seed,
     ),
-    "gaussian_mixture": lambda x, c, seed: scikit.gaussian_mixture(
+    "gaussian_mixture": lambda x, c, seed: mixture.gaussian_mixture(
         x,
         n_clusters=c.n_clusters or 1,
         covariance_type=c.covariance_type,

@@ -255,7 +255,7 @@ def _parallel_pass(
 
     total = np.zeros((k, d), dtype=np.float64)
     partial_total = 0.0
-    with _one_blas_thread(), ThreadPoolExecutor(workers) as pool:
+    with one_blas_thread(), ThreadPoolExecutor(workers) as pool:
         for sums, partial in pool.map(task, range(0, n, task_rows)):  # results in task order
             if sums is not None:
                 total += sums
@@ -272,7 +272,7 @@ def _blas_controller() -> ThreadpoolController:
     return ThreadpoolController()
 
 
-def _one_blas_thread() -> AbstractContextManager[object]:
+def one_blas_thread() -> AbstractContextManager[object]:
     """BLAS on one thread, for the whole process, while a parallel pass runs its own threads."""
     return _blas_controller().limit(limits=1, user_api="blas")  # type: ignore[no-any-return]
 

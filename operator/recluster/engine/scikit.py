@@ -1,5 +1,5 @@
-"""Algorithms with scikit-learn's semantics: agglomerative, gaussian_mixture
-and mean_shift (spectral and optics have modules of their own). They are
+"""Algorithms with scikit-learn's semantics: agglomerative and mean_shift
+(spectral, optics and gaussian_mixture have modules of their own). They are
 quadratic in time or memory, so the engine caps the rows they accept (see
 ``algorithms.MAX_ROWS``).
 
@@ -102,26 +102,6 @@ def cut_tree(
     _, first, inverse = np.unique(parent[:n_leaves], return_index=True, return_inverse=True)
     rank = np.argsort(np.argsort(first))  # numbered in order of their first row
     return np.asarray(rank[inverse], dtype=np.int32)
-
-
-def gaussian_mixture(
-    matrix: npt.NDArray[np.float32],
-    *,
-    n_clusters: int,
-    covariance_type: str | None = None,
-    max_iter: int | None = None,
-    random_state: int = 42,
-) -> npt.NDArray[np.int32]:
-    """A Gaussian mixture with one component per requested cluster."""
-    from sklearn.mixture import GaussianMixture  # type: ignore[import-untyped]
-
-    model = GaussianMixture(
-        n_components=n_clusters,
-        covariance_type=covariance_type or "full",
-        max_iter=max_iter or 100,
-        random_state=random_state,
-    )
-    return np.asarray(model.fit_predict(matrix), dtype=np.int32)
 
 
 def mean_shift(
