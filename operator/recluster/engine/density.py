@@ -267,10 +267,7 @@ def _reachability(
     other_core: npt.NDArray[np.float32],
 ) -> npt.NDArray[np.float32]:
     """Mutual reachability max(core_i, core_j, |x_i - y_j|), len(rows) × len(other)."""
-    dist = rows @ other.T
-    dist *= -2
-    dist += np.einsum("ij,ij->i", rows, rows)[:, None]
-    dist += np.einsum("ij,ij->i", other, other)[None, :]
+    dist = squared_distances(rows, squared_norms(rows), other, squared_norms(other))
     np.sqrt(np.maximum(dist, 0, out=dist), out=dist)
     np.maximum(dist, rows_core[:, None], out=dist)
     np.maximum(dist, other_core[None, :], out=dist)
@@ -280,11 +277,8 @@ def _reachability(
 def pairwise_distances(matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """N × N Euclidean distances, float32, centred first (less cancellation in |x|²+|y|²-2x·y)."""
     rows = (matrix - matrix.mean(axis=0)).astype(np.float32)
-    sq = np.einsum("ij,ij->i", rows, rows)
-    d2: npt.NDArray[np.float32] = rows @ rows.T
-    d2 *= -2
-    d2 += sq[:, None]
-    d2 += sq[None, :]
+    sq = squared_norms(rows)
+    d2: npt.NDArray[np.float32] = squared_distances(rows, sq, rows, sq)
     np.maximum(d2, 0, out=d2)
     np.fill_diagonal(d2, 0)
     np.sqrt(d2, out=d2)

@@ -53,6 +53,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from .distances import squared_distances, squared_norms
+
 DEFAULT_MIN_SAMPLES = 5
 DEFAULT_XI = 0.05
 ROUNDING_DECIMALS = int(np.finfo(np.float64).precision)
@@ -100,7 +102,7 @@ class _DistanceRows:
     def __init__(self, points: FloatArray, min_samples: int, max_eps: float, capacity: int) -> None:
         n = points.shape[0]
         self.points = points
-        self.squared_norms: FloatArray = np.einsum("ij,ij->i", points, points)
+        self.squared_norms: FloatArray = squared_norms(points)
         self.min_samples = min_samples
         self.max_eps = max_eps
         self.core: FloatArray = np.full(n, np.nan)
@@ -161,10 +163,9 @@ class _DistanceRows:
 
     def _compute(self, rows: IndexArray) -> None:
         """Distances from ``rows`` to all rows, by scikit-learn's formula and rounding."""
-        block: FloatArray = self.points[rows] @ self.points.T
-        block *= -2
-        block += self.squared_norms[rows, None]
-        block += self.squared_norms[None, :]
+        block: FloatArray = squared_distances(
+            self.points[rows], self.squared_norms[rows], self.points, self.squared_norms
+        )
         np.maximum(block, 0, out=block)
         np.sqrt(block, out=block)
         kth = min(self.min_samples, block.shape[1]) - 1
